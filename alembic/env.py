@@ -1,0 +1,87 @@
+"""Alembic environment: Alembic's own template plus the named steps of a safe run.
+
+A run reads as: resolve the URL, connect (retrying while the server wakes up),
+then inside Alembic's transaction take the migration lock and set timeouts,
+verify the checksums of applied files, migrate, and record each step in
+migration_history. A lock timeout rolls the attempt back and retries it.
+"""
+
+import logging
+from logging.config import fileConfig
+
+from alembic import context
+from sqlalchemy.engine import Connection
+
+from migration_runner.connect import connect
+from migration_runner.database_url import resolve_target
+from migration_runner.history import HistoryRecorder, verify_checksums
+from migration_runner.lock_retry import run_with_lock_retries
+from migration_runner.settings import read_settings
+from migration_runner.transaction import take_migration_lock
+
+config = context.config
+
+if config.config_file_name is not None:
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
+
+log = logging.getLogger("migration_runner")
+
+# Migrations are hand-written SQL files: there is no model to autogenerate from.
+target_metadata = None
+
+settings = read_settings(context.get_x_argument(as_dictionary=True))
+
+
+def run_one_attempt(recorder: HistoryRecorder) -> None:
+    """Lock, set timeouts, verify checksums and migrate, all in one transaction."""
+    with context.begin_transaction():
+        migration_context = context.get_context()
+        take_migration_lock(migration_context, settings)
+        verify_checksums(migration_context, migration_context.script)
+        recorder.start()
+        context.run_migrations()
+
+
+def run_migrations_offline() -> None:
+    """Write the run as a SQL script, for review and for `psql -v ON_ERROR_STOP=1 -f`."""
+    recorder = HistoryRecorder()
+    context.configure(
+        dialect_name="postgresql",
+        literal_binds=True,
+        dialect_opts={"paramstyle": "named"},
+        on_version_apply=recorder,
+        run_settings=settings,
+    )
+    run_one_attempt(recorder)
+
+
+def run_migrations_with(connection: Connection) -> None:
+    """Migrate over an open connection, retrying after lock timeouts."""
+    recorder = HistoryRecorder()
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        on_version_apply=recorder,
+        run_settings=settings,
+    )
+    run_with_lock_retries(lambda: run_one_attempt(recorder), settings)
+
+
+def run_migrations_online() -> None:
+    """Run against the database named by the environment (or a connection passed in)."""
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        run_migrations_with(connection)
+        return
+    target = resolve_target()
+    log.info("target %s (from %s)", target.shown, target.variable)
+    for note in target.notes:
+        log.warning(note)
+    with connect(target, settings.connect_timeout) as connection:
+        run_migrations_with(connection)
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

@@ -1,0 +1,74 @@
+"""Open the migration connection, retrying while the server wakes up.
+
+A suspended Neon/Vercel compute takes seconds to accept its first connection,
+and a server that is restarting refuses connections for a moment. Those are
+retried with backoff for a bounded time; errors that waiting cannot fix
+(wrong password, unknown database, TLS refused) fail at once.
+"""
+
+import sys
+import time
+
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
+
+from migration_runner.database_url import DatabaseTarget
+from migration_runner.errors import MigrationError
+
+# Seconds libpq waits for one attempt when the URL does not say.
+ATTEMPT_TIMEOUT = "5"
+PERMANENT_FAILURES = (
+    "password authentication failed",
+    "no password supplied",
+    "does not exist",
+    "no pg_hba.conf entry",
+    "server does not support ssl",
+    "could not translate host name",
+    "invalid sslmode",
+    "invalid connection option",
+    "invalid integer value",
+    "permission denied",
+)
+
+
+def _reason(error: OperationalError) -> str:
+    """The driver's message, first meaningful line, without the SQLAlchemy banner."""
+    lines = [line.strip() for line in str(error.orig).splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith(("FATAL:", "ERROR:")):
+            return line
+    return lines[0] if lines else "unknown error"
+
+
+def _is_permanent(reason: str) -> bool:
+    return any(marker in reason.lower() for marker in PERMANENT_FAILURES)
+
+
+def connect(target: DatabaseTarget, retry_seconds: float) -> Connection:
+    """A connection to target, retried with backoff for up to retry_seconds."""
+    connect_args = {} if "connect_timeout" in target.url.query else {"connect_timeout": ATTEMPT_TIMEOUT}
+    engine = create_engine(target.url, poolclass=NullPool, connect_args=connect_args)
+    deadline = time.monotonic() + retry_seconds
+    delay = 0.5
+    while True:
+        try:
+            return engine.connect()
+        except OperationalError as error:
+            reason = _reason(error)
+            left = deadline - time.monotonic()
+            if _is_permanent(reason) or left <= 0:
+                raise MigrationError(
+                    f"Cannot connect to {target.shown} (from {target.variable}): {reason}. "
+                    "Check the host, port, user, password and database in that variable"
+                    + ("." if _is_permanent(reason) else f"; gave up after retrying for {retry_seconds:g}s "
+                       "(raise it with -x connect-timeout=SECONDS).")
+                ) from None
+            wait = min(delay, left)
+            print(
+                f"database not reachable yet ({reason}); retrying in {wait:.1f}s, {left:.0f}s left",
+                file=sys.stderr,
+            )
+            time.sleep(wait)
+            delay = min(delay * 2, 5.0)

@@ -1,0 +1,118 @@
+"""Refuse SQL that would destroy rows unless the user said `-x allow-data-loss=true`.
+
+Destructive statements are found by parsing the file with pglast, which wraps
+PostgreSQL's own parser: DROP TABLE, DROP SCHEMA, TRUNCATE and
+ALTER TABLE ... DROP COLUMN. Comments, string literals and function bodies
+that merely mention those words are not statements and do not count.
+"""
+
+from dataclasses import dataclass
+
+import pglast
+from alembic.runtime.migration import MigrationContext
+from pglast import ast
+from pglast.enums import AlterTableType, ObjectType
+
+from migration_runner.emit import emit, fetch, literal
+from migration_runner.errors import MigrationError
+from migration_runner.settings import RunSettings
+from migration_runner.sql_files import SqlFile
+
+# Counting stops here: enough to tell "some rows" from "a lot of rows" cheaply.
+COUNT_CAP = 1_000_000
+
+
+@dataclass(frozen=True)
+class Destruction:
+    table: str  # as written in the SQL, optionally schema-qualified
+    what: str  # "drops", "truncates", "drops column x of", "drops schema of"
+
+
+def _name(*parts: str | None) -> str:
+    return ".".join(part for part in parts if part)
+
+
+def find_destruction(sql_file: SqlFile) -> list[Destruction]:
+    """Every statement in the file that removes a table's rows or a column's values."""
+    try:
+        statements = pglast.parse_sql(sql_file.text)
+    except pglast.parser.ParseError as error:
+        raise MigrationError(f"{sql_file.shown} is not valid PostgreSQL: {error}") from None
+    found = []
+    for raw in statements:
+        node = raw.stmt
+        if isinstance(node, ast.DropStmt) and node.removeType == ObjectType.OBJECT_TABLE:
+            found += [Destruction(_name(*(part.sval for part in obj)), "drops") for obj in node.objects]
+        elif isinstance(node, ast.DropStmt) and node.removeType == ObjectType.OBJECT_SCHEMA:
+            found += [Destruction(f"{obj.sval}.*", "drops schema of") for obj in node.objects]
+        elif isinstance(node, ast.TruncateStmt):
+            found += [Destruction(_name(rel.schemaname, rel.relname), "truncates") for rel in node.relations]
+        elif isinstance(node, ast.AlterTableStmt):
+            table = _name(node.relation.schemaname, node.relation.relname)
+            found += [
+                Destruction(table, f"drops column {cmd.name} of")
+                for cmd in node.cmds
+                if cmd.subtype == AlterTableType.AT_DropColumn
+            ]
+    return found
+
+
+def _tables_with_rows(ctx: MigrationContext, destruction: Destruction) -> list[tuple[str, int]]:
+    if destruction.table.endswith(".*"):
+        schema = destruction.table[:-2]
+        tables = [row[0] for row in fetch(ctx, (
+            "SELECT c.oid::regclass::text FROM pg_class AS c"
+            " INNER JOIN pg_namespace AS n ON c.relnamespace = n.oid"
+            f" WHERE n.nspname = {literal(schema)} AND c.relkind IN ('r', 'p')"
+        ))]
+    else:
+        tables = [row[0] for row in fetch(ctx, f"SELECT to_regclass({literal(destruction.table)})::text")
+                  if row[0] is not None]
+    counted = []
+    for table in tables:
+        rows = fetch(ctx, f"SELECT count(*) FROM (SELECT FROM {table} LIMIT {COUNT_CAP}) AS capped")[0][0]
+        if rows:
+            counted.append((table, rows))
+    return counted
+
+
+def refuse_data_loss(ctx: MigrationContext, sql_file: SqlFile, settings: RunSettings) -> None:
+    """Stop before sql_file runs if it would destroy rows; offline, emit the same check."""
+    destructions = find_destruction(sql_file)
+    if not destructions or settings.allow_data_loss:
+        return
+    if ctx.as_sql:
+        _emit_guard(ctx, sql_file, destructions)
+        return
+    losses = []
+    for destruction in destructions:
+        for table, rows in _tables_with_rows(ctx, destruction):
+            count = f"{rows:,}+" if rows >= COUNT_CAP else f"{rows:,}"
+            losses.append(f"{destruction.what} {table} ({count} rows)")
+    if losses:
+        raise MigrationError(
+            f"Refusing to run {sql_file.shown}: it {'; '.join(losses)}. Nothing was changed. "
+            "If those rows may go (take a backup first), run again with "
+            "`alembic -x allow-data-loss=true ...`."
+        )
+
+
+def _emit_guard(ctx: MigrationContext, sql_file: SqlFile, destructions: list[Destruction]) -> None:
+    tables = ", ".join(literal(d.table) for d in destructions if not d.table.endswith(".*"))
+    if not tables:
+        return
+    emit(ctx, f"""DO $guard$
+DECLARE
+    target text;
+    has_rows boolean;
+BEGIN
+    FOREACH target IN ARRAY ARRAY[{tables}] LOOP
+        IF to_regclass(target) IS NOT NULL THEN
+            EXECUTE format('SELECT EXISTS (SELECT FROM %s)', to_regclass(target)) INTO has_rows;
+            IF has_rows THEN
+                RAISE EXCEPTION 'Refusing to run {sql_file.shown}: % holds rows (regenerate this script with -x allow-data-loss=true to accept the loss)', target;
+            END IF;
+        END IF;
+    END LOOP;
+END
+$guard$;""")

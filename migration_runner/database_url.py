@@ -1,0 +1,75 @@
+"""Which database to migrate: the URL from the environment, made safe to use and to show.
+
+Vercel Postgres (run by Neon) sets several variables at once. Migrations take
+the direct (non-pooled) URL first, as Neon advises, then the pooled ones.
+"""
+
+import os
+from dataclasses import dataclass, field
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from migration_runner.errors import MigrationError
+
+# First set wins. Direct URLs before pooled ones.
+URL_VARIABLES = (
+    "POSTGRES_URL_NON_POOLING",  # Vercel Postgres, direct
+    "DATABASE_URL_UNPOOLED",  # Neon integration, direct
+    "DATABASE_URL",  # Neon integration (pooled) or any other host
+    "POSTGRES_URL",  # Vercel Postgres, pooled
+)
+
+# Query parameters that Prisma and other clients add but libpq rejects.
+CLIENT_ONLY_PARAMETERS = ("pgbouncer", "schema", "connection_limit", "pool_timeout", "socket_timeout")
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", ""}
+DRIVER = "postgresql+psycopg2"
+SCHEMES = {"postgres", "postgresql", "postgresql+psycopg2"}
+
+
+@dataclass(frozen=True)
+class DatabaseTarget:
+    url: URL
+    variable: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def shown(self) -> str:
+        """Host, port and database with the password masked: safe for logs."""
+        return self.url.set(drivername="postgresql").render_as_string(hide_password=True)
+
+
+def _parse(raw: str, variable: str) -> URL:
+    try:
+        url = make_url(raw.strip())
+    except ArgumentError:
+        url = None
+    if url is None or url.drivername not in SCHEMES or not url.database:
+        # Never echo the value: it may hold a password.
+        raise MigrationError(
+            f"{variable} is not a PostgreSQL URL. Set it to the form "
+            "postgresql://USER:PASSWORD@HOST:PORT/DATABASE (postgres:// is accepted too)."
+        )
+    return url.set(drivername=DRIVER)
+
+
+def resolve_target(environ=os.environ) -> DatabaseTarget:
+    """The first URL variable that is set, parsed, with libpq-incompatible parameters dropped."""
+    variable = next((name for name in URL_VARIABLES if environ.get(name, "").strip()), None)
+    if variable is None:
+        raise MigrationError(
+            "No database URL: set DATABASE_URL (or Vercel's POSTGRES_URL_NON_POOLING) to "
+            "postgresql://USER:PASSWORD@HOST:PORT/DATABASE, or run `make migrate` for a local database."
+        )
+    url = _parse(environ[variable], variable)
+    notes = []
+    dropped = [name for name in CLIENT_ONLY_PARAMETERS if name in url.query]
+    if dropped:
+        url = url.difference_update_query(dropped)
+        notes.append(f"ignored {', '.join(dropped)} from {variable}: libpq does not accept them")
+    if (url.host or "") not in LOCAL_HOSTS and "sslmode" not in url.query:
+        notes.append(
+            f"warning: {url.host} is remote and {variable} sets no sslmode; "
+            "add ?sslmode=require so the connection is encrypted"
+        )
+    return DatabaseTarget(url=url, variable=variable, notes=notes)

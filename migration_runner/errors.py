@@ -1,0 +1,33 @@
+"""Errors meant for a person: one paragraph that says what to fix.
+
+They subclass Alembic's CommandError, which the `alembic` command prints as
+`FAILED: <message>` with a non-zero exit and no traceback.
+"""
+
+from alembic.util import CommandError
+from sqlalchemy.exc import DBAPIError
+
+LOCK_NOT_AVAILABLE = "55P03"
+
+
+class MigrationError(CommandError):
+    """A run was refused or failed; the database is left as it was."""
+
+
+class LockTimeout(MigrationError):
+    """A statement waited longer than lock_timeout; the run may be retried."""
+
+
+def database_error(error: DBAPIError, where: str, text: str | None = None) -> MigrationError:
+    """PostgreSQL's own words about a failed statement, naming where it happened.
+
+    With the statement's text, the error position becomes a line number.
+    """
+    original = error.orig
+    reason = (getattr(original, "pgerror", None) or str(original)).strip().splitlines()[0]
+    position = getattr(getattr(original, "diag", None), "statement_position", None)
+    if position and text is not None:
+        where += f" line {text[: int(position)].count(chr(10)) + 1}"
+    if getattr(original, "pgcode", None) == LOCK_NOT_AVAILABLE:
+        return LockTimeout(f"{where} waited too long for a lock: {reason}")
+    return MigrationError(f"{where} failed: {reason}. The transaction was rolled back.")

@@ -1,0 +1,113 @@
+"""migration_history: what was applied, when, by whom, and the checksum of each file.
+
+Flyway's validate, for Alembic: before a run changes anything, every applied
+revision's up file is compared with the checksum recorded when it ran. An
+applied migration is never edited; a fix is a new revision.
+
+History rows are written from Alembic's on_version_apply hook, inside the
+migration's own transaction: a failed run records nothing.
+"""
+
+import time
+from importlib.resources import files
+
+from alembic.runtime.migration import MigrationContext, MigrationInfo
+from alembic.script import ScriptDirectory
+
+from migration_runner import sql_files
+from migration_runner.emit import emit, fetch, literal
+from migration_runner.errors import MigrationError
+
+TABLE_DDL = files("migration_runner").joinpath("sql/migration_history.sql").read_text()
+LATEST_STEPS = (
+    "SELECT DISTINCT ON (revision) revision, direction, checksum"
+    " FROM migration_history ORDER BY revision, id DESC"
+)
+
+
+def ensure_table(ctx: MigrationContext) -> bool:
+    """Create migration_history if missing; True when it already existed (online)."""
+    if not ctx.as_sql and fetch(ctx, "SELECT to_regclass('migration_history') IS NOT NULL")[0][0]:
+        return True
+    emit(ctx, TABLE_DDL)
+    return False
+
+
+def _up_checksums(script: ScriptDirectory) -> dict[str, str]:
+    return {
+        rev.revision: sql_files.for_revision(rev.path, "up").checksum
+        for rev in script.walk_revisions()
+    }
+
+
+def _edited_message(revisions: list[str]) -> str:
+    return (
+        f"Applied migration(s) {', '.join(revisions)} were edited after they ran: the up file no "
+        "longer matches the checksum in migration_history. Restore the file as it was applied "
+        "(git log -p sql/up/) and fix forward with a new revision (alembic revision -m ...)."
+    )
+
+
+def verify_checksums(ctx: MigrationContext, script: ScriptDirectory) -> None:
+    """Refuse the run if an applied revision's up file changed since it ran."""
+    if not ensure_table(ctx):
+        return
+    expected = _up_checksums(script)
+    if ctx.as_sql:
+        _emit_verification(ctx, expected)
+        return
+    edited = sorted(
+        f"{revision} ({sql_files.for_revision(script.get_revision(revision).path, 'up').shown})"
+        for revision, direction, checksum in fetch(ctx, LATEST_STEPS)
+        if direction == "up" and revision in expected and expected[revision] != checksum
+    )
+    if edited:
+        raise MigrationError(_edited_message(edited))
+
+
+def _emit_verification(ctx: MigrationContext, expected: dict[str, str]) -> None:
+    """The same check inside an offline script, so psql refuses an edited history too."""
+    rows = ",\n        ".join(f"({literal(rev)}, {literal(sha)})" for rev, sha in sorted(expected.items()))
+    emit(ctx, f"""DO $verify$
+DECLARE
+    edited text;
+BEGIN
+    SELECT string_agg(applied.revision, ', ' ORDER BY applied.revision) INTO edited
+    FROM ({LATEST_STEPS}) AS applied
+    INNER JOIN (VALUES
+        {rows}
+    ) AS current_files (revision, checksum) ON applied.revision = current_files.revision
+    WHERE applied.direction = 'up' AND applied.checksum <> current_files.checksum;
+    IF edited IS NOT NULL THEN
+        RAISE EXCEPTION 'Applied migration(s) % were edited after they ran; fix forward with a new revision', edited;
+    END IF;
+END
+$verify$;""")
+
+
+class HistoryRecorder:
+    """on_version_apply hook: one migration_history row per applied step."""
+
+    def __init__(self) -> None:
+        self.step_started = time.monotonic()
+
+    def start(self) -> None:
+        self.step_started = time.monotonic()
+
+    def __call__(self, ctx: MigrationContext, step: MigrationInfo, heads, run_args) -> None:
+        direction = "up" if step.is_upgrade else "down"
+        duration = "NULL" if ctx.as_sql else str(round((time.monotonic() - self.step_started) * 1000))
+        rows = []
+        for revision in step.up_revision_ids:
+            script = ctx.script.get_revision(revision) if ctx.script else None
+            checksum = sql_files.for_revision(script.path, direction).checksum
+            rows.append(
+                f"({literal(revision)}, {literal(direction)}, {str(step.is_stamp).lower()}, "
+                f"{literal(checksum)}, {duration})"
+            )
+        emit(
+            ctx,
+            "INSERT INTO migration_history (revision, direction, stamped, checksum, duration_ms)\n"
+            f"VALUES {', '.join(rows)};",
+        )
+        self.start()

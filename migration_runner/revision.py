@@ -1,0 +1,45 @@
+"""What a revision shim calls: run its up or down SQL file verbatim.
+
+    def upgrade() -> None:
+        run_up(__file__)
+
+The file is checked by the data-loss guard first. A file headed
+`-- Transaction: none` runs statement by statement outside a transaction.
+"""
+
+import pglast
+from alembic import op
+from sqlalchemy.exc import DBAPIError
+
+from migration_runner import sql_files
+from migration_runner.data_loss_guard import refuse_data_loss
+from migration_runner.emit import emit
+from migration_runner.errors import database_error
+from migration_runner.sql_files import SqlFile
+from migration_runner.transaction import outside_transaction
+
+def run_up(shim_file: str) -> None:
+    """Run sql/up/<this shim's name>.sql."""
+    _run(sql_files.for_revision(shim_file, "up"))
+
+
+def run_down(shim_file: str) -> None:
+    """Run sql/down/<this shim's name>.sql."""
+    _run(sql_files.for_revision(shim_file, "down"))
+
+
+def _run(sql_file: SqlFile) -> None:
+    ctx = op.get_context()
+    settings = ctx.opts["run_settings"]
+    refuse_data_loss(ctx, sql_file, settings)
+    try:
+        if sql_file.transactional:
+            emit(ctx, sql_file.text)
+        else:
+            with outside_transaction(ctx, settings):
+                for statement in pglast.split(sql_file.text, with_parser=True):
+                    emit(op.get_context(), statement + ";")
+    except DBAPIError as error:
+        text = sql_file.text if sql_file.transactional else None
+        raise database_error(error, sql_file.shown, text) from None
+

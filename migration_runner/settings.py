@@ -1,0 +1,83 @@
+"""Run settings: `alembic -x name=value` first, then environment variables, then defaults."""
+
+import os
+import re
+from dataclasses import dataclass
+
+from migration_runner.errors import MigrationError
+
+# PostgreSQL accepts these units for time settings; a bare number means ms.
+DURATION = re.compile(r"^\d+\s*(us|ms|s|min|h|d)?$")
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off"}
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str  # the -x name
+    env: str  # the environment variable
+    default: str
+    kind: str  # duration, count, seconds or flag
+    help: str
+
+
+OPTIONS = (
+    Option("lock-timeout", "MIGRATION_LOCK_TIMEOUT", "2s", "duration",
+           "longest wait for a table lock before the transaction is retried"),
+    Option("statement-timeout", "MIGRATION_STATEMENT_TIMEOUT", "0", "duration",
+           "longest run of one statement (0: no limit)"),
+    Option("lock-retries", "MIGRATION_LOCK_RETRIES", "5", "count",
+           "how many times a run that hit the lock timeout is retried"),
+    Option("connect-timeout", "MIGRATION_CONNECT_TIMEOUT", "30", "seconds",
+           "how long to keep retrying the first connection (a suspended compute waking up)"),
+    Option("allow-data-loss", "MIGRATION_ALLOW_DATA_LOSS", "false", "flag",
+           "let a migration drop or truncate tables, or drop columns, that hold rows"),
+)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    lock_timeout: str
+    statement_timeout: str
+    lock_retries: int
+    connect_timeout: float
+    allow_data_loss: bool
+
+
+def _convert(option: Option, raw: str, source: str):
+    value = raw.strip().lower()
+    if option.kind == "duration" and DURATION.match(value):
+        return value.replace(" ", "")
+    if option.kind == "count" and value.isdigit():
+        return int(value)
+    if option.kind == "seconds" and re.fullmatch(r"\d+(\.\d+)?", value):
+        return float(value)
+    if option.kind == "flag" and value in TRUE_WORDS | FALSE_WORDS:
+        return value in TRUE_WORDS
+    expected = {
+        "duration": "a duration such as 2s, 500ms or 1min",
+        "count": "a whole number such as 5",
+        "seconds": "a number of seconds such as 30",
+        "flag": "true or false",
+    }[option.kind]
+    raise MigrationError(f"{source} must be {expected}, not {raw!r}.")
+
+
+def read_settings(x_arguments: dict[str, str], environ=os.environ) -> RunSettings:
+    """Settings from `-x` arguments and the environment; unknown names are refused."""
+    known = {option.name for option in OPTIONS}
+    unknown = sorted(set(x_arguments) - known)
+    if unknown:
+        raise MigrationError(
+            f"Unknown -x option {', '.join(unknown)}; known options: {', '.join(sorted(known))}."
+        )
+    values = {}
+    for option in OPTIONS:
+        if option.name in x_arguments:
+            raw, source = x_arguments[option.name], f"-x {option.name}"
+        elif option.env in environ:
+            raw, source = environ[option.env], option.env
+        else:
+            raw, source = option.default, option.name
+        values[option.name.replace("-", "_")] = _convert(option, raw, source)
+    return RunSettings(**values)

@@ -1,0 +1,71 @@
+"""The SQL file pair behind a revision, found from the migration tree itself.
+
+A shim at <tree>/alembic/versions/NNN_slug.py owns <tree>/sql/up/NNN_slug.sql
+and <tree>/sql/down/NNN_slug.sql, so a copy of the tree runs its own files.
+
+A file's leading comment block may carry `-- Key: value` headers. The runner
+reads one of them: `-- Transaction: none` runs the file outside a transaction
+(CREATE INDEX CONCURRENTLY, ALTER TYPE ... ADD VALUE).
+"""
+
+import hashlib
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from migration_runner.errors import MigrationError
+
+DIRECTIONS = ("up", "down")
+HEADER = re.compile(r"^--\s*([A-Za-z-]+):\s*(.*?)\s*$")
+
+
+@dataclass(frozen=True)
+class SqlFile:
+    path: Path
+    text: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()
+
+    @property
+    def headers(self) -> dict[str, str]:
+        found = {}
+        for line in self.text.splitlines():
+            if not line.startswith("--"):
+                break
+            match = HEADER.match(line)
+            if match:
+                found[match.group(1).lower()] = match.group(2)
+        return found
+
+    @property
+    def transactional(self) -> bool:
+        return self.headers.get("transaction", "").lower() != "none"
+
+    @property
+    def shown(self) -> str:
+        """The path as a reviewer knows it: sql/up/NNN_slug.sql."""
+        return "/".join(self.path.parts[-3:])
+
+
+def sql_path(shim_file: str | Path, direction: str) -> Path:
+    shim = Path(shim_file)
+    return shim.parents[2] / "sql" / direction / f"{shim.stem}.sql"
+
+
+@cache
+def load(path: Path) -> SqlFile:
+    """Read a SQL file once per process."""
+    try:
+        return SqlFile(path=path, text=path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MigrationError(
+            f"Missing SQL file {'/'.join(path.parts[-3:])}: every revision needs both "
+            "sql/up/NNN_slug.sql and sql/down/NNN_slug.sql."
+        ) from None
+
+
+def for_revision(shim_file: str | Path, direction: str) -> SqlFile:
+    return load(sql_path(shim_file, direction))
