@@ -10,7 +10,7 @@ import logging
 from logging.config import fileConfig
 
 from alembic import context
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from migration_runner.connect import connect
 from migration_runner.database_url import resolve_target
@@ -69,9 +69,13 @@ def run_migrations_with(connection: Connection) -> None:
 
 def run_migrations_online() -> None:
     """Run against the database named by the environment (or a connection passed in)."""
-    connection = config.attributes.get("connection")
-    if connection is not None:
-        run_migrations_with(connection)
+    given = config.attributes.get("connection")  # as pytest-alembic passes it
+    if isinstance(given, Engine):
+        with given.connect() as connection:
+            run_migrations_with(connection)
+        return
+    if given is not None:
+        run_migrations_with(given)
         return
     target = resolve_target()
     log.info("target %s (from %s)", target.shown, target.variable)

@@ -48,7 +48,9 @@ def _is_permanent(reason: str) -> bool:
 
 def connect(target: DatabaseTarget, retry_seconds: float) -> Connection:
     """A connection to target, retried with backoff for up to retry_seconds."""
-    connect_args = {} if "connect_timeout" in target.url.query else {"connect_timeout": ATTEMPT_TIMEOUT}
+    connect_args = (
+        {} if "connect_timeout" in target.url.query else {"connect_timeout": ATTEMPT_TIMEOUT}
+    )
     engine = create_engine(target.url, poolclass=NullPool, connect_args=connect_args)
     deadline = time.monotonic() + retry_seconds
     delay = 0.5
@@ -62,8 +64,12 @@ def connect(target: DatabaseTarget, retry_seconds: float) -> Connection:
                 raise MigrationError(
                     f"Cannot connect to {target.shown} (from {target.variable}): {reason}. "
                     "Check the host, port, user, password and database in that variable"
-                    + ("." if _is_permanent(reason) else f"; gave up after retrying for {retry_seconds:g}s "
-                       "(raise it with -x connect-timeout=SECONDS).")
+                    + (
+                        "."
+                        if _is_permanent(reason)
+                        else f"; gave up after retrying for {retry_seconds:g}s "
+                        "(raise it with -x connect-timeout=SECONDS)."
+                    )
                 ) from None
             wait = min(delay, left)
             print(

@@ -8,7 +8,6 @@ that merely mention those words are not statements and do not count.
 
 from dataclasses import dataclass
 
-import pglast
 from alembic.runtime.migration import MigrationContext
 from pglast import ast
 from pglast.enums import AlterTableType, ObjectType
@@ -34,19 +33,20 @@ def _name(*parts: str | None) -> str:
 
 def find_destruction(sql_file: SqlFile) -> list[Destruction]:
     """Every statement in the file that removes a table's rows or a column's values."""
-    try:
-        statements = pglast.parse_sql(sql_file.text)
-    except pglast.parser.ParseError as error:
-        raise MigrationError(f"{sql_file.shown} is not valid PostgreSQL: {error}") from None
     found = []
-    for raw in statements:
-        node = raw.stmt
+    for statement in sql_file.statements:
+        node = statement.node
         if isinstance(node, ast.DropStmt) and node.removeType == ObjectType.OBJECT_TABLE:
-            found += [Destruction(_name(*(part.sval for part in obj)), "drops") for obj in node.objects]
+            found += [
+                Destruction(_name(*(part.sval for part in obj)), "drops") for obj in node.objects
+            ]
         elif isinstance(node, ast.DropStmt) and node.removeType == ObjectType.OBJECT_SCHEMA:
             found += [Destruction(f"{obj.sval}.*", "drops schema of") for obj in node.objects]
         elif isinstance(node, ast.TruncateStmt):
-            found += [Destruction(_name(rel.schemaname, rel.relname), "truncates") for rel in node.relations]
+            found += [
+                Destruction(_name(rel.schemaname, rel.relname), "truncates")
+                for rel in node.relations
+            ]
         elif isinstance(node, ast.AlterTableStmt):
             table = _name(node.relation.schemaname, node.relation.relname)
             found += [
@@ -60,17 +60,28 @@ def find_destruction(sql_file: SqlFile) -> list[Destruction]:
 def _tables_with_rows(ctx: MigrationContext, destruction: Destruction) -> list[tuple[str, int]]:
     if destruction.table.endswith(".*"):
         schema = destruction.table[:-2]
-        tables = [row[0] for row in fetch(ctx, (
-            "SELECT c.oid::regclass::text FROM pg_class AS c"
-            " INNER JOIN pg_namespace AS n ON c.relnamespace = n.oid"
-            f" WHERE n.nspname = {literal(schema)} AND c.relkind IN ('r', 'p')"
-        ))]
+        tables = [
+            row[0]
+            for row in fetch(
+                ctx,
+                (
+                    "SELECT c.oid::regclass::text FROM pg_class AS c"
+                    " INNER JOIN pg_namespace AS n ON c.relnamespace = n.oid"
+                    f" WHERE n.nspname = {literal(schema)} AND c.relkind IN ('r', 'p')"
+                ),
+            )
+        ]
     else:
-        tables = [row[0] for row in fetch(ctx, f"SELECT to_regclass({literal(destruction.table)})::text")
-                  if row[0] is not None]
+        tables = [
+            row[0]
+            for row in fetch(ctx, f"SELECT to_regclass({literal(destruction.table)})::text")
+            if row[0] is not None
+        ]
     counted = []
     for table in tables:
-        rows = fetch(ctx, f"SELECT count(*) FROM (SELECT FROM {table} LIMIT {COUNT_CAP}) AS capped")[0][0]
+        rows = fetch(
+            ctx, f"SELECT count(*) FROM (SELECT FROM {table} LIMIT {COUNT_CAP}) AS capped"
+        )[0][0]
         if rows:
             counted.append((table, rows))
     return counted
@@ -101,7 +112,9 @@ def _emit_guard(ctx: MigrationContext, sql_file: SqlFile, destructions: list[Des
     tables = ", ".join(literal(d.table) for d in destructions if not d.table.endswith(".*"))
     if not tables:
         return
-    emit(ctx, f"""DO $guard$
+    emit(
+        ctx,
+        f"""DO $guard$
 DECLARE
     target text;
     has_rows boolean;
@@ -115,4 +128,5 @@ BEGIN
         END IF;
     END LOOP;
 END
-$guard$;""")
+$guard$;""",
+    )

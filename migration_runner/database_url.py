@@ -21,7 +21,13 @@ URL_VARIABLES = (
 )
 
 # Query parameters that Prisma and other clients add but libpq rejects.
-CLIENT_ONLY_PARAMETERS = ("pgbouncer", "schema", "connection_limit", "pool_timeout", "socket_timeout")
+CLIENT_ONLY_PARAMETERS = (
+    "pgbouncer",
+    "schema",
+    "connection_limit",
+    "pool_timeout",
+    "socket_timeout",
+)
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", ""}
 DRIVER = "postgresql+psycopg2"
 SCHEMES = {"postgres", "postgresql", "postgresql+psycopg2"}

@@ -18,16 +18,10 @@ class LockTimeout(MigrationError):
     """A statement waited longer than lock_timeout; the run may be retried."""
 
 
-def database_error(error: DBAPIError, where: str, text: str | None = None) -> MigrationError:
-    """PostgreSQL's own words about a failed statement, naming where it happened.
-
-    With the statement's text, the error position becomes a line number.
-    """
+def database_error(error: DBAPIError, where: str) -> MigrationError:
+    """PostgreSQL's own words about a failed statement, naming where it happened."""
     original = error.orig
     reason = (getattr(original, "pgerror", None) or str(original)).strip().splitlines()[0]
-    position = getattr(getattr(original, "diag", None), "statement_position", None)
-    if position and text is not None:
-        where += f" line {text[: int(position)].count(chr(10)) + 1}"
     if getattr(original, "pgcode", None) == LOCK_NOT_AVAILABLE:
         return LockTimeout(f"{where} waited too long for a lock: {reason}")
     return MigrationError(f"{where} failed: {reason}. The transaction was rolled back.")

@@ -67,8 +67,12 @@ def verify_checksums(ctx: MigrationContext, script: ScriptDirectory) -> None:
 
 def _emit_verification(ctx: MigrationContext, expected: dict[str, str]) -> None:
     """The same check inside an offline script, so psql refuses an edited history too."""
-    rows = ",\n        ".join(f"({literal(rev)}, {literal(sha)})" for rev, sha in sorted(expected.items()))
-    emit(ctx, f"""DO $verify$
+    rows = ",\n        ".join(
+        f"({literal(rev)}, {literal(sha)})" for rev, sha in sorted(expected.items())
+    )
+    emit(
+        ctx,
+        f"""DO $verify$
 DECLARE
     edited text;
 BEGIN
@@ -82,7 +86,8 @@ BEGIN
         RAISE EXCEPTION 'Applied migration(s) % were edited after they ran; fix forward with a new revision', edited;
     END IF;
 END
-$verify$;""")
+$verify$;""",
+    )
 
 
 class HistoryRecorder:
@@ -96,7 +101,9 @@ class HistoryRecorder:
 
     def __call__(self, ctx: MigrationContext, step: MigrationInfo, heads, run_args) -> None:
         direction = "up" if step.is_upgrade else "down"
-        duration = "NULL" if ctx.as_sql else str(round((time.monotonic() - self.step_started) * 1000))
+        duration = (
+            "NULL" if ctx.as_sql else str(round((time.monotonic() - self.step_started) * 1000))
+        )
         rows = []
         for revision in step.up_revision_ids:
             script = ctx.script.get_revision(revision) if ctx.script else None

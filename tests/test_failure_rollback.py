@@ -1,0 +1,36 @@
+"""A revision failing half-way leaves the database exactly as it was."""
+
+from conftest import add_revision, current_version, public_tables, query, run_alembic
+
+FAILING_UP = """-- 002_half_done (up): test-only revision that fails after doing some work.
+CREATE TABLE half_done (id integer);
+INSERT INTO half_done VALUES (1);
+ALTER TABLE organizations ADD COLUMN half_done integer;
+SELECT 1 / 0;
+"""
+
+
+def test_failing_revision_rolls_back_everything_it_did(database_url, tree_copy):
+    assert run_alembic("upgrade", "head", url=database_url, tree=tree_copy).returncode == 0
+    add_revision(tree_copy, "002", "half_done", FAILING_UP, "DROP TABLE half_done;\n", "001")
+
+    result = run_alembic("upgrade", "head", url=database_url, tree=tree_copy)
+
+    assert result.returncode != 0
+    assert "sql/up/002_half_done.sql line 5 failed" in result.stdout
+    assert "division by zero" in result.stdout
+    assert "Traceback" not in result.stdout
+    assert "half_done" not in public_tables(database_url)
+    assert query(
+        database_url,
+        "SELECT count(*) FROM information_schema.columns WHERE column_name = 'half_done'",
+    ) == [(0,)]
+    assert current_version(database_url) == "001"
+    assert query(database_url, "SELECT revision FROM migration_history") == [("001",)]
+
+
+def test_failing_first_run_leaves_an_empty_database_empty(database_url, tree_copy):
+    add_revision(tree_copy, "002", "half_done", FAILING_UP, "DROP TABLE half_done;\n", "001")
+    result = run_alembic("upgrade", "head", url=database_url, tree=tree_copy)
+    assert result.returncode != 0
+    assert public_tables(database_url) == set()

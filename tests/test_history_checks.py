@@ -1,0 +1,21 @@
+"""pytest-alembic's standard checks: one head, and every upgrade has a working downgrade."""
+
+import pytest
+from pytest_alembic.tests import (  # noqa: F401  (collected as tests)
+    test_single_head_revision,
+    test_up_down_consistency,
+    test_upgrade,
+)
+from conftest import ROOT, engine_for
+
+
+@pytest.fixture
+def alembic_config():
+    return {"file": str(ROOT / "alembic.ini")}
+
+
+@pytest.fixture
+def alembic_engine(database_url):
+    engine = engine_for(database_url)
+    yield engine
+    engine.dispose()
