@@ -46,7 +46,7 @@ OPTIONS = (
     Option(
         "connect-timeout",
         "MIGRATION_CONNECT_TIMEOUT",
-        "30",
+        "10",
         "seconds",
         "how long to keep retrying the first connection (a suspended compute waking up)",
     ),
