@@ -50,12 +50,13 @@ def _edited_message(revisions: list[str]) -> str:
 
 def verify_checksums(ctx: MigrationContext, script: ScriptDirectory) -> None:
     """Refuse the run if an applied revision's up file changed since it ran."""
-    if not ensure_table(ctx):
+    existed = ensure_table(ctx)
+    if ctx.as_sql:
+        _emit_verification(ctx, _up_checksums(script))
+        return
+    if not existed:
         return
     expected = _up_checksums(script)
-    if ctx.as_sql:
-        _emit_verification(ctx, expected)
-        return
     edited = sorted(
         f"{revision} ({sql_files.for_revision(script.get_revision(revision).path, 'up').shown})"
         for revision, direction, checksum in fetch(ctx, LATEST_STEPS)

@@ -12,7 +12,8 @@ PgBouncer in transaction mode and leaves nothing behind on a pooled server
 connection.
 """
 
-import sys
+import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -21,8 +22,11 @@ from alembic.runtime.migration import MigrationContext
 from migration_runner.emit import emit, fetch, literal
 from migration_runner.settings import RunSettings
 
-# One key for this schema's migrations; visible in pg_locks as objid/classid.
+# One key for this schema's migrations; visible in pg_locks as classid/objid.
 MIGRATION_LOCK_KEY = -2891140788239183812
+FIRST_POLL = 0.05
+LONGEST_POLL = 1.0
+log = logging.getLogger(__name__)
 
 
 def _set_timeouts(ctx: MigrationContext, settings: RunSettings) -> None:
@@ -36,14 +40,21 @@ def _set_timeouts(ctx: MigrationContext, settings: RunSettings) -> None:
 def take_migration_lock(ctx: MigrationContext, settings: RunSettings) -> None:
     """Wait for any other run to finish, then set this transaction's timeouts.
 
-    The lock is taken before lock_timeout is set: a second runner waits for
-    the first one as long as it takes instead of timing out.
+    A waiting runner polls instead of blocking in pg_advisory_xact_lock: a
+    blocked statement holds a snapshot, and CREATE INDEX CONCURRENTLY in the
+    running migration waits for every older snapshot, which would deadlock.
+    Between polls a READ COMMITTED transaction holds no snapshot. The lock is
+    taken before lock_timeout is set, so waiting is not a lock timeout.
     """
     if ctx.as_sql:
         emit(ctx, f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY});")
-    elif not fetch(ctx, f"SELECT pg_try_advisory_xact_lock({MIGRATION_LOCK_KEY})")[0][0]:
-        print("another migration run holds the lock; waiting for it to finish", file=sys.stderr)
-        emit(ctx, f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
+    else:
+        delay = FIRST_POLL
+        while not fetch(ctx, f"SELECT pg_try_advisory_xact_lock({MIGRATION_LOCK_KEY})")[0][0]:
+            if delay == FIRST_POLL:
+                log.info("another migration run holds the lock; waiting for it to finish")
+            time.sleep(delay)
+            delay = min(delay * 2, LONGEST_POLL)
     _set_timeouts(ctx, settings)
 
 

@@ -1,0 +1,113 @@
+"""A migration waiting for a lock gives way to the application and retries.
+
+Without lock_timeout, an ALTER TABLE queued behind a long transaction makes
+every later query on that table wait too: the classic migration outage.
+"""
+
+import threading
+import time
+
+import psycopg2
+import pytest
+
+from conftest import add_revision, current_version, engine_for, query, run_alembic
+
+ADD_NOTE_UP = "-- test-only: needs ACCESS EXCLUSIVE on organizations.\nALTER TABLE organizations ADD COLUMN note text;\n"
+ADD_NOTE_DOWN = "ALTER TABLE organizations DROP COLUMN note;\n"
+HOLD_SECONDS = 2.0
+
+
+def _dsn(url):
+    return engine_for(url).url.render_as_string(hide_password=False).replace("+psycopg2", "")
+
+
+class ApplicationLoad(threading.Thread):
+    """Reads organizations every 20 ms and records how long each read took."""
+
+    def __init__(self, url):
+        super().__init__(daemon=True)
+        self.dsn, self.latencies, self.stop = _dsn(url), [], threading.Event()
+
+    def run(self):
+        connection = psycopg2.connect(self.dsn)
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            while not self.stop.is_set():
+                started = time.monotonic()
+                cursor.execute("SELECT count(*) FROM organizations")
+                self.latencies.append(time.monotonic() - started)
+                time.sleep(0.02)
+        connection.close()
+
+
+def _hold_table(url, seconds):
+    """A long transaction holding ACCESS SHARE on organizations, released after seconds."""
+    connection = psycopg2.connect(_dsn(url))
+    cursor = connection.cursor()
+    cursor.execute("SELECT count(*) FROM organizations")
+    timer = threading.Timer(seconds, connection.rollback)
+    timer.start()
+    return connection, timer
+
+
+@pytest.fixture
+def migrated_with_pending(database_url, tree_copy):
+    assert run_alembic("upgrade", "head", url=database_url, tree=tree_copy).returncode == 0
+    add_revision(tree_copy, "002", "add_note", ADD_NOTE_UP, ADD_NOTE_DOWN, "001")
+    return database_url, tree_copy
+
+
+def _migrate_under_load(url, tree, *x_options):
+    load = ApplicationLoad(url)
+    load.start()
+    time.sleep(0.2)
+    holder, timer = _hold_table(url, HOLD_SECONDS)
+    result = run_alembic(*x_options, "upgrade", "head", url=url, tree=tree)
+    timer.join()
+    holder.close()
+    time.sleep(0.1)
+    load.stop.set()
+    load.join()
+    return result, max(load.latencies)
+
+
+def test_application_is_never_blocked_much_longer_than_the_lock_timeout(migrated_with_pending):
+    url, tree = migrated_with_pending
+    result, worst = _migrate_under_load(url, tree, "-x", "lock-timeout=200ms", "-x", "lock-retries=10")
+    assert result.returncode == 0, result.stdout
+    assert "waited too long for a lock" in result.stdout  # at least one retry happened
+    assert worst < 0.2 + 0.5, f"application blocked {worst:.2f}s"
+    assert current_version(url) == "002"
+    assert query(url, "SELECT count(*) FROM information_schema.columns WHERE column_name = 'note'") == [(1,)]
+
+
+def test_without_lock_timeout_the_application_queues_behind_the_migration(migrated_with_pending):
+    """The outage the guard prevents, measured the same way, so the test above means something."""
+    url, tree = migrated_with_pending
+    result, worst = _migrate_under_load(url, tree, "-x", "lock-timeout=0")
+    assert result.returncode == 0, result.stdout
+    assert worst > HOLD_SECONDS * 0.6, f"application blocked only {worst:.2f}s"
+
+
+def test_migration_fails_cleanly_when_the_lock_never_comes(migrated_with_pending):
+    url, tree = migrated_with_pending
+    holder, timer = _hold_table(url, 30)
+    try:
+        result = run_alembic("-x", "lock-timeout=100ms", "-x", "lock-retries=1", "upgrade", "head", url=url, tree=tree)
+    finally:
+        timer.cancel()
+        holder.rollback()
+        holder.close()
+    assert result.returncode != 0
+    assert "Gave up after 2 attempts" in result.stdout
+    assert "pg_stat_activity" in result.stdout
+    assert "Traceback" not in result.stdout
+    assert current_version(url) == "001"
+    assert query(url, "SELECT count(*) FROM migration_history WHERE revision = '002'") == [(0,)]
+
+
+def test_lock_settings_are_transaction_scoped(database_url):
+    """SET LOCAL, not SET: the timeouts never outlive the migration's transaction."""
+    result = run_alembic("-x", "lock-timeout=1234ms", "upgrade", "head", "--sql")
+    assert "SET LOCAL lock_timeout = '1234ms';" in result.stdout
+    assert "SELECT pg_advisory_xact_lock(" in result.stdout
