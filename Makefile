@@ -30,8 +30,13 @@ migrate: $(INSTALLED) ## Upgrade the database to head (a local PostgreSQL unless
 	@$(WITH_DATABASE) \
 	$(BIN)/alembic upgrade head && $(BIN)/python -m migration_runner.status
 
-lint: $(INSTALLED) ## Lint the SQL files with sqlfluff
+lint: $(INSTALLED) ## Lint the SQL (sqlfluff style, squawk safety) and check the history is linear
 	$(BIN)/sqlfluff lint sql/ migration_runner/sql/
+	@# squawk: files headed `-- Transaction: none` run outside the runner's transaction.
+	$(BIN)/squawk $$(grep -L '^-- Transaction: none' sql/up/*.sql)
+	@non_transactional=$$(grep -l '^-- Transaction: none' sql/up/*.sql); \
+	  if [ -n "$$non_transactional" ]; then $(BIN)/squawk --no-assume-in-transaction $$non_transactional; fi
+	$(BIN)/python -m migration_runner.linear_history
 
 test: lint ## Lint, then run the whole test suite on PostgreSQL 15 and 18
 	TEST_POSTGRES_VERSION=15 $(BIN)/pytest

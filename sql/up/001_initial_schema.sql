@@ -118,6 +118,8 @@ CREATE TABLE questions (
     prompt text NOT NULL,
     category text NOT NULL,
     weight numeric(6, 3) NOT NULL DEFAULT 1,
+    -- Display order, never near 2^31:
+    -- squawk-ignore prefer-bigint-over-int
     position integer NOT NULL,
     answer_type text NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now(),
@@ -280,6 +282,8 @@ CREATE TABLE assessment_results (
     id uuid NOT NULL DEFAULT gen_random_uuid(),
     assessment_id uuid NOT NULL,
     overall_score numeric(5, 2) NOT NULL,
+    -- A level from 1 to 5:
+    -- squawk-ignore prefer-bigint-over-smallint
     maturity_level smallint NOT NULL,
     category_scores jsonb NOT NULL DEFAULT '{}',
     computed_at timestamptz NOT NULL DEFAULT now(),
