@@ -48,7 +48,7 @@ class DatabaseTarget:
 def _parse(raw: str, variable: str) -> URL:
     try:
         url = make_url(raw.strip())
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         url = None
     if url is None or url.drivername not in SCHEMES or not url.database:
         # Never echo the value: it may hold a password.
