@@ -13,7 +13,7 @@ WITH_DATABASE = if [ -z "$(URL_VARIABLES)" ]; then \
 	  DATABASE_URL=$$($(BIN)/python -m migration_runner.local_postgres start) || exit 1; \
 	  export DATABASE_URL; fi;
 
-.PHONY: help migrate test lint db-stop db-url
+.PHONY: help migrate test lint db-stop db-url vercel-local vercel-local-stop
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -47,3 +47,9 @@ db-stop: $(INSTALLED) ## Stop the local development PostgreSQL
 
 db-url: $(INSTALLED) ## Print the local development PostgreSQL's URL
 	@$(BIN)/python -m migration_runner.local_postgres url
+
+vercel-local: $(INSTALLED) ## Start a local Vercel Postgres stand-in (TLS, PgBouncer); print its variables
+	@$(BIN)/python -m migration_runner.vercel_local start
+
+vercel-local-stop: $(INSTALLED) ## Stop the Vercel stand-in and delete its folder
+	@$(BIN)/python -m migration_runner.vercel_local stop
