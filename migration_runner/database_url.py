@@ -28,6 +28,13 @@ CLIENT_ONLY_PARAMETERS = (
     "pool_timeout",
     "socket_timeout",
 )
+# Vercel sets these too, but migrations never use them: the Prisma URL is pooled
+# and made for Prisma, the other one is unencrypted.
+NEVER_USED = ("POSTGRES_PRISMA_URL", "POSTGRES_URL_NO_SSL")
+# sslmodes with which libpq may talk in clear text (prefer is libpq's default).
+FALLBACK_SSLMODES = {"disable", "allow", "prefer"}
+# Vercel's and Neon's pooled variables; Neon's pooled hosts are ep-NAME-pooler.REGION...
+POOLED_VARIABLES = {"POSTGRES_URL"}
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", ""}
 DRIVER = "postgresql+psycopg2"
 SCHEMES = {"postgres", "postgresql", "postgresql+psycopg2"}
@@ -38,6 +45,9 @@ class DatabaseTarget:
     url: URL
     variable: str
     notes: list[str] = field(default_factory=list)
+    # True when the URL goes through a pooler (PgBouncer in transaction mode):
+    # Vercel's POSTGRES_URL, a Neon `-pooler` host, or a URL marked pgbouncer=true.
+    pooled: bool = False
 
     @property
     def shown(self) -> str:
@@ -63,19 +73,45 @@ def resolve_target(environ=os.environ) -> DatabaseTarget:
     """The first URL variable that is set, parsed, with libpq-incompatible parameters dropped."""
     variable = next((name for name in URL_VARIABLES if environ.get(name, "").strip()), None)
     if variable is None:
+        unused = [name for name in NEVER_USED if environ.get(name, "").strip()]
         raise MigrationError(
             "No database URL: set DATABASE_URL (or Vercel's POSTGRES_URL_NON_POOLING) to "
             "postgresql://USER:PASSWORD@HOST:PORT/DATABASE, or run `make migrate` for a local database."
+            + (
+                f" ({' and '.join(unused)} {'is' if len(unused) == 1 else 'are'} set but never "
+                "used for migrations: Prisma's pooled URL and the unencrypted one.)"
+                if unused
+                else ""
+            )
         )
     url = _parse(environ[variable], variable)
     notes = []
+    host = url.host or ""
+    pooled = (
+        variable in POOLED_VARIABLES
+        or host.split(".")[0].endswith("-pooler")
+        or "pgbouncer" in url.query
+    )
     dropped = [name for name in CLIENT_ONLY_PARAMETERS if name in url.query]
     if dropped:
         url = url.difference_update_query(dropped)
         notes.append(f"ignored {', '.join(dropped)} from {variable}: libpq does not accept them")
-    if (url.host or "") not in LOCAL_HOSTS and "sslmode" not in url.query:
+    if pooled:
         notes.append(
-            f"warning: {url.host} is remote and {variable} sets no sslmode; "
+            f"{variable} goes through the pooler; Neon advises the direct URL for migrations "
+            "(POSTGRES_URL_NON_POOLING or DATABASE_URL_UNPOOLED)"
+        )
+    sslmode = url.query.get("sslmode") or environ.get("PGSSLMODE")
+    if isinstance(sslmode, tuple):
+        sslmode = sslmode[-1]
+    if host not in LOCAL_HOSTS and not sslmode:
+        notes.append(
+            f"warning: {host} is remote and {variable} sets no sslmode; "
             "add ?sslmode=require so the connection is encrypted"
         )
-    return DatabaseTarget(url=url, variable=variable, notes=notes)
+    elif host not in LOCAL_HOSTS and sslmode in FALLBACK_SSLMODES:
+        notes.append(
+            f"warning: {host} is remote and {variable} has sslmode={sslmode}, which may send "
+            "data unencrypted; use sslmode=require"
+        )
+    return DatabaseTarget(url=url, variable=variable, notes=notes, pooled=pooled)
