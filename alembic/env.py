@@ -4,8 +4,12 @@ A run reads as: resolve the URL, connect (retrying while the server wakes up),
 then inside Alembic's transaction take the migration lock and set timeouts,
 verify the checksums of applied files, migrate, and record each step in
 migration_history. A lock timeout rolls the attempt back and retries it.
+
+`alembic revision` (and `merge`, and `history` without a URL) never connects:
+it numbers the new revision and scaffolds its SQL pair (migration_runner.scaffold).
 """
 
+import io
 import logging
 from logging.config import fileConfig
 
@@ -16,6 +20,7 @@ from migration_runner.connect import connect
 from migration_runner.database_url import resolve_target
 from migration_runner.history import HistoryRecorder, verify_checksums
 from migration_runner.lock_retry import run_with_lock_retries
+from migration_runner.scaffold import number_revision, runs_without_database
 from migration_runner.settings import read_settings
 from migration_runner.transaction import take_migration_lock
 
@@ -55,7 +60,7 @@ def run_migrations_offline() -> None:
     run_one_attempt(recorder)
 
 
-def run_migrations_with(connection: Connection) -> None:
+def run_migrations_with(connection: Connection, pooled: bool = False) -> None:
     """Migrate over an open connection, retrying after lock timeouts."""
     recorder = HistoryRecorder()
     context.configure(
@@ -63,6 +68,7 @@ def run_migrations_with(connection: Connection) -> None:
         target_metadata=target_metadata,
         on_version_apply=recorder,
         run_settings=settings,
+        pooled_target=pooled,  # non-transactional revisions refuse a pooler
     )
     run_with_lock_retries(lambda: run_one_attempt(recorder), settings)
 
@@ -82,10 +88,25 @@ def run_migrations_online() -> None:
     for note in target.notes:
         log.warning(note)
     with connect(target, settings.connect_timeout) as connection:
-        run_migrations_with(connection)
+        run_migrations_with(connection, pooled=target.pooled)
 
 
-if context.is_offline_mode():
+def run_without_database() -> None:
+    """Alembic's run for commands that only write files: number the revision, no connection."""
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)  # no SQL is made
+    context.configure(
+        dialect_name="postgresql",
+        as_sql=True,
+        output_buffer=io.StringIO(),  # swallows the version-table DDL of this mode
+        process_revision_directives=number_revision,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+if runs_without_database(config):
+    run_without_database()
+elif context.is_offline_mode():
     run_migrations_offline()
 else:
     run_migrations_online()

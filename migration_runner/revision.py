@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from migration_runner import sql_files
 from migration_runner.data_loss_guard import refuse_data_loss
 from migration_runner.emit import emit
-from migration_runner.errors import database_error
+from migration_runner.errors import MigrationError, database_error
 from migration_runner.sql_files import SqlFile
 from migration_runner.transaction import outside_transaction
 
@@ -36,6 +36,13 @@ def _run(sql_file: SqlFile) -> None:
         emit(ctx, sql_file.text)  # the reviewer reads the file as written, comments included
     elif sql_file.transactional:
         _run_statements(sql_file)
+    elif ctx.opts.get("pooled_target"):
+        raise MigrationError(
+            f"{sql_file.shown} is headed `-- Transaction: none`: it holds the migration lock "
+            "across commits, which needs one server connection, and this run goes through a "
+            "pooler (PgBouncer in transaction mode). Nothing was applied. Run it with the direct "
+            "URL: set POSTGRES_URL_NON_POOLING or DATABASE_URL_UNPOOLED."
+        )
     else:
         with outside_transaction(ctx, settings):
             _run_statements(sql_file)
