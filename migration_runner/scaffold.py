@@ -1,0 +1,87 @@
+"""`alembic revision -m "add widgets"`: the next number and an empty, valid SQL pair.
+
+    alembic/versions/002_add_widgets.py   the shim, from alembic/script.py.mako
+    sql/up/002_add_widgets.sql            a header comment, nothing to run yet
+    sql/down/002_add_widgets.sql
+
+env.py hands `number_revision` to Alembic as process_revision_directives: the
+id becomes max(existing) + 1, zero-padded to three digits, and down_revision is
+the current head as usual. The SQL pair is written by the `sql_pair` post-write
+hook (alembic.ini), which knows the shim's final file name. A fresh scaffold
+lints clean and applies as it is: its files hold only comments.
+"""
+
+import os
+import re
+from pathlib import Path
+
+from alembic.runtime.migration import MigrationContext
+from alembic.script import write_hooks
+from alembic.util import CommandError
+
+from migration_runner.database_url import URL_VARIABLES
+
+NUMBER = re.compile(r"^\d{3}$")
+# Alembic commands that only read or write files, never a database.
+FILE_ONLY_COMMANDS = {"revision", "merge"}
+
+UP_TEMPLATE = """\
+-- {stem} (up): {message}.
+-- Say here what this migration does and why.
+-- Destructive: no
+-- Transaction: yes
+--
+-- Plain PostgreSQL, no BEGIN or COMMIT (the runner owns the transaction).
+-- Set Destructive to yes when it drops a table or column or deletes rows,
+-- Transaction to none for CREATE INDEX CONCURRENTLY. See MIGRATIONS.md.
+"""
+
+DOWN_TEMPLATE = """\
+-- {stem} (down): undo {message}.
+-- Undoes sql/up/{stem}.sql exactly, its statements reversed in reverse order.
+-- Destructive: no
+-- Transaction: yes
+"""
+
+
+def runs_without_database(config, environ=os.environ) -> bool:
+    """True for `alembic revision` and `merge`, and for `history` when no URL is set.
+
+    Alembic runs env.py for them because alembic.ini sets revision_environment;
+    `history` with a URL marks the database's current revision.
+    """
+    command = getattr(config.cmd_opts, "cmd", None)
+    name = getattr(command[0], "__name__", "") if command else ""
+    no_url = not any(environ.get(variable, "").strip() for variable in URL_VARIABLES)
+    return name in FILE_ONLY_COMMANDS or (name == "history" and no_url)
+
+
+def next_number(revisions) -> str:
+    """One more than the highest three-digit revision id, zero-padded: 001 when there is none."""
+    numbers = [int(rev) for rev in revisions if NUMBER.match(rev)]
+    return f"{max(numbers, default=0) + 1:03d}"
+
+
+def number_revision(context: MigrationContext, revision, directives) -> None:
+    """process_revision_directives: give the new revision the next sequential id."""
+    script = context.script
+    for directive in directives:
+        if not (directive.message or "").strip():
+            raise CommandError('Give the migration a message: alembic revision -m "add widgets"')
+        if not NUMBER.match(directive.rev_id or ""):  # --rev-id 007 is respected
+            directive.rev_id = next_number(rev.revision for rev in script.walk_revisions())
+
+
+@write_hooks.register("sql_pair")
+def write_sql_pair(path: str, options: dict) -> None:
+    """Post-write hook: create sql/up and sql/down files named after the new shim."""
+    shim = Path(path)
+    message = shim.read_text(encoding="utf-8").splitlines()[0].strip('"').strip().rstrip(".")
+    tree = shim.parents[2]
+    for direction, template in (("up", UP_TEMPLATE), ("down", DOWN_TEMPLATE)):
+        target = tree / "sql" / direction / f"{shim.stem}.sql"
+        if target.exists():
+            raise CommandError(f"{target} exists already; not overwriting it")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(template.format(stem=shim.stem, message=message), encoding="utf-8")
+        print(f"  Generating {target} ...  done")
