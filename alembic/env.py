@@ -5,7 +5,7 @@ then inside Alembic's transaction take the migration lock and set timeouts,
 verify the checksums of applied files, migrate, and record each step in
 migration_history. A lock timeout rolls the attempt back and retries it.
 
-`alembic revision` (and `merge`, and `history` without a URL) never connects:
+`alembic revision` (and `merge`, and `history` without -i) never connects:
 it numbers the new revision and scaffolds its SQL pair (migration_runner.scaffold).
 """
 

@@ -11,15 +11,12 @@ hook (alembic.ini), which knows the shim's final file name. A fresh scaffold
 lints clean and applies as it is: its files hold only comments.
 """
 
-import os
 import re
 from pathlib import Path
 
 from alembic.runtime.migration import MigrationContext
 from alembic.script import write_hooks
 from alembic.util import CommandError
-
-from migration_runner.database_url import URL_VARIABLES
 
 NUMBER = re.compile(r"^\d{3}$")
 # Alembic commands that only read or write files, never a database.
@@ -44,16 +41,17 @@ DOWN_TEMPLATE = """\
 """
 
 
-def runs_without_database(config, environ=os.environ) -> bool:
-    """True for `alembic revision` and `merge`, and for `history` when no URL is set.
+def runs_without_database(config) -> bool:
+    """True for `alembic revision`, `merge` and `history` (unless -i asks for the current one).
 
-    Alembic runs env.py for them because alembic.ini sets revision_environment;
-    `history` with a URL marks the database's current revision.
+    Alembic runs env.py for them only because alembic.ini sets revision_environment.
     """
-    command = getattr(config.cmd_opts, "cmd", None)
+    options = config.cmd_opts
+    command = getattr(options, "cmd", None)
     name = getattr(command[0], "__name__", "") if command else ""
-    no_url = not any(environ.get(variable, "").strip() for variable in URL_VARIABLES)
-    return name in FILE_ONLY_COMMANDS or (name == "history" and no_url)
+    return name in FILE_ONLY_COMMANDS or (
+        name == "history" and not getattr(options, "indicate_current", False)
+    )
 
 
 def next_number(revisions) -> str:

@@ -1,0 +1,95 @@
+"""`alembic revision -m` scaffolds the next number and an empty SQL pair that lints and applies."""
+
+import subprocess
+import sys
+
+from conftest import ROOT, add_revision, current_version, query, run_alembic
+
+# A URL nothing listens on: `alembic revision` must not try it.
+UNREACHABLE = "postgresql://nobody:secret@127.0.0.1:1/nowhere"
+
+
+def run(*args: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_revision_writes_next_number_shim_and_sql_pair_that_apply(database_url, tree_copy):
+    result = run_alembic("revision", "-m", "add widgets", url=UNREACHABLE, tree=tree_copy)
+    assert result.returncode == 0, result.stdout
+
+    shim = tree_copy / "alembic" / "versions" / "002_add_widgets.py"
+    up = tree_copy / "sql" / "up" / "002_add_widgets.sql"
+    down = tree_copy / "sql" / "down" / "002_add_widgets.sql"
+    assert 'revision = "002"' in shim.read_text()
+    assert 'down_revision = "001"' in shim.read_text()
+    for sql in (up, down):
+        lines = sql.read_text().splitlines()
+        assert lines[0].startswith("-- 002_add_widgets (")
+        assert "-- Destructive: no" in lines and "-- Transaction: yes" in lines
+    # Lint clean as it is: sqlfluff with the project's rules, ruff, the linear-history check.
+    sqlfluff = [sys.executable, "-m", "sqlfluff", "lint", "--config", str(ROOT / ".sqlfluff")]
+    assert run(*sqlfluff, str(up), str(down), cwd=tree_copy).returncode == 0
+    ruff = [sys.executable, "-m", "ruff"]
+    assert run(*ruff, "format", "--check", str(shim), cwd=ROOT).returncode == 0
+    assert run(*ruff, "check", str(shim), cwd=ROOT).returncode == 0
+    linear = run(sys.executable, "-m", "migration_runner.linear_history", str(tree_copy), cwd=ROOT)
+    assert linear.returncode == 0, linear.stdout + linear.stderr
+
+    # Applies and reverts as it is.
+    assert run_alembic("upgrade", "head", url=database_url, tree=tree_copy).returncode == 0
+    assert current_version(database_url) == "002"
+    assert query(database_url, "SELECT revision, direction FROM migration_history ORDER BY id") == [
+        ("001", "up"),
+        ("002", "up"),
+    ]
+    assert run_alembic("downgrade", "-1", url=database_url, tree=tree_copy).returncode == 0
+    assert current_version(database_url) == "001"
+
+    # The next one follows on, with the previous head as its parent.
+    assert run_alembic("revision", "-m", "Add gadgets, v2!", tree=tree_copy).returncode == 0
+    shim = tree_copy / "alembic" / "versions" / "003_add_gadgets_v2.py"
+    assert 'revision = "003"' in shim.read_text() and 'down_revision = "002"' in shim.read_text()
+    assert (tree_copy / "sql" / "up" / "003_add_gadgets_v2.sql").exists()
+
+
+def test_revision_without_message_is_refused_and_writes_nothing(tree_copy):
+    result = run_alembic("revision", tree=tree_copy)
+    assert result.returncode != 0
+    assert "alembic revision -m" in result.stdout
+    assert sorted(p.name for p in (tree_copy / "alembic" / "versions").glob("*.py")) == [
+        "001_initial_schema.py"
+    ]
+
+
+def test_two_branches_adding_the_same_number_collide(tree_copy):
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    for step in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "base"]):
+        assert run(*git, *step, cwd=tree_copy).returncode == 0
+    for branch, message in (("widgets", "add widgets"), ("gadgets", "add gadgets")):
+        assert run(*git, "checkout", "-q", "-b", branch, "main", cwd=tree_copy).returncode == 0
+        assert run_alembic("revision", "-m", message, tree=tree_copy).returncode == 0
+        assert run(*git, "add", "-A", cwd=tree_copy).returncode == 0
+        assert run(*git, "commit", "-qm", message, cwd=tree_copy).returncode == 0
+
+    merged = run(*git, "merge", "-q", "--no-edit", "widgets", cwd=tree_copy)
+    assert merged.returncode == 0  # git sees no conflict: the slugs differ
+
+    check = run(sys.executable, "-m", "migration_runner.linear_history", str(tree_copy), cwd=ROOT)
+    assert check.returncode != 0
+    assert "002" in check.stdout + check.stderr
+
+
+def test_history_and_current_show_the_sequential_ids(database_url, tree_copy):
+    add_revision(tree_copy, "002", "add_widgets", "SELECT 1;\n", "SELECT 1;\n", "001")
+    history = run_alembic("history", url=UNREACHABLE, tree=tree_copy)  # needs no database
+    assert history.returncode == 0, history.stdout
+    assert "001 -> 002 (head), add widgets" in history.stdout
+    assert "<base> -> 001, Initial schema" in history.stdout
+
+    assert run_alembic("upgrade", "001", url=database_url, tree=tree_copy).returncode == 0
+    current = run_alembic("current", url=database_url, tree=tree_copy)
+    assert current.returncode == 0 and "001" in current.stdout.split()
+    marked = run_alembic("history", "--indicate-current", url=database_url, tree=tree_copy)
+    assert "<base> -> 001 (current), Initial schema" in marked.stdout
