@@ -131,18 +131,33 @@ def run_alembic(
 
     Alembic prints FAILED: ... on stdout and logs on stderr; both land in .stdout here.
     """
+    return run_alembic_concurrently(1, *args, url=url, tree=tree, env=env, timeout=timeout)[0]
+
+
+def run_alembic_concurrently(
+    runs: int,
+    *args: str,
+    url: str | None = None,
+    tree: Path = ROOT,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> list[subprocess.CompletedProcess]:
+    """Start `runs` alembic processes at once, as simultaneous deploys would; wait for all."""
     environ = clean_environ(**(env or {}))
     if url is not None:
         environ["DATABASE_URL"] = url
-    return subprocess.run(
-        [sys.executable, "-m", "alembic", "-c", str(tree / "alembic.ini"), *args],
-        env=environ,
-        cwd=tree,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=timeout,
-    )
+    command = [sys.executable, "-m", "alembic", "-c", str(tree / "alembic.ini"), *args]
+    processes = [
+        subprocess.Popen(
+            command, env=environ, cwd=tree, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for _ in range(runs)
+    ]
+    results = []
+    for process in processes:
+        stdout, _ = process.communicate(timeout=timeout)
+        results.append(subprocess.CompletedProcess(command, process.returncode, stdout))
+    return results
 
 
 def query(url: str, sql: str, **params) -> list[tuple]:

@@ -1,9 +1,6 @@
 """A revision headed `-- Transaction: none` runs outside a transaction (CREATE INDEX CONCURRENTLY)."""
 
-import subprocess
-import sys
-
-from conftest import add_revision, clean_environ, current_version, query, run_alembic
+from conftest import add_revision, current_version, query, run_alembic, run_alembic_concurrently
 
 INDEX_UP = """-- 002_index_organizations_name (up): test-only, builds an index without blocking writes.
 -- Destructive: no
@@ -43,19 +40,13 @@ def test_concurrent_index_build_runs_outside_a_transaction(database_url, tree_co
 
 def test_concurrent_runners_still_apply_a_non_transactional_revision_once(database_url, tree_copy):
     _tree_with_concurrent_index(tree_copy)
-    environ = clean_environ(DATABASE_URL=database_url)
-    runs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "alembic", "-c", str(tree_copy / "alembic.ini"), "upgrade", "head"],
-            env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )
-        for _ in range(4)
-    ]
-    outcomes = [(run.wait(timeout=120), run.stdout.read()) for run in runs]
-    assert [code for code, _ in outcomes] == [0] * 4, outcomes
+    results = run_alembic_concurrently(4, "upgrade", "head", url=database_url, tree=tree_copy)
+    assert [result.returncode for result in results] == [0] * 4, [r.stdout for r in results]
     assert query(database_url, VALID_INDEX) == [(True,)]
-    assert query(database_url, "SELECT revision, count(*) FROM migration_history GROUP BY revision ORDER BY revision") == [
-        ("001", 1), ("002", 1), ("003", 1)]
+    assert query(
+        database_url,
+        "SELECT revision, count(*) FROM migration_history GROUP BY revision ORDER BY revision",
+    ) == [("001", 1), ("002", 1), ("003", 1)]
 
 
 def test_offline_script_commits_around_the_non_transactional_revision(tree_copy):
