@@ -1,0 +1,141 @@
+"""`alembic ... --sql` scripts, applied with `psql -v ON_ERROR_STOP=1 -f`, equal the online run."""
+
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+from conftest import add_revision, admin, current_version, query, run_alembic
+from sqlalchemy import text
+
+from migration_runner.schema_snapshot import find_client, snapshot
+
+UP_002 = """-- 002_add_organizations_country (up): test-only revision.
+-- Destructive: no
+-- Transaction: yes
+ALTER TABLE organizations ADD COLUMN country text;
+COMMENT ON COLUMN organizations.country IS 'ISO 3166-1 alpha-2: e.g. DE';
+"""
+DOWN_002 = """-- 002_add_organizations_country (down): test-only revision.
+-- Destructive: yes
+-- Transaction: yes
+ALTER TABLE organizations DROP COLUMN country;
+"""
+UP_003 = """-- 003_index_organizations_country (up): test-only, outside a transaction.
+-- Destructive: no
+-- Transaction: none
+CREATE INDEX CONCURRENTLY organizations_country_idx ON organizations (country);
+"""
+DOWN_003 = """-- 003_index_organizations_country (down): test-only, outside a transaction.
+-- Destructive: no
+-- Transaction: none
+DROP INDEX CONCURRENTLY organizations_country_idx;
+"""
+HISTORY = "SELECT revision, direction, stamped, checksum FROM migration_history ORDER BY id"
+
+
+@pytest.fixture
+def twin_url(postgres_server):
+    """A second empty database: one side runs the script with psql, the other runs online."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    engine = admin(postgres_server)
+    with engine.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE template0'))
+    try:
+        yield postgres_server.url_for(name)
+    finally:
+        with engine.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
+
+
+@pytest.fixture
+def tree(tree_copy: Path) -> Path:
+    add_revision(tree_copy, "002", "add_organizations_country", UP_002, DOWN_002, "001")
+    add_revision(tree_copy, "003", "index_organizations_country", UP_003, DOWN_003, "002")
+    return tree_copy
+
+
+def offline_script(tree: Path, *args: str) -> str:
+    result = run_alembic(*args, "--sql", tree=tree)  # no database URL at all
+    assert result.returncode == 0, result.stdout
+    # Alembic's log lines go to stderr (merged here); the script is everything else.
+    return "".join(
+        line for line in result.stdout.splitlines(keepends=True) if not line.startswith("INFO  [")
+    )
+
+
+def psql(url: str, script: str, tmp_path: Path) -> None:
+    path = tmp_path / f"script_{uuid.uuid4().hex[:6]}.sql"
+    path.write_text(script)
+    result = subprocess.run(
+        [str(find_client("psql")), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(path), url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def state(url: str) -> tuple:
+    """What must match: the schema, alembic_version, and the recorded steps."""
+    return snapshot(url), current_version(url), query(url, HISTORY)
+
+
+def test_offline_upgrade_script_gives_the_online_result(database_url, twin_url, tree, tmp_path):
+    script = offline_script(tree, "upgrade", "head")
+    for step in (
+        "pg_advisory_xact_lock",
+        "SET LOCAL lock_timeout = '2s'",
+        "$verify$",
+        "INSERT INTO migration_history",
+        "CREATE INDEX CONCURRENTLY",
+        "ISO 3166-1 alpha-2",  # the SQL files as written, comments included
+    ):
+        assert step in script
+
+    psql(database_url, script, tmp_path)
+    assert run_alembic("upgrade", "head", url=twin_url, tree=tree).returncode == 0
+
+    offline, online = state(database_url), state(twin_url)
+    assert offline == online
+    assert offline[1] == "003"
+    assert [row[:3] for row in offline[2]] == [
+        ("001", "up", False),
+        ("002", "up", False),
+        ("003", "up", False),
+    ]
+
+
+def test_offline_downgrade_to_base_gives_the_online_result(database_url, twin_url, tree, tmp_path):
+    for url in (database_url, twin_url):
+        assert run_alembic("upgrade", "head", url=url, tree=tree).returncode == 0
+    script = offline_script(tree, "downgrade", "head:base")
+    assert "DROP INDEX CONCURRENTLY" in script and "$guard$" in script
+
+    psql(database_url, script, tmp_path)
+    assert run_alembic("downgrade", "base", url=twin_url, tree=tree).returncode == 0
+
+    offline, online = state(database_url), state(twin_url)
+    assert offline == online
+    assert offline[1] is None and offline[0] == ""  # nothing but the runner's tables is left
+    assert [row[:2] for row in offline[2]][-3:] == [
+        ("003", "down"),
+        ("002", "down"),
+        ("001", "down"),
+    ]
+
+
+def test_offline_ranges_give_the_online_result(database_url, twin_url, tree, tmp_path):
+    for url in (database_url, twin_url):
+        assert run_alembic("upgrade", "001", url=url, tree=tree).returncode == 0
+
+    psql(database_url, offline_script(tree, "upgrade", "001:003"), tmp_path)
+    assert run_alembic("upgrade", "003", url=twin_url, tree=tree).returncode == 0
+    assert state(database_url) == state(twin_url)
+
+    psql(database_url, offline_script(tree, "downgrade", "003:001"), tmp_path)
+    assert run_alembic("downgrade", "001", url=twin_url, tree=tree).returncode == 0
+    assert state(database_url) == state(twin_url)
+    assert current_version(database_url) == "001"
