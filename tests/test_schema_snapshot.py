@@ -1,0 +1,61 @@
+"""sql/schema.sql is what the migrations produce, byte for byte, on every server version."""
+
+import subprocess
+import sys
+
+from conftest import ROOT, add_revision, run_alembic
+
+from migration_runner.schema_snapshot import (
+    head_revision,
+    parse_objects,
+    read_file,
+    render_file,
+    snapshot,
+)
+
+ADD_COLUMN = "-- 002 (up): test.\nALTER TABLE organizations ADD COLUMN country text;\n"
+DROP_COLUMN = "-- 002 (down): test.\nALTER TABLE organizations DROP COLUMN country;\n"
+
+
+def schema_command(action: str, tree, scratch_url: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "migration_runner.schema_snapshot", action, "--tree", str(tree)],
+        env={"PATH": "/usr/bin:/bin", "SCHEMA_SCRATCH_URL": scratch_url},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_committed_snapshot_is_byte_identical_to_a_migrated_database(database_url):
+    assert run_alembic("upgrade", "head", url=database_url).returncode == 0
+
+    live = snapshot(database_url)
+
+    # Run on 15 and on 18 (make test does both): the same committed bytes each time.
+    assert (ROOT / "sql" / "schema.sql").read_text() == render_file(head_revision(ROOT), live)
+    assert live == read_file(ROOT)
+    for version_specific in ("Dumped from", "Dumped by", "\\restrict", "Owner:"):
+        assert version_specific not in live
+    assert not [line for line in live.splitlines() if line.startswith(("SET ", "SELECT pg_"))]
+    kinds = {obj.kind for obj in parse_objects(live)}
+    assert {"TABLE", "INDEX", "CONSTRAINT", "FK CONSTRAINT", "TRIGGER", "FUNCTION"} <= kinds
+    names = {obj.name for obj in parse_objects(live)}
+    assert "alembic_version" not in names and "migration_history" not in names
+
+
+def test_check_fails_with_the_diff_until_the_snapshot_is_regenerated(tree_copy, postgres_server):
+    add_revision(tree_copy, "002", "add_organizations_country", ADD_COLUMN, DROP_COLUMN, "001")
+
+    stale = schema_command("check", tree_copy, postgres_server.admin_url)
+    assert stale.returncode == 1
+    assert "+    country text" in stale.stdout
+    assert "make schema" in stale.stderr
+
+    written = schema_command("write", tree_copy, postgres_server.admin_url)
+    assert written.returncode == 0, written.stderr
+    content = (tree_copy / "sql" / "schema.sql").read_text()
+    assert "revision 002" in content and "    country text" in content
+    assert schema_command("check", tree_copy, postgres_server.admin_url).returncode == 0
