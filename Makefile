@@ -13,7 +13,7 @@ WITH_DATABASE = if [ -z "$(URL_VARIABLES)" ]; then \
 	  DATABASE_URL=$$($(BIN)/python -m migration_runner.local_postgres start) || exit 1; \
 	  export DATABASE_URL; fi;
 
-.PHONY: help migrate test lint db-stop db-url vercel-local vercel-local-stop
+.PHONY: help migrate test lint bench db-stop db-url vercel-local vercel-local-stop
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -41,6 +41,21 @@ lint: $(INSTALLED) ## Lint the SQL (sqlfluff style, squawk safety) and check the
 test: lint ## Lint, then run the whole test suite on PostgreSQL 15 and 18
 	TEST_POSTGRES_VERSION=15 $(BIN)/pytest
 	TEST_POSTGRES_VERSION=18 $(BIN)/pytest
+
+BENCH_INSTALLED := $(VENV)/.bench-installed
+DBMATE := bench/node_modules/@dbmate
+
+$(BENCH_INSTALLED): pyproject.toml $(INSTALLED)
+	$(BIN)/pip install --quiet -e ".[dev,bench]"
+	@touch $@
+
+$(DBMATE): bench/package.json bench/package-lock.json
+	cd bench && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+bench: $(BENCH_INSTALLED) $(DBMATE) ## Benchmarks against psql, plain Alembic and peers: bench/results.md
+	@command -v sqitch >/dev/null || echo "note: sqitch not installed (apt-get install sqitch libdbd-pg-perl); it is skipped" >&2
+	$(BIN)/python -m bench.run
 
 db-stop: $(INSTALLED) ## Stop the local development PostgreSQL
 	@$(BIN)/python -m migration_runner.local_postgres stop
