@@ -6,6 +6,7 @@ retried with backoff for a bounded time; errors that waiting cannot fix
 (wrong password, unknown database, TLS refused) fail at once.
 """
 
+import math
 import sys
 import time
 
@@ -46,15 +47,27 @@ def _is_permanent(reason: str) -> bool:
     return any(marker in reason.lower() for marker in PERMANENT_FAILURES)
 
 
+def _attempt_timeout(left: float) -> str:
+    """libpq's connect_timeout for one attempt: ATTEMPT_TIMEOUT, cut to the time left.
+
+    A pooler or Neon's proxy holds a login while the compute wakes, so one
+    attempt can last its whole connect_timeout; cutting it keeps the run within
+    retry_seconds. At least 2 s, so a TLS + SCRAM handshake always fits.
+    """
+    return str(max(2, min(int(ATTEMPT_TIMEOUT), math.ceil(left))))
+
+
 def connect(target: DatabaseTarget, retry_seconds: float) -> Connection:
     """A connection to target, retried with backoff for up to retry_seconds."""
-    connect_args = (
-        {} if "connect_timeout" in target.url.query else {"connect_timeout": ATTEMPT_TIMEOUT}
-    )
-    engine = create_engine(target.url, poolclass=NullPool, connect_args=connect_args)
     deadline = time.monotonic() + retry_seconds
     delay = 0.5
     while True:
+        connect_args = (
+            {}
+            if "connect_timeout" in target.url.query
+            else {"connect_timeout": _attempt_timeout(deadline - time.monotonic())}
+        )
+        engine = create_engine(target.url, poolclass=NullPool, connect_args=connect_args)
         try:
             return engine.connect()
         except OperationalError as error:
