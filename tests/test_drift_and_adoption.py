@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+
 from conftest import (
     ROOT,
     add_revision,
@@ -13,7 +14,6 @@ from conftest import (
     query,
     run_alembic,
 )
-
 from migration_runner.schema_snapshot import find_client, read_file, snapshot
 
 ADD_COLUMN = "-- 002 (up): test.\nALTER TABLE organizations ADD COLUMN country text;\n"

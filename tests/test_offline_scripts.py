@@ -5,9 +5,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import add_revision, admin, current_version, query, run_alembic
 from sqlalchemy import text
 
+from conftest import add_revision, admin, current_version, query, run_alembic
 from migration_runner.schema_snapshot import find_client, snapshot
 
 UP_002 = """-- 002_add_organizations_country (up): test-only revision.

@@ -4,7 +4,6 @@ import subprocess
 import sys
 
 from conftest import ROOT, add_revision, run_alembic
-
 from migration_runner.schema_snapshot import (
     head_revision,
     parse_objects,
