@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 from conftest import ROOT, add_revision, current_version, query, run_alembic
 
@@ -28,9 +29,11 @@ def test_revision_writes_next_number_shim_and_sql_pair_that_apply(database_url, 
         lines = sql.read_text().splitlines()
         assert lines[0].startswith("-- 002_add_widgets (")
         assert "-- Destructive: no" in lines and "-- Transaction: yes" in lines
-    # Lint clean as it is: sqlfluff with the project's rules, ruff, the linear-history check.
+    # Lint clean as it is: sqlfluff, squawk, ruff, the linear-history check.
     sqlfluff = [sys.executable, "-m", "sqlfluff", "lint", "--config", str(ROOT / ".sqlfluff")]
     assert run(*sqlfluff, str(up), str(down), cwd=tree_copy).returncode == 0
+    squawk = str(Path(sys.executable).parent / "squawk")
+    assert run(squawk, str(up), cwd=ROOT).returncode == 0
     ruff = [sys.executable, "-m", "ruff"]
     assert run(*ruff, "format", "--check", str(shim), cwd=ROOT).returncode == 0
     assert run(*ruff, "check", str(shim), cwd=ROOT).returncode == 0
