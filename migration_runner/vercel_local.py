@@ -143,6 +143,8 @@ server_tls_sslmode = {"require" if self.server_tls else "disable"}
 max_client_conn = 200
 default_pool_size = 20
 ignore_startup_parameters = extra_float_digits
+; retry a failed server login after 1s, not 15s: a local compute wakes at once
+server_login_retry = 1
 """,
         )
 

@@ -26,6 +26,9 @@ from sqlalchemy.pool import NullPool
 from migration_runner import local_postgres
 from migration_runner.database_url import URL_VARIABLES
 
+# The Vercel group's fixtures (tests/test_vercel_*.py), imported here to exist once a session.
+from vercel_stack import vercel_database, vercel_stack  # noqa: F401
+
 ROOT = Path(__file__).resolve().parents[1]
 VERSION = os.environ.get("TEST_POSTGRES_VERSION", "15")
 # The test server's superuser connects without a password; every other role

@@ -1,0 +1,77 @@
+"""Vercel group: a suspended compute (the server down while the runner retries) ends in success."""
+
+import subprocess
+import sys
+import time
+
+import pytest
+from vercel_stack import ENDPOINT_VARIABLES as VARIABLES
+
+from conftest import ROOT, V001_TABLES, clean_environ, public_tables, run_alembic
+
+
+@pytest.mark.parametrize("endpoint", list(VARIABLES))
+def test_runner_retries_while_the_compute_wakes_up_then_migrates(vercel_database, endpoint):
+    stack = vercel_database.stack
+    variable = VARIABLES[endpoint]
+    # PgBouncer (pooled, and the direct endpoint when the binaries lack TLS) holds a
+    # login while it cannot reach the server, as Neon's proxy does while a compute
+    # wakes; a short connect_timeout (Vercel's Prisma URL carries one) makes retries.
+    url = vercel_database.environment[variable] + "&connect_timeout=2"
+    environment = clean_environ(**{variable: url, "MIGRATION_CONNECT_TIMEOUT": "60"})
+    stack.server.stop()  # the compute suspends
+    output = []
+    run = subprocess.Popen(
+        [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini"), "upgrade", "head"],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        for line in run.stdout:
+            output.append(line)
+            if "database not reachable yet" in line and not stack.server.is_running():
+                stack.server.start()  # the compute wakes up while the runner is retrying
+        code = run.wait(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+        run.stdout.close()
+        if not stack.server.is_running():
+            stack.server.start()
+
+    stdout = "".join(output)
+    assert code == 0, stdout
+    retries = [line for line in output if "database not reachable yet" in line]
+    assert len(retries) >= 1, stdout
+    assert all("retrying in" in line and "s left" in line for line in retries)
+    assert "Running upgrade  -> 001" in stdout
+    assert V001_TABLES <= public_tables(stack.superuser_url(vercel_database.name))
+
+
+def test_compute_that_stays_down_fails_clearly_after_the_connect_timeout(vercel_database):
+    stack = vercel_database.stack
+    stack.server.stop()
+    try:
+        started = time.monotonic()
+        result = run_alembic(
+            "upgrade",
+            "head",
+            env={
+                "POSTGRES_URL_NON_POOLING": vercel_database.direct_url + "&connect_timeout=2",
+                "MIGRATION_CONNECT_TIMEOUT": "3",
+            },
+        )
+        elapsed = time.monotonic() - started
+    finally:
+        stack.server.start()
+
+    assert result.returncode != 0
+    failures = [line for line in result.stdout.splitlines() if line.startswith("FAILED:")]
+    assert len(failures) == 1, result.stdout
+    assert "Cannot connect to" in failures[0] and "gave up after retrying for 3s" in failures[0]
+    assert "(from POSTGRES_URL_NON_POOLING)" in failures[0]
+    assert "retrying in" in result.stdout
+    assert 3 <= elapsed < 15

@@ -1,0 +1,210 @@
+"""Vercel group: the whole story over Vercel's direct TLS URL and through PgBouncer (pooled).
+
+Each test runs `alembic` as a deploy would, with only the Vercel variable
+under test set, as the non-superuser owner neondb_owner, then checks the
+database itself (catalog, pg_locks, pg_stat_activity, PgBouncer's console).
+"""
+
+import subprocess
+import sys
+
+import psycopg2
+import pytest
+from vercel_stack import ENDPOINT_VARIABLES
+
+from conftest import (
+    ROOT,
+    RUNNER_TABLES,
+    V001_TABLES,
+    add_revision,
+    clean_environ,
+    public_tables,
+    run_alembic,
+)
+from migration_runner.vercel_local import OWNER
+
+VARIABLES = ENDPOINT_VARIABLES
+RUNNERS = 4  # the suite's own test runs eight; four show the lock through each endpoint
+FAILING_UP = """-- 002_half_done (up): test-only revision that fails after doing some work.
+CREATE TABLE half_done (id integer);
+INSERT INTO half_done VALUES (1);
+ALTER TABLE organizations ADD COLUMN half_done integer;
+SELECT 1 / 0;
+"""
+CONCURRENT_INDEX_UP = """-- 002_index_organizations_name (up): test-only.
+-- Destructive: no
+-- Transaction: none
+CREATE INDEX CONCURRENTLY organizations_name_idx ON organizations (name);
+"""
+CONCURRENT_INDEX_DOWN = """-- 002_index_organizations_name (down): test-only.
+-- Transaction: none
+DROP INDEX CONCURRENTLY organizations_name_idx;
+"""
+
+
+@pytest.fixture(params=list(VARIABLES))
+def endpoint(request) -> str:
+    return request.param
+
+
+def _only(database, endpoint: str, **extra: str) -> dict[str, str]:
+    """The environment of a deploy that has just this one Vercel variable."""
+    variable = VARIABLES[endpoint]
+    return {variable: database.environment[variable], **extra}
+
+
+def _assert_went_through(database, endpoint: str) -> None:
+    transactions = database.pool_stats().get("total_xact_count", 0)
+    assert (transactions > 0) if endpoint == "pooled" else (transactions == 0), transactions
+
+
+def _tables(database) -> set[str]:
+    return public_tables(database.stack.superuser_url(database.name))
+
+
+def test_upgrade_downgrade_upgrade_over_vercel_url(vercel_database, endpoint):
+    environment = _only(vercel_database, endpoint)
+    assert environment[VARIABLES[endpoint]].startswith("postgres://")
+    assert "sslmode=require" in environment[VARIABLES[endpoint]]
+
+    upgrade = run_alembic("upgrade", "head", env=environment)
+    assert upgrade.returncode == 0, upgrade.stdout
+    assert f"(from {VARIABLES[endpoint]})" in upgrade.stdout
+    assert _tables(vercel_database) == V001_TABLES | RUNNER_TABLES
+
+    downgrade = run_alembic("downgrade", "base", env=environment)
+    assert downgrade.returncode == 0, downgrade.stdout
+    assert _tables(vercel_database) == RUNNER_TABLES
+
+    again = run_alembic("upgrade", "head", env=environment)
+    assert again.returncode == 0, again.stdout
+    assert _tables(vercel_database) == V001_TABLES | RUNNER_TABLES
+    assert vercel_database.superuser_query(
+        "SELECT revision, direction, applied_by FROM migration_history ORDER BY id"
+    ) == [("001", "up", OWNER), ("001", "down", OWNER), ("001", "up", OWNER)]
+    assert vercel_database.superuser_query("SELECT version_num FROM alembic_version") == [("001",)]
+    _assert_went_through(vercel_database, endpoint)
+
+
+def test_concurrent_upgrades_over_vercel_url_apply_the_schema_once(vercel_database, endpoint):
+    environment = clean_environ(**_only(vercel_database, endpoint))
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini"), "upgrade", "head"],
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(RUNNERS)
+    ]
+    outcomes = [(run.wait(timeout=120), run.stderr.read()) for run in runs]
+    for run in runs:
+        run.stdout.close()
+        run.stderr.close()
+
+    assert [code for code, _ in outcomes] == [0] * RUNNERS, outcomes
+    assert sum("Running upgrade" in err for _, err in outcomes) == 1
+    assert _tables(vercel_database) == V001_TABLES | RUNNER_TABLES
+    assert vercel_database.superuser_query("SELECT revision FROM migration_history") == [("001",)]
+    _assert_went_through(vercel_database, endpoint)
+
+
+def test_failing_revision_over_vercel_url_rolls_back_everything(
+    vercel_database, endpoint, tree_copy
+):
+    environment = _only(vercel_database, endpoint)
+    assert run_alembic("upgrade", "head", env=environment, tree=tree_copy).returncode == 0
+    add_revision(tree_copy, "002", "half_done", FAILING_UP, "DROP TABLE half_done;\n", "001")
+
+    result = run_alembic("upgrade", "head", env=environment, tree=tree_copy)
+
+    assert result.returncode != 0
+    assert "sql/up/002_half_done.sql line 5 failed" in result.stdout
+    assert "half_done" not in _tables(vercel_database)
+    assert vercel_database.superuser_query(
+        "SELECT count(*) FROM information_schema.columns WHERE column_name = 'half_done'"
+    ) == [(0,)]
+    assert vercel_database.superuser_query("SELECT version_num FROM alembic_version") == [("001",)]
+    assert vercel_database.superuser_query("SELECT count(*) FROM migration_history") == [(1,)]
+
+
+def test_pooled_url_run_leaves_no_advisory_lock_or_session_setting_on_server_connections(
+    vercel_database,
+):
+    environment = clean_environ(**_only(vercel_database, "pooled"))
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini"), "upgrade", "head"],
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(4)
+    ]
+    assert [run.wait(timeout=120) for run in runs] == [0] * 4
+    assert run_alembic("downgrade", "base", env=environment).returncode == 0
+
+    # The server connections PgBouncer keeps for this database after the runs.
+    servers = vercel_database.server_connections()
+    server_pids = {
+        pid
+        for (pid,) in vercel_database.superuser_query(
+            "SELECT pid FROM pg_stat_activity "
+            f"WHERE datname = current_database() AND usename = '{OWNER}'"
+        )
+    }
+    assert len(servers) == len(server_pids) >= 1
+    assert vercel_database.superuser_query(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+    ) == [(0,)]
+    assert vercel_database.superuser_query(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND state LIKE 'idle in transaction%'"
+    ) == [(0,)]
+
+    # Hold one transaction per server connection, so PgBouncer hands each client a
+    # different one, and read the settings a later client of each connection gets.
+    clients = [psycopg2.connect(vercel_database.pooled_url) for _ in server_pids]
+    try:
+        seen = {}
+        for client in clients:
+            with client.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_backend_pid(), current_setting('lock_timeout'), "
+                    "current_setting('statement_timeout'), "
+                    "(SELECT count(*) FROM pg_locks "
+                    " WHERE locktype = 'advisory' AND pid = pg_backend_pid())"
+                )
+                pid, lock_timeout, statement_timeout, advisory = cursor.fetchone()
+                seen[pid] = (lock_timeout, statement_timeout, advisory)
+    finally:
+        for client in clients:
+            client.close()
+    assert set(seen) == server_pids
+    assert set(seen.values()) == {("0", "0", 0)}
+
+
+def test_non_transactional_revision_is_refused_over_the_pooled_url(vercel_database, tree_copy):
+    add_revision(
+        tree_copy,
+        "002",
+        "index_organizations_name",
+        CONCURRENT_INDEX_UP,
+        CONCURRENT_INDEX_DOWN,
+        "001",
+    )
+    result = run_alembic("upgrade", "head", env=_only(vercel_database, "pooled"), tree=tree_copy)
+
+    assert result.returncode != 0
+    assert "Transaction: none" in result.stdout and "POSTGRES_URL_NON_POOLING" in result.stdout
+    assert _tables(vercel_database) == set()  # 001 of the same run was rolled back too
+    assert vercel_database.superuser_query(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+    ) == [(0,)]
+
+    direct = run_alembic("upgrade", "head", env=_only(vercel_database, "direct"), tree=tree_copy)
+    assert direct.returncode == 0, direct.stdout
+    assert vercel_database.superuser_query(
+        "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass('organizations_name_idx')"
+    ) == [(True,)]
