@@ -9,8 +9,6 @@ that merely mention those words are not statements and do not count.
 from dataclasses import dataclass
 
 from alembic.runtime.migration import MigrationContext
-from pglast import ast
-from pglast.enums import AlterTableType, ObjectType
 
 from migration_runner.emit import emit, fetch, literal
 from migration_runner.errors import MigrationError
@@ -19,6 +17,9 @@ from migration_runner.sql_files import SqlFile
 
 # Counting stops here: enough to tell "some rows" from "a lot of rows" cheaply.
 COUNT_CAP = 1_000_000
+# Statements whose parse tree can be a DropStmt, TruncateStmt or AlterTableStmt
+# start with one of these words; no other statement needs a parse tree here.
+MAYBE_DESTRUCTIVE = {"DROP", "TRUNCATE", "ALTER"}
 
 
 @dataclass(frozen=True)
@@ -33,8 +34,13 @@ def _name(*parts: str | None) -> str:
 
 def find_destruction(sql_file: SqlFile) -> list[Destruction]:
     """Every statement in the file that removes a table's rows or a column's values."""
+    from pglast import ast  # on first use: a run with nothing to apply never loads pglast
+    from pglast.enums import AlterTableType, ObjectType
+
     found = []
     for statement in sql_file.statements:
+        if statement.keyword and statement.keyword not in MAYBE_DESTRUCTIVE:
+            continue  # CREATE, INSERT, COMMENT...: no parse tree needed
         node = statement.node
         if isinstance(node, ast.DropStmt) and node.removeType == ObjectType.OBJECT_TABLE:
             found += [

@@ -14,21 +14,30 @@ from dataclasses import dataclass
 from functools import cache, cached_property
 from pathlib import Path
 
-import pglast
-
 from migration_runner.errors import MigrationError
 
 DIRECTIONS = ("up", "down")
 HEADER = re.compile(r"^--\s*([A-Za-z-]+):\s*(.*?)\s*$")
-# Whitespace and comments between the end of one statement and the next.
-LEADING_NOISE = re.compile(r"(\s+|--[^\n]*|/\*.*?\*/)*", re.DOTALL)
+FIRST_WORD = re.compile(r"[A-Za-z]+")
 
 
 @dataclass(frozen=True)
 class Statement:
     line: int  # where the statement starts in its file, 1-based
     text: str  # exactly as written, without the closing semicolon
-    node: object  # pglast's parse tree of it
+
+    @property
+    def keyword(self) -> str:
+        """Its first word, upper-cased ("" if it starts otherwise): the kind of statement."""
+        match = FIRST_WORD.match(self.text)
+        return match.group(0).upper() if match else ""
+
+    @cached_property
+    def node(self) -> object:
+        """pglast's parse tree of it, built on first use: building it is the costly part."""
+        import pglast
+
+        return pglast.parse_sql(self.text)[0].stmt
 
 
 @dataclass(frozen=True)
@@ -36,7 +45,7 @@ class SqlFile:
     path: Path
     text: str
 
-    @property
+    @cached_property
     def checksum(self) -> str:
         return hashlib.sha256(self.text.encode()).hexdigest()
 
@@ -57,21 +66,26 @@ class SqlFile:
 
     @cached_property
     def statements(self) -> list[Statement]:
-        """The file's statements as PostgreSQL's own parser splits them."""
+        """The file's statements as PostgreSQL's own parser splits them.
+
+        The whole file is parsed (a syntax error anywhere is reported here),
+        but no Python parse tree is built: Statement.node does that on demand.
+        pglast is imported here, not at module level: a run with nothing to
+        apply never loads it.
+        """
+        from pglast.parser import ParseError, split
+
         try:
-            parsed = pglast.parse_sql(self.text)
-        except pglast.parser.ParseError as error:
+            # Character offsets, leading comments and whitespace skipped, no semicolon.
+            pieces = split(self.text, with_parser=True, only_slices=True)
+        except ParseError as error:
             raise MigrationError(f"{self.shown} is not valid PostgreSQL: {error}") from None
-        data = self.text.encode()
-        statements = []
-        for raw in parsed:
-            # The parser reports byte offsets; a length of 0 means "to the end".
-            end = raw.stmt_location + raw.stmt_len if raw.stmt_len else len(data)
-            chunk = data[raw.stmt_location : end].decode()
-            start = LEADING_NOISE.match(chunk).end()
-            line = data[: raw.stmt_location].count(b"\n") + chunk[:start].count("\n") + 1
-            statements.append(Statement(line=line, text=chunk[start:].rstrip(), node=raw.stmt))
-        return statements
+        return [
+            Statement(
+                line=self.text.count("\n", 0, piece.start) + 1, text=self.text[piece].rstrip()
+            )
+            for piece in pieces
+        ]
 
     @property
     def shown(self) -> str:
