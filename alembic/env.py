@@ -16,6 +16,7 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy.engine import Connection, Engine
 
+from migration_runner.at_head import nothing_to_apply
 from migration_runner.connect import connect
 from migration_runner.database_url import resolve_target
 from migration_runner.history import HistoryRecorder, verify_checksums
@@ -42,6 +43,11 @@ def run_one_attempt(recorder: HistoryRecorder) -> None:
     with context.begin_transaction():
         migration_context = context.get_context()
         take_migration_lock(migration_context, settings)
+        at_head = nothing_to_apply(migration_context)  # the usual deploy: read ids, import no shim
+        if at_head is not None:
+            verify_checksums(migration_context, migration_context.script, at_head.shims)
+            log.info("database is at head %s: nothing to apply", at_head.head)
+            return
         verify_checksums(migration_context, migration_context.script)
         recorder.start()
         context.run_migrations()

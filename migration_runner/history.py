@@ -10,6 +10,7 @@ migration's own transaction: a failed run records nothing.
 
 import time
 from importlib.resources import files
+from pathlib import Path
 
 from alembic.runtime.migration import MigrationContext, MigrationInfo
 from alembic.script import ScriptDirectory
@@ -33,11 +34,15 @@ def ensure_table(ctx: MigrationContext) -> bool:
     return False
 
 
+def _up_files(script: ScriptDirectory, shims: dict[str, Path] | None = None) -> dict:
+    """Each revision's up file; shims (id -> shim path) spares Alembic importing every shim."""
+    if shims is None:
+        shims = {rev.revision: rev.path for rev in script.walk_revisions()}
+    return {revision: sql_files.for_revision(path, "up") for revision, path in shims.items()}
+
+
 def _up_checksums(script: ScriptDirectory) -> dict[str, str]:
-    return {
-        rev.revision: sql_files.for_revision(rev.path, "up").checksum
-        for rev in script.walk_revisions()
-    }
+    return {revision: up.checksum for revision, up in _up_files(script).items()}
 
 
 def _edited_message(revisions: list[str]) -> str:
@@ -48,19 +53,26 @@ def _edited_message(revisions: list[str]) -> str:
     )
 
 
-def verify_checksums(ctx: MigrationContext, script: ScriptDirectory) -> None:
-    """Refuse the run if an applied revision's up file changed since it ran."""
+def verify_checksums(
+    ctx: MigrationContext, script: ScriptDirectory, shims: dict[str, Path] | None = None
+) -> None:
+    """Refuse the run if an applied revision's up file changed since it ran.
+
+    shims maps revision ids to shim paths when the caller read them without
+    Alembic's revision map (migration_runner.at_head); every up file is still
+    read, and every applied one hashed and compared.
+    """
     existed = ensure_table(ctx)
     if ctx.as_sql:
         _emit_verification(ctx, _up_checksums(script))
         return
     if not existed:
         return
-    expected = _up_checksums(script)
+    expected = _up_files(script, shims)
     edited = sorted(
-        f"{revision} ({sql_files.for_revision(script.get_revision(revision).path, 'up').shown})"
+        f"{revision} ({expected[revision].shown})"
         for revision, direction, checksum in fetch(ctx, LATEST_STEPS)
-        if direction == "up" and revision in expected and expected[revision] != checksum
+        if direction == "up" and revision in expected and expected[revision].checksum != checksum
     )
     if edited:
         raise MigrationError(_edited_message(edited))

@@ -9,6 +9,7 @@ reads one of them: `-- Transaction: none` runs the file outside a transaction
 """
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass
 from functools import cache, cached_property
@@ -94,8 +95,10 @@ class SqlFile:
 
 
 def sql_path(shim_file: str | Path, direction: str) -> Path:
-    shim = Path(shim_file)
-    return shim.parents[2] / "sql" / direction / f"{shim.stem}.sql"
+    """<tree>/sql/<direction>/<stem>.sql for <tree>/alembic/versions/<stem>.py (string ops: cheap)."""
+    versions, name = os.path.split(os.fspath(shim_file))
+    tree = os.path.dirname(os.path.dirname(versions))
+    return Path(tree, "sql", direction, os.path.splitext(name)[0] + ".sql")
 
 
 @cache

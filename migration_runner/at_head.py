@@ -1,0 +1,123 @@
+"""The run every deploy makes, with nothing to apply, without importing every shim.
+
+`alembic upgrade head` builds Alembic's revision map by importing every file in
+alembic/versions (compiling each one in a fresh checkout), only to find that
+the database is already at head: at 300 revisions that was most of a no-op
+run's own cost. Our shims are data, ids and a call (README, "Layout"), so
+their ids can be read as text. When this run is `upgrade head`, every shim
+states its ids as plain literals, the history is one straight line, and
+alembic_version holds exactly its head, the run verifies the checksums of the
+applied files as usual and ends there, with no shim imported.
+
+Anything else (another command or target, --sql, several version locations,
+a shim whose ids are not plain literals, branches or merges, a database not at
+head) takes Alembic's normal path: this only skips work whose outcome is known.
+"""
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+
+from migration_runner.emit import fetch, literal
+
+# Alembic's own rule for which files in a versions folder are revisions.
+REVISION_FILE = re.compile(r"(?!\.\#|__init__)(.*\.py)$")
+IDENTIFIERS = ("revision", "down_revision", "branch_labels", "depends_on")
+# Any top-level assignment to one of those names, annotated or not.
+ASSIGNED = re.compile(r"^(revision|down_revision|branch_labels|depends_on)\b\s*[:=]", re.MULTILINE)
+# The only form we read: a string literal or None, optionally annotated, optionally commented.
+PLAIN = re.compile(
+    r"^(revision|down_revision|branch_labels|depends_on)(?:\s*:[^=\n]*)?\s*=\s*"
+    r"(None|\"([\w.-]*)\"|'([\w.-]*)')\s*(?:#.*)?$",
+    re.MULTILINE,
+)
+
+
+@dataclass(frozen=True)
+class LinearTree:
+    head: str
+    shims: dict[str, Path]  # revision id -> its shim, resolved as Alembic resolves it
+
+
+def _ids(text: str) -> tuple[str, str | None] | None:
+    """(revision, down_revision) when the shim states them plainly, with no branch or dependency."""
+    if len(ASSIGNED.findall(text)) != len(PLAIN.findall(text)):
+        return None  # some id is computed, a tuple, or otherwise not a plain literal
+    values: dict[str, str | None] = {}
+    for match in PLAIN.finditer(text):
+        name = match.group(1)
+        if name in values:
+            return None
+        values[name] = None if match.group(2) == "None" else (match.group(3) or match.group(4))
+    if not values.get("revision") or "down_revision" not in values:
+        return None
+    if values.get("branch_labels") is not None or values.get("depends_on") is not None:
+        return None
+    return values["revision"], values["down_revision"]
+
+
+def read_linear_tree(script: ScriptDirectory) -> LinearTree | None:
+    """The head and the shims, read as text; None whenever Alembic's own loading is needed."""
+    if script.sourceless or script.recursive_version_locations:
+        return None
+    try:
+        folder = Path(script.versions).resolve()
+    except CommandError:  # several version locations
+        return None
+    if not folder.is_dir():
+        return None
+    downs: dict[str, str | None] = {}
+    shims: dict[str, Path] = {}
+    with os.scandir(folder) as entries:  # file types come with the listing: no stat per shim
+        for entry in entries:
+            if not REVISION_FILE.match(entry.name) or not entry.is_file():
+                continue
+            path = Path(os.path.realpath(entry.path) if entry.is_symlink() else entry.path)
+            with open(path, encoding="utf-8") as shim:
+                ids = _ids(shim.read())
+            if ids is None or ids[0] in downs:
+                return None
+            downs[ids[0]], shims[ids[0]] = ids[1], path
+    referenced = [down for down in downs.values() if down is not None]
+    heads = set(downs) - set(referenced)
+    bases = [rev for rev, down in downs.items() if down is None]
+    linear = len(referenced) == len(set(referenced)) and set(referenced) <= set(downs)
+    if len(heads) != 1 or len(bases) != 1 or not linear:
+        return None
+    return LinearTree(head=heads.pop(), shims=shims)
+
+
+def _is_upgrade_to_head(ctx: MigrationContext) -> bool:
+    """This run is `alembic upgrade head` (or heads), online, with no explicit start revision."""
+    fn = ctx.opts.get("fn")
+    return (
+        not ctx.as_sql
+        and getattr(fn, "__module__", None) == "alembic.command"
+        and getattr(fn, "__name__", None) == "upgrade"
+        and ctx.opts.get("destination_rev") in ("head", "heads")
+        and ctx.opts.get("starting_rev") is None
+    )
+
+
+def _current_versions(ctx: MigrationContext) -> list[str] | None:
+    table = '"' + ctx.version_table.replace('"', '""') + '"'
+    if ctx.version_table_schema:
+        table = '"' + ctx.version_table_schema.replace('"', '""') + '".' + table
+    if not fetch(ctx, f"SELECT to_regclass({literal(table)}) IS NOT NULL")[0][0]:
+        return None
+    return [row[0] for row in fetch(ctx, f"SELECT version_num FROM {table}")]
+
+
+def nothing_to_apply(ctx: MigrationContext) -> LinearTree | None:
+    """The tree when this `upgrade head` finds the database at head already; else None."""
+    if not _is_upgrade_to_head(ctx) or ctx.script is None:
+        return None
+    tree = read_linear_tree(ctx.script)
+    if tree is None or _current_versions(ctx) != [tree.head]:
+        return None
+    return tree
