@@ -51,6 +51,7 @@ def run_one_attempt(recorder: HistoryRecorder) -> None:
         verify_checksums(migration_context, migration_context.script)
         recorder.start()
         context.run_migrations()
+        recorder.flush(migration_context)  # every step's history row, one INSERT, same transaction
 
 
 def run_migrations_offline() -> None:

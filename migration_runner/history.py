@@ -104,13 +104,29 @@ $verify$;""",
 
 
 class HistoryRecorder:
-    """on_version_apply hook: one migration_history row per applied step."""
+    """on_version_apply hook: one migration_history row per applied step.
+
+    Online, rows wait in memory and go in one INSERT (flush) before the
+    transaction commits: at the end of the run, or before a
+    `-- Transaction: none` revision commits what came before it. A run of N
+    revisions makes one round trip for its history, not N. applied_at is then
+    the time of that INSERT, just before the commit that makes the steps real.
+    """
 
     def __init__(self) -> None:
         self.step_started = time.monotonic()
+        self.pending: list[str] = []
 
     def start(self) -> None:
+        """A new attempt: rows of a rolled-back attempt are forgotten."""
         self.step_started = time.monotonic()
+        self.pending = []
+
+    def flush(self, ctx: MigrationContext) -> None:
+        """Write the rows waiting for the transaction, in one INSERT."""
+        if self.pending:
+            emit(ctx, _insert(self.pending))
+            self.pending = []
 
     def __call__(self, ctx: MigrationContext, step: MigrationInfo, heads, run_args) -> None:
         direction = "up" if step.is_upgrade else "down"
@@ -125,9 +141,22 @@ class HistoryRecorder:
                 f"({literal(revision)}, {literal(direction)}, {str(step.is_stamp).lower()}, "
                 f"{literal(checksum)}, {duration})"
             )
-        emit(
-            ctx,
-            "INSERT INTO migration_history (revision, direction, stamped, checksum, duration_ms)\n"
-            f"VALUES {', '.join(rows)};",
-        )
-        self.start()
+        if ctx.as_sql:
+            emit(ctx, _insert(rows))  # the script records each step where it runs
+        else:
+            self.pending += rows
+        self.step_started = time.monotonic()
+
+
+def _insert(rows: list[str]) -> str:
+    return (
+        "INSERT INTO migration_history (revision, direction, stamped, checksum, duration_ms)\n"
+        f"VALUES {', '.join(rows)};"
+    )
+
+
+def flush_history(ctx: MigrationContext) -> None:
+    """Write pending history rows now (before a commit the recorder does not see)."""
+    for callback in getattr(ctx, "on_version_apply_callbacks", ()):
+        if isinstance(callback, HistoryRecorder):
+            callback.flush(ctx)

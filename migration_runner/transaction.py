@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from alembic.runtime.migration import MigrationContext
 
 from migration_runner.emit import emit, fetch, literal
+from migration_runner.history import flush_history
 from migration_runner.settings import RunSettings
 
 # One key for this schema's migrations; visible in pg_locks as classid/objid.
@@ -66,6 +67,7 @@ def outside_transaction(ctx: MigrationContext, settings: RunSettings) -> Iterato
     lock bridges the gap. That needs one server connection for the whole
     block: run non-transactional revisions over a direct URL, not a pooler.
     """
+    flush_history(ctx)  # history rows of the steps before this one commit with them
     emit(ctx, f"SELECT pg_advisory_lock({MIGRATION_LOCK_KEY});")
     with ctx.autocommit_block():
         yield
