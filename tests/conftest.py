@@ -146,21 +146,25 @@ def run_alembic_concurrently(
     timeout: float = 120,
 ) -> list[subprocess.CompletedProcess]:
     """Start `runs` alembic processes at once, as simultaneous deploys would; wait for all."""
-    environ = clean_environ(**(env or {}))
-    if url is not None:
-        environ["DATABASE_URL"] = url
-    command = [sys.executable, "-m", "alembic", "-c", str(tree / "alembic.ini"), *args]
-    processes = [
-        subprocess.Popen(
-            command, env=environ, cwd=tree, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        for _ in range(runs)
-    ]
+    processes = [start_alembic(*args, url=url, tree=tree, env=env) for _ in range(runs)]
     results = []
     for process in processes:
         stdout, _ = process.communicate(timeout=timeout)
-        results.append(subprocess.CompletedProcess(command, process.returncode, stdout))
+        results.append(subprocess.CompletedProcess(process.args, process.returncode, stdout))
     return results
+
+
+def start_alembic(
+    *args: str, url: str | None = None, tree: Path = ROOT, env: dict[str, str] | None = None
+) -> subprocess.Popen:
+    """Start `alembic -c <tree>/alembic.ini ARGS` in the background; output in .stdout."""
+    environ = clean_environ(**(env or {}))
+    if url is not None:
+        environ["DATABASE_URL"] = url
+    return subprocess.Popen(
+        [sys.executable, "-m", "alembic", "-c", str(tree / "alembic.ini"), *args],
+        env=environ, cwd=tree, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
 
 
 def query(url: str, sql: str, **params) -> list[tuple]:

@@ -10,11 +10,11 @@ import time
 import psycopg2
 import pytest
 
-from conftest import add_revision, current_version, engine_for, query, run_alembic
+from conftest import add_revision, current_version, engine_for, query, run_alembic, start_alembic
 
 ADD_NOTE_UP = "-- test-only: needs ACCESS EXCLUSIVE on organizations.\nALTER TABLE organizations ADD COLUMN note text;\n"
 ADD_NOTE_DOWN = "ALTER TABLE organizations DROP COLUMN note;\n"
-HOLD_SECONDS = 2.0
+HOLD_SECONDS = 1.5
 
 
 def _dsn(url):
@@ -40,14 +40,24 @@ class ApplicationLoad(threading.Thread):
         connection.close()
 
 
-def _hold_table(url, seconds):
-    """A long transaction holding ACCESS SHARE on organizations, released after seconds."""
+def _hold_table(url):
+    """A long transaction holding ACCESS SHARE on organizations until rolled back."""
     connection = psycopg2.connect(_dsn(url))
-    cursor = connection.cursor()
-    cursor.execute("SELECT count(*) FROM organizations")
-    timer = threading.Timer(seconds, connection.rollback)
-    timer.start()
-    return connection, timer
+    connection.cursor().execute("SELECT count(*) FROM organizations")
+    return connection
+
+
+def _wait_until_migration_queues(url):
+    """Block until some session waits for a lock on organizations (the migration's ALTER)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        waiting = query(url, """
+            SELECT count(*) FROM pg_locks
+            WHERE NOT granted AND relation = to_regclass('organizations')""")
+        if waiting[0][0]:
+            return
+        time.sleep(0.02)
+    raise AssertionError("the migration never queued for its lock")
 
 
 @pytest.fixture
@@ -58,24 +68,27 @@ def migrated_with_pending(database_url, tree_copy):
 
 
 def _migrate_under_load(url, tree, *x_options):
+    """Run the migration while a transaction holds the table for HOLD_SECONDS after it queues."""
     load = ApplicationLoad(url)
     load.start()
-    time.sleep(0.2)
-    holder, timer = _hold_table(url, HOLD_SECONDS)
-    result = run_alembic(*x_options, "upgrade", "head", url=url, tree=tree)
-    timer.join()
+    holder = _hold_table(url)
+    migration = start_alembic(*x_options, "upgrade", "head", url=url, tree=tree)
+    _wait_until_migration_queues(url)
+    time.sleep(HOLD_SECONDS)  # measured from the first wait, whatever the machine's load
+    holder.rollback()
     holder.close()
+    output, _ = migration.communicate(timeout=120)
     time.sleep(0.1)
     load.stop.set()
     load.join()
-    return result, max(load.latencies)
+    return migration.returncode, output, max(load.latencies)
 
 
 def test_application_is_never_blocked_much_longer_than_the_lock_timeout(migrated_with_pending):
     url, tree = migrated_with_pending
-    result, worst = _migrate_under_load(url, tree, "-x", "lock-timeout=200ms", "-x", "lock-retries=10")
-    assert result.returncode == 0, result.stdout
-    assert "waited too long for a lock" in result.stdout  # at least one retry happened
+    code, output, worst = _migrate_under_load(url, tree, "-x", "lock-timeout=200ms", "-x", "lock-retries=10")
+    assert code == 0, output
+    assert "waited too long for a lock" in output  # at least one retry happened
     assert worst < 0.2 + 0.5, f"application blocked {worst:.2f}s"
     assert current_version(url) == "002"
     assert query(url, "SELECT count(*) FROM information_schema.columns WHERE column_name = 'note'") == [(1,)]
@@ -84,18 +97,17 @@ def test_application_is_never_blocked_much_longer_than_the_lock_timeout(migrated
 def test_without_lock_timeout_the_application_queues_behind_the_migration(migrated_with_pending):
     """The outage the guard prevents, measured the same way, so the test above means something."""
     url, tree = migrated_with_pending
-    result, worst = _migrate_under_load(url, tree, "-x", "lock-timeout=0")
-    assert result.returncode == 0, result.stdout
-    assert worst > HOLD_SECONDS * 0.6, f"application blocked only {worst:.2f}s"
+    code, output, worst = _migrate_under_load(url, tree, "-x", "lock-timeout=0")
+    assert code == 0, output
+    assert worst > HOLD_SECONDS * 0.8, f"application blocked only {worst:.2f}s"
 
 
 def test_migration_fails_cleanly_when_the_lock_never_comes(migrated_with_pending):
     url, tree = migrated_with_pending
-    holder, timer = _hold_table(url, 30)
+    holder = _hold_table(url)
     try:
         result = run_alembic("-x", "lock-timeout=100ms", "-x", "lock-retries=1", "upgrade", "head", url=url, tree=tree)
     finally:
-        timer.cancel()
         holder.rollback()
         holder.close()
     assert result.returncode != 0
