@@ -87,8 +87,11 @@ $(BENCH_INSTALLED): pyproject.toml $(INSTALLED)
 	$(BIN)/pip install --quiet -e ".[dev,bench]"
 	@touch $@
 
-$(DBMATE): bench/package.json bench/package-lock.json
-	cd bench && npm ci --no-audit --no-fund --loglevel=error
+# dbmate pins its platform binary package to its own exact version, so the exact
+# version in bench/package.json pins both; no lock file (npm here records only
+# this platform's optional package, which `npm ci` then refuses).
+$(DBMATE): bench/package.json
+	cd bench && npm install --no-audit --no-fund --no-save --no-package-lock --loglevel=error
 	@touch $@
 
 bench: $(BENCH_INSTALLED) $(DBMATE) ## Benchmarks against psql, plain Alembic and peers: bench/results.md
