@@ -23,6 +23,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from forked_alembic import ForkedAlembic
 from migration_runner import local_postgres
 from migration_runner.database_url import URL_VARIABLES
 
@@ -129,12 +130,15 @@ def run_alembic(
     tree: Path = ROOT,
     env: dict[str, str] | None = None,
     timeout: float = 120,
+    fresh_interpreter: bool = False,
 ) -> subprocess.CompletedProcess:
     """`alembic -c <tree>/alembic.ini ARGS` as a user runs it, in its own process.
 
     Alembic prints FAILED: ... on stdout and logs on stderr; both land in .stdout here.
     """
-    return run_alembic_concurrently(1, *args, url=url, tree=tree, env=env, timeout=timeout)[0]
+    process = start_alembic(*args, url=url, tree=tree, env=env, fresh_interpreter=fresh_interpreter)
+    stdout, _ = process.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout)
 
 
 def run_alembic_concurrently(
@@ -155,14 +159,26 @@ def run_alembic_concurrently(
 
 
 def start_alembic(
-    *args: str, url: str | None = None, tree: Path = ROOT, env: dict[str, str] | None = None
-) -> subprocess.Popen:
-    """Start `alembic -c <tree>/alembic.ini ARGS` in the background; output in .stdout."""
+    *args: str,
+    url: str | None = None,
+    tree: Path = ROOT,
+    env: dict[str, str] | None = None,
+    fresh_interpreter: bool = False,
+) -> ForkedAlembic | subprocess.Popen:
+    """Start `alembic -c <tree>/alembic.ini ARGS` in its own process; .communicate() gives
+    stdout and stderr together.
+
+    The process is forked from this one (Alembic already imported, see
+    forked_alembic.py) unless fresh_interpreter asks for a new Python.
+    """
     environ = clean_environ(**(env or {}))
     if url is not None:
         environ["DATABASE_URL"] = url
+    argv = ["-c", str(tree / "alembic.ini"), *args]
+    if not fresh_interpreter:
+        return ForkedAlembic(argv, environ, str(tree))
     return subprocess.Popen(
-        [sys.executable, "-m", "alembic", "-c", str(tree / "alembic.ini"), *args],
+        [sys.executable, "-m", "alembic", *argv],
         env=environ, cwd=tree, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
 

@@ -36,7 +36,10 @@ def test_a_copied_tree_runs_its_own_sql_files(database_url, tree_copy):
     add_revision(
         tree_copy, "002", "add_organizations_country", ADD_COLUMN_UP, ADD_COLUMN_DOWN, "001"
     )
-    result = run_alembic("upgrade", "head", url=database_url, tree=tree_copy)
+    # A new interpreter, as a user has: the copy's own runner and SQL files via its alembic.ini.
+    result = run_alembic(
+        "upgrade", "head", url=database_url, tree=tree_copy, fresh_interpreter=True
+    )
     assert result.returncode == 0, result.stdout
     assert query(
         database_url,
