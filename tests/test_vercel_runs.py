@@ -5,21 +5,17 @@ under test set, as the non-superuser owner neondb_owner, then checks the
 database itself (catalog, pg_locks, pg_stat_activity, PgBouncer's console).
 """
 
-import subprocess
-import sys
-
 import psycopg2
 import pytest
 from vercel_stack import ENDPOINT_VARIABLES
 
 from conftest import (
-    ROOT,
     RUNNER_TABLES,
     V001_TABLES,
     add_revision,
-    clean_environ,
     public_tables,
     run_alembic,
+    run_alembic_concurrently,
 )
 from migration_runner.vercel_local import OWNER
 
@@ -87,24 +83,12 @@ def test_upgrade_downgrade_upgrade_over_vercel_url(vercel_database, endpoint):
 
 
 def test_concurrent_upgrades_over_vercel_url_apply_the_schema_once(vercel_database, endpoint):
-    environment = clean_environ(**_only(vercel_database, endpoint))
-    runs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini"), "upgrade", "head"],
-            env=environment,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(RUNNERS)
-    ]
-    outcomes = [(run.wait(timeout=120), run.stderr.read()) for run in runs]
-    for run in runs:
-        run.stdout.close()
-        run.stderr.close()
+    results = run_alembic_concurrently(
+        RUNNERS, "upgrade", "head", env=_only(vercel_database, endpoint)
+    )
 
-    assert [code for code, _ in outcomes] == [0] * RUNNERS, outcomes
-    assert sum("Running upgrade" in err for _, err in outcomes) == 1
+    assert [result.returncode for result in results] == [0] * RUNNERS, [r.stdout for r in results]
+    assert sum("Running upgrade" in result.stdout for result in results) == 1
     assert _tables(vercel_database) == V001_TABLES | RUNNER_TABLES
     assert vercel_database.superuser_query("SELECT revision FROM migration_history") == [("001",)]
     _assert_went_through(vercel_database, endpoint)
@@ -132,17 +116,9 @@ def test_failing_revision_over_vercel_url_rolls_back_everything(
 def test_pooled_url_run_leaves_no_advisory_lock_or_session_setting_on_server_connections(
     vercel_database,
 ):
-    environment = clean_environ(**_only(vercel_database, "pooled"))
-    runs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini"), "upgrade", "head"],
-            env=environment,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(4)
-    ]
-    assert [run.wait(timeout=120) for run in runs] == [0] * 4
+    environment = _only(vercel_database, "pooled")
+    results = run_alembic_concurrently(4, "upgrade", "head", env=environment)
+    assert [result.returncode for result in results] == [0] * 4, [r.stdout for r in results]
     assert run_alembic("downgrade", "base", env=environment).returncode == 0
 
     # The server connections PgBouncer keeps for this database after the runs.
