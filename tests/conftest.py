@@ -19,16 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from forked_alembic import ForkedAlembic
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from forked_alembic import ForkedAlembic
-from migration_runner import local_postgres
-from migration_runner.database_url import URL_VARIABLES
-
 # The Vercel group's fixtures (tests/test_vercel_*.py), imported here to exist once a session.
 from vercel_stack import vercel_database, vercel_stack  # noqa: F401
+
+from migration_runner import local_postgres
+from migration_runner.database_url import URL_VARIABLES
 
 ROOT = Path(__file__).resolve().parents[1]
 VERSION = os.environ.get("TEST_POSTGRES_VERSION", "15")
@@ -65,7 +65,8 @@ def _docker_engine_answers() -> bool:
     if shutil.which("docker") is None:
         return False
     try:
-        return subprocess.run(["docker", "info"], capture_output=True, timeout=10).returncode == 0
+        info = subprocess.run(["docker", "info"], capture_output=True, timeout=10, check=False)
+        return info.returncode == 0
     except subprocess.TimeoutExpired:
         return False
 
@@ -179,7 +180,11 @@ def start_alembic(
         return ForkedAlembic(argv, environ, str(tree))
     return subprocess.Popen(
         [sys.executable, "-m", "alembic", *argv],
-        env=environ, cwd=tree, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=environ,
+        cwd=tree,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 

@@ -73,7 +73,7 @@ def _run_in_child(argv: list[str], environ: dict[str, str], cwd: str, output: in
             code = 0
         except SystemExit as exit_:
             code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
-        except BaseException:  # what the interpreter would print for an uncaught error
+        except BaseException:  # noqa: BLE001  (printed as the interpreter would, exit 1)
             traceback.print_exc()
             code = 1
     finally:

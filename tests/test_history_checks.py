@@ -6,6 +6,7 @@ from pytest_alembic.tests import (  # noqa: F401  (collected as tests)
     test_up_down_consistency,
     test_upgrade,
 )
+
 from conftest import ROOT, engine_for
 
 

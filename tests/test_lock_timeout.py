@@ -51,9 +51,12 @@ def _wait_until_migration_queues(url):
     """Block until some session waits for a lock on organizations (the migration's ALTER)."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        waiting = query(url, """
+        waiting = query(
+            url,
+            """
             SELECT count(*) FROM pg_locks
-            WHERE NOT granted AND relation = to_regclass('organizations')""")
+            WHERE NOT granted AND relation = to_regclass('organizations')""",
+        )
         if waiting[0][0]:
             return
         time.sleep(0.02)
@@ -86,12 +89,16 @@ def _migrate_under_load(url, tree, *x_options):
 
 def test_application_is_never_blocked_much_longer_than_the_lock_timeout(migrated_with_pending):
     url, tree = migrated_with_pending
-    code, output, worst = _migrate_under_load(url, tree, "-x", "lock-timeout=200ms", "-x", "lock-retries=10")
+    code, output, worst = _migrate_under_load(
+        url, tree, "-x", "lock-timeout=200ms", "-x", "lock-retries=10"
+    )
     assert code == 0, output
     assert "waited too long for a lock" in output  # at least one retry happened
     assert worst < 0.2 + 0.5, f"application blocked {worst:.2f}s"
     assert current_version(url) == "002"
-    assert query(url, "SELECT count(*) FROM information_schema.columns WHERE column_name = 'note'") == [(1,)]
+    assert query(
+        url, "SELECT count(*) FROM information_schema.columns WHERE column_name = 'note'"
+    ) == [(1,)]
 
 
 def test_without_lock_timeout_the_application_queues_behind_the_migration(migrated_with_pending):
@@ -106,7 +113,16 @@ def test_migration_fails_cleanly_when_the_lock_never_comes(migrated_with_pending
     url, tree = migrated_with_pending
     holder = _hold_table(url)
     try:
-        result = run_alembic("-x", "lock-timeout=100ms", "-x", "lock-retries=1", "upgrade", "head", url=url, tree=tree)
+        result = run_alembic(
+            "-x",
+            "lock-timeout=100ms",
+            "-x",
+            "lock-retries=1",
+            "upgrade",
+            "head",
+            url=url,
+            tree=tree,
+        )
     finally:
         holder.rollback()
         holder.close()

@@ -11,7 +11,9 @@ INDEX_DOWN = """-- 002_index_organizations_name (down): test-only.
 -- Transaction: none
 DROP INDEX CONCURRENTLY organizations_name_idx;
 """
-AFTER_UP = "-- 003_add_country (up): test-only.\nALTER TABLE organizations ADD COLUMN country text;\n"
+AFTER_UP = (
+    "-- 003_add_country (up): test-only.\nALTER TABLE organizations ADD COLUMN country text;\n"
+)
 AFTER_DOWN = "ALTER TABLE organizations DROP COLUMN country;\n"
 VALID_INDEX = """
 SELECT i.indisvalid FROM pg_index AS i
@@ -30,8 +32,13 @@ def test_concurrent_index_build_runs_outside_a_transaction(database_url, tree_co
     assert query(database_url, VALID_INDEX) == [(True,)]
     assert current_version(database_url) == "003"
     assert query(database_url, "SELECT revision, direction FROM migration_history ORDER BY id") == [
-        ("001", "up"), ("002", "up"), ("003", "up")]
-    assert query(database_url, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == [(0,)]
+        ("001", "up"),
+        ("002", "up"),
+        ("003", "up"),
+    ]
+    assert query(database_url, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == [
+        (0,)
+    ]
 
     assert run_alembic("downgrade", "001", url=database_url, tree=tree_copy).returncode == 0
     assert query(database_url, VALID_INDEX) == []
