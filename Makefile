@@ -31,8 +31,10 @@ migrate: $(INSTALLED) ## Upgrade the database to head (a local PostgreSQL unless
 	@$(WITH_DATABASE) \
 	$(BIN)/alembic upgrade head && $(BIN)/python -m migration_runner.status
 
-lint: $(INSTALLED) ## Lint the SQL (sqlfluff style, squawk safety) and check the history is linear
+lint: $(INSTALLED) ## Lint the SQL (sqlfluff style, squawk safety), the Python (ruff), and check the history is linear
 	$(BIN)/sqlfluff lint sql/ migration_runner/sql/
+	$(BIN)/ruff check --quiet .
+	$(BIN)/ruff format --check --quiet .
 	@# squawk: files headed `-- Transaction: none` run outside the runner's transaction.
 	$(BIN)/squawk $$(grep -L '^-- Transaction: none' sql/up/*.sql)
 	@non_transactional=$$(grep -l '^-- Transaction: none' sql/up/*.sql); \
