@@ -19,8 +19,10 @@ from sqlalchemy.engine import Connection, Engine
 from migration_runner.at_head import nothing_to_apply
 from migration_runner.connect import connect
 from migration_runner.database_url import resolve_target
+from migration_runner.errors import FileFailed
 from migration_runner.history import HistoryRecorder, verify_checksums
 from migration_runner.lock_retry import run_with_lock_retries
+from migration_runner.revision import one_statement_at_a_time
 from migration_runner.scaffold import number_revision, runs_without_database
 from migration_runner.settings import read_settings
 from migration_runner.transaction import take_migration_lock
@@ -54,6 +56,20 @@ def run_one_attempt(recorder: HistoryRecorder) -> None:
         recorder.flush(migration_context)  # every step's history row, one INSERT, same transaction
 
 
+def run_one_attempt_naming_lines(recorder: HistoryRecorder) -> None:
+    """One attempt; if a SQL file sent whole failed, again one statement at a time.
+
+    The first try is rolled back entirely; the second names the failing line
+    (or succeeds, if the failure was transient).
+    """
+    try:
+        run_one_attempt(recorder)
+    except FileFailed as failure:
+        log.info("%s; running again one statement at a time to name the line", failure)
+        one_statement_at_a_time()
+        run_one_attempt(recorder)
+
+
 def run_migrations_offline() -> None:
     """Write the run as a SQL script, for review and for `psql -v ON_ERROR_STOP=1 -f`."""
     recorder = HistoryRecorder()
@@ -77,7 +93,7 @@ def run_migrations_with(connection: Connection, pooled: bool = False) -> None:
         run_settings=settings,
         pooled_target=pooled,  # non-transactional revisions refuse a pooler
     )
-    run_with_lock_retries(lambda: run_one_attempt(recorder), settings)
+    run_with_lock_retries(lambda: run_one_attempt_naming_lines(recorder), settings)
 
 
 def run_migrations_online() -> None:

@@ -117,7 +117,10 @@ def nothing_to_apply(ctx: MigrationContext) -> LinearTree | None:
     """The tree when this `upgrade head` finds the database at head already; else None."""
     if not _is_upgrade_to_head(ctx) or ctx.script is None:
         return None
+    current = _current_versions(ctx)
+    if not current or len(current) != 1:
+        return None  # a fresh database or branches: no need to read the shims
     tree = read_linear_tree(ctx.script)
-    if tree is None or _current_versions(ctx) != [tree.head]:
+    if tree is None or current != [tree.head]:
         return None
     return tree

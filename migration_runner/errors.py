@@ -18,6 +18,10 @@ class LockTimeout(MigrationError):
     """A statement waited longer than lock_timeout; the run may be retried."""
 
 
+class FileFailed(MigrationError):
+    """A SQL file sent whole failed; the run is rolled back and tried one statement at a time."""
+
+
 def database_error(error: DBAPIError, where: str) -> MigrationError:
     """PostgreSQL's own words about a failed statement, naming where it happened."""
     original = error.orig

@@ -3,9 +3,14 @@
     def upgrade() -> None:
         run_up(__file__)
 
-The file is checked by the data-loss guard first. A file headed
+The file is checked by the data-loss guard first. A transactional file is
+sent whole, as written, in one round trip inside the run's transaction. If it
+fails, the run is rolled back and tried again one statement at a time (as psql
+runs a file), so the error names the failing line. A file headed
 `-- Transaction: none` runs statement by statement outside a transaction.
 """
+
+import re
 
 from alembic import op
 from sqlalchemy.exc import DBAPIError
@@ -13,9 +18,21 @@ from sqlalchemy.exc import DBAPIError
 from migration_runner import sql_files
 from migration_runner.data_loss_guard import refuse_data_loss
 from migration_runner.emit import emit
-from migration_runner.errors import MigrationError, database_error
+from migration_runner.errors import FileFailed, LockTimeout, MigrationError, database_error
 from migration_runner.sql_files import SqlFile
 from migration_runner.transaction import outside_transaction
+
+# Nothing but whitespace and comments: PostgreSQL has nothing to run (a fresh scaffold).
+ONLY_COMMENTS = re.compile(r"(\s+|--[^\n]*|/\*.*?\*/)*", re.DOTALL)
+# Errors a second try would only repeat at the same cost: statement_timeout, a lost connection.
+NOT_RETRIED = {"57014", None}
+_one_statement_at_a_time = False
+
+
+def one_statement_at_a_time() -> None:
+    """From now on in this process, transactional files run statement by statement."""
+    global _one_statement_at_a_time
+    _one_statement_at_a_time = True
 
 
 def run_up(shim_file: str) -> None:
@@ -34,6 +51,8 @@ def _run(sql_file: SqlFile) -> None:
     refuse_data_loss(ctx, sql_file, settings)
     if ctx.as_sql and sql_file.transactional:
         emit(ctx, sql_file.text)  # the reviewer reads the file as written, comments included
+    elif sql_file.transactional and not _one_statement_at_a_time:
+        _run_whole(sql_file)
     elif sql_file.transactional:
         _run_statements(sql_file)
     elif ctx.opts.get("pooled_target"):
@@ -46,6 +65,20 @@ def _run(sql_file: SqlFile) -> None:
     else:
         with outside_transaction(ctx, settings):
             _run_statements(sql_file)
+
+
+def _run_whole(sql_file: SqlFile) -> None:
+    """The file as written, in one round trip (one per statement made a run of many small
+    revisions pay a network round trip per statement)."""
+    if ONLY_COMMENTS.fullmatch(sql_file.text):
+        return
+    try:
+        emit(op.get_context(), sql_file.text)
+    except DBAPIError as error:
+        failure = database_error(error, sql_file.shown)
+        if isinstance(failure, LockTimeout) or getattr(error.orig, "pgcode", None) in NOT_RETRIED:
+            raise failure from None
+        raise FileFailed(str(failure)) from None
 
 
 def _run_statements(sql_file: SqlFile) -> None:

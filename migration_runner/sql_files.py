@@ -113,5 +113,6 @@ def load(path: Path) -> SqlFile:
         ) from None
 
 
+@cache
 def for_revision(shim_file: str | Path, direction: str) -> SqlFile:
     return load(sql_path(shim_file, direction))
