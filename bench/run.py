@@ -261,7 +261,9 @@ def build_tools(server: Server, base: Path, n: int, missing: list[str]) -> list[
     return tools
 
 
-def measure_overhead(server: Server, sizes, repeats: int, log) -> tuple[dict, list[str]]:
+def measure_overhead(
+    server: Server, sizes, repeats: int, log, only: set[str] | None = None
+) -> tuple[dict, list[str]]:
     """results[n][tool name] = Figures; tools run round-robin so noise spreads evenly."""
     results: dict[int, dict[str, Figures]] = {}
     floors: dict[int, dict[str, float]] = {}
@@ -271,6 +273,7 @@ def measure_overhead(server: Server, sizes, repeats: int, log) -> tuple[dict, li
     with tempfile.TemporaryDirectory(prefix="bench-trees-") as temp:
         for n in sizes:
             tools = build_tools(server, Path(temp) / f"n{n}", n, missing)
+            tools = [tool for tool in tools if only is None or tool.name in only | {"psql"}]
             figures = {tool.name: Figures() for tool in tools}
             labels.update({tool.name: tool.label for tool in tools})
             rounds = REPEATS_AT_1000 if n >= 1000 else repeats
@@ -597,6 +600,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-tests", action="store_true", help="skip timing the test suite")
     parser.add_argument("--no-lock", action="store_true", help="skip the lock-queue scenario")
     parser.add_argument("--pg", default=local_postgres.default_version())
+    parser.add_argument("--tools", help="only these, e.g. ours,plain (psql always runs)")
     parser.add_argument("--output", type=Path, default=BENCH / "results.md")
     args = parser.parse_args(argv)
     sizes = [int(size) for size in args.sizes.split(",")]
@@ -608,7 +612,8 @@ def main(argv: list[str] | None = None) -> int:
     server = Server(args.pg)
     try:
         log(f"PostgreSQL {server.version()} on port {server.local.port}")
-        data, missing = measure_overhead(server, sizes, args.repeats, log)
+        only = set(args.tools.split(",")) if args.tools else None
+        data, missing = measure_overhead(server, sizes, args.repeats, log, only)
         outcomes = [] if args.no_lock else measure_lock_queue(server, log)
         versions_lines = versions(server)
     finally:
