@@ -22,7 +22,6 @@ from migration_runner.database_url import resolve_target
 from migration_runner.errors import FileFailed
 from migration_runner.history import HistoryRecorder, verify_checksums
 from migration_runner.lock_retry import run_with_lock_retries
-from migration_runner.revision import one_statement_at_a_time
 from migration_runner.scaffold import number_revision, runs_without_database
 from migration_runner.settings import read_settings
 from migration_runner.transaction import take_migration_lock
@@ -65,6 +64,8 @@ def run_one_attempt_naming_lines(recorder: HistoryRecorder) -> None:
     try:
         run_one_attempt(recorder)
     except FileFailed as failure:
+        from migration_runner.revision import one_statement_at_a_time  # only now: a no-op skips it
+
         log.info("%s; running again one statement at a time to name the line", failure)
         one_statement_at_a_time()
         run_one_attempt(recorder)
