@@ -17,7 +17,6 @@ head) takes Alembic's normal path: this only skips work whose outcome is known.
 import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -27,33 +26,28 @@ from migration_runner.emit import fetch, literal
 
 # Alembic's own rule for which files in a versions folder are revisions.
 REVISION_FILE = re.compile(r"(?!\.\#|__init__)(.*\.py)$")
-IDENTIFIERS = ("revision", "down_revision", "branch_labels", "depends_on")
-# Any top-level assignment to one of those names, annotated or not.
-ASSIGNED = re.compile(r"^(revision|down_revision|branch_labels|depends_on)\b\s*[:=]", re.MULTILINE)
-# The only form we read: a string literal or None, optionally annotated, optionally commented.
-PLAIN = re.compile(
-    r"^(revision|down_revision|branch_labels|depends_on)(?:\s*:[^=\n]*)?\s*=\s*"
-    r"(None|\"([\w.-]*)\"|'([\w.-]*)')\s*(?:#.*)?$",
-    re.MULTILINE,
+# Any top-level assignment to one of the ids, annotated or not, to the end of its line.
+ASSIGNED = re.compile(
+    r"^(revision|down_revision|branch_labels|depends_on)\b(\s*[:=][^\n]*)", re.MULTILINE
 )
+# The only form we read: a string literal or None, optionally annotated, optionally commented.
+PLAIN = re.compile(r"(?:\s*:[^=\n]*)?\s*=\s*(None|\"([\w.-]*)\"|'([\w.-]*)')\s*(?:#.*)?")
 
 
 @dataclass(frozen=True)
 class LinearTree:
     head: str
-    shims: dict[str, Path]  # revision id -> its shim, resolved as Alembic resolves it
+    shims: dict[str, str]  # revision id -> its shim's path, resolved as Alembic resolves it
 
 
 def _ids(text: str) -> tuple[str, str | None] | None:
     """(revision, down_revision) when the shim states them plainly, with no branch or dependency."""
-    if len(ASSIGNED.findall(text)) != len(PLAIN.findall(text)):
-        return None  # some id is computed, a tuple, or otherwise not a plain literal
     values: dict[str, str | None] = {}
-    for match in PLAIN.finditer(text):
-        name = match.group(1)
-        if name in values:
-            return None
-        values[name] = None if match.group(2) == "None" else (match.group(3) or match.group(4))
+    for assignment in ASSIGNED.finditer(text):
+        name, value = assignment.group(1), PLAIN.fullmatch(assignment.group(2))
+        if value is None or name in values:
+            return None  # computed, a tuple, or assigned twice: Alembic's loading decides
+        values[name] = None if value.group(1) == "None" else (value.group(2) or value.group(3))
     if not values.get("revision") or "down_revision" not in values:
         return None
     if values.get("branch_labels") is not None or values.get("depends_on") is not None:
@@ -66,18 +60,18 @@ def read_linear_tree(script: ScriptDirectory) -> LinearTree | None:
     if script.sourceless or script.recursive_version_locations:
         return None
     try:
-        folder = Path(script.versions).resolve()
+        folder = os.path.realpath(script.versions)
     except CommandError:  # several version locations
         return None
-    if not folder.is_dir():
+    if not os.path.isdir(folder):
         return None
     downs: dict[str, str | None] = {}
-    shims: dict[str, Path] = {}
+    shims: dict[str, str] = {}  # plain strings: 300 Path objects cost more than the reads
     with os.scandir(folder) as entries:  # file types come with the listing: no stat per shim
         for entry in entries:
             if not REVISION_FILE.match(entry.name) or not entry.is_file():
                 continue
-            path = Path(os.path.realpath(entry.path) if entry.is_symlink() else entry.path)
+            path = os.path.realpath(entry.path) if entry.is_symlink() else entry.path
             with open(path, encoding="utf-8") as shim:
                 ids = _ids(shim.read())
             if ids is None or ids[0] in downs:

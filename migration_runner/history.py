@@ -10,7 +10,6 @@ migration's own transaction: a failed run records nothing.
 
 import time
 from importlib.resources import files
-from pathlib import Path
 
 from alembic.runtime.migration import MigrationContext, MigrationInfo
 from alembic.script import ScriptDirectory
@@ -34,7 +33,7 @@ def ensure_table(ctx: MigrationContext) -> bool:
     return False
 
 
-def _up_files(script: ScriptDirectory, shims: dict[str, Path] | None = None) -> dict:
+def _up_files(script: ScriptDirectory, shims: dict[str, str] | None = None) -> dict:
     """Each revision's up file; shims (id -> shim path) spares Alembic importing every shim."""
     if shims is None:
         shims = {rev.revision: rev.path for rev in script.walk_revisions()}
@@ -54,7 +53,7 @@ def _edited_message(revisions: list[str]) -> str:
 
 
 def verify_checksums(
-    ctx: MigrationContext, script: ScriptDirectory, shims: dict[str, Path] | None = None
+    ctx: MigrationContext, script: ScriptDirectory, shims: dict[str, str] | None = None
 ) -> None:
     """Refuse the run if an applied revision's up file changed since it ran.
 
