@@ -646,7 +646,7 @@ def main(argv: list[str] | None = None) -> int:
             "### 4. Test suite wall time on this machine",
             "",
             (
-                f"`make test` (lint, workflow and schema checks, the suite on PostgreSQL 15 then 18): "
+                f"`make test` (lint, workflow and schema checks, the suite on PostgreSQL 15 and 18 side by side): "
                 f"{suite['make test']:.0f} s, {'passed' if suite['ok'] else 'FAILED'} "
                 f"({suite['summary']})."
             ),
