@@ -15,6 +15,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,19 +100,26 @@ def admin(server: Server):
     return engine_for(server.admin_url, isolation_level="AUTOCOMMIT")
 
 
-@pytest.fixture
-def database_url(postgres_server: Server) -> Iterator[str]:
-    """A fresh, empty database for one test, dropped afterwards."""
+@contextmanager
+def fresh_database(server: Server) -> Iterator[str]:
+    """A new, empty database on server, dropped when the block ends."""
     name = f"test_{uuid.uuid4().hex[:12]}"
-    engine = admin(postgres_server)
+    engine = admin(server)
     with engine.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE template0'))
     try:
-        yield postgres_server.url_for(name)
+        yield server.url_for(name)
     finally:
         with engine.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         engine.dispose()
+
+
+@pytest.fixture
+def database_url(postgres_server: Server) -> Iterator[str]:
+    """A fresh, empty database for one test, dropped afterwards."""
+    with fresh_database(postgres_server) as url:
+        yield url
 
 
 def clean_environ(**extra: str) -> dict[str, str]:

@@ -5,9 +5,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
-from conftest import add_revision, admin, current_version, query, run_alembic
+from conftest import add_revision, current_version, fresh_database, query, run_alembic
 from migration_runner.schema_snapshot import find_client, snapshot
 
 UP_002 = """-- 002_add_organizations_country (up): test-only revision.
@@ -37,16 +36,8 @@ HISTORY = "SELECT revision, direction, stamped, checksum FROM migration_history 
 @pytest.fixture
 def twin_url(postgres_server):
     """A second empty database: one side runs the script with psql, the other runs online."""
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    engine = admin(postgres_server)
-    with engine.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE template0'))
-    try:
-        yield postgres_server.url_for(name)
-    finally:
-        with engine.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        engine.dispose()
+    with fresh_database(postgres_server) as url:
+        yield url
 
 
 @pytest.fixture
