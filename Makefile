@@ -13,7 +13,7 @@ WITH_DATABASE = if [ -z "$(URL_VARIABLES)" ]; then \
 	  DATABASE_URL=$$($(BIN)/python -m migration_runner.local_postgres start) || exit 1; \
 	  export DATABASE_URL; fi;
 
-.PHONY: help migrate test lint bench db-stop db-url vercel-local vercel-local-stop
+.PHONY: help migrate test lint bench db-stop db-remove db-url vercel-local vercel-local-stop
 .PHONY: schema check-schema drift adopt fmt lint-workflows
 
 help: ## List the targets
@@ -102,6 +102,9 @@ bench: $(BENCH_INSTALLED) $(DBMATE) ## Benchmarks against psql, plain Alembic an
 
 db-stop: $(INSTALLED) ## Stop the local development PostgreSQL
 	@$(BIN)/python -m migration_runner.local_postgres stop
+
+db-remove: $(INSTALLED) ## Stop the local development PostgreSQL and delete its data
+	@$(BIN)/python -m migration_runner.local_postgres remove
 
 db-url: $(INSTALLED) ## Print the local development PostgreSQL's URL
 	@$(BIN)/python -m migration_runner.local_postgres url

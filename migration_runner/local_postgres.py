@@ -331,6 +331,17 @@ def ensure_dev_server(project: Path) -> LocalServer:
     return server
 
 
+def remove_dev_server(project: Path) -> None:
+    """Stop the development server and delete its data and .localdb/ (as root, the
+    data folder lives outside the clone: deleting the clone alone would leave it)."""
+    server = dev_server(project)
+    if server is not None:
+        if server.is_running():
+            server.stop()
+        shutil.rmtree(server.datadir.parent if _running_as_root() else server.datadir)
+    shutil.rmtree(_dev_state_dir(project), ignore_errors=True)
+
+
 def _create_database(server: LocalServer, name: str) -> None:
     exists = subprocess.run(
         [
@@ -354,7 +365,7 @@ def _create_database(server: LocalServer, name: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="The local development PostgreSQL.")
-    parser.add_argument("action", choices=["start", "stop", "url"])
+    parser.add_argument("action", choices=["start", "stop", "url", "remove"])
     parser.add_argument("--project", type=Path, default=Path.cwd())
     args = parser.parse_args(argv)
     try:
@@ -366,13 +377,16 @@ def main(argv: list[str] | None = None) -> int:
             if server is None:
                 raise LocalServerError("No local server yet: run `make migrate` first.")
             print(server.url(DEV_DATABASE))
-        else:
+        elif args.action == "stop":
             server = dev_server(args.project)
             if server is not None and server.is_running():
                 server.stop()
                 print("local PostgreSQL stopped", file=sys.stderr)
             else:
                 print("local PostgreSQL is not running", file=sys.stderr)
+        else:
+            remove_dev_server(args.project)
+            print("local PostgreSQL removed with its data", file=sys.stderr)
     except LocalServerError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
