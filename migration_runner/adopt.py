@@ -17,9 +17,8 @@ import sys
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-from migration_runner import schema_snapshot
 from migration_runner.database_url import resolve_target
-from migration_runner.drift import applied_revisions, arguments, live_url, report
+from migration_runner.drift import applied_revisions, arguments, compare
 from migration_runner.errors import MigrationError
 from migration_runner.local_postgres import LocalServerError
 
@@ -41,12 +40,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"{target.shown} is under migrations already (revision {', '.join(applied)}): "
                 "nothing to adopt; use `alembic upgrade head`."
             )
-        expected = schema_snapshot.expected(tree, revision, options.scratch_url)
-        live = schema_snapshot.snapshot(live_url(target))
+        found = compare(tree, revision, target, options.scratch_url)
     except (MigrationError, LocalServerError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    found = report(expected, live, f"schema of revision {revision}", f"live {target.shown}")
     if found:
         print(
             f"REFUSED: {target.shown} differs from revision {revision} in {len(found)} "

@@ -58,13 +58,21 @@ def known_revision(tree: Path, revision: str) -> None:
         )
 
 
-def report(expected: str, live: str, expected_name: str, live_name: str) -> list[str]:
-    """Print the differences, if any, and return them."""
+def compare(
+    tree: Path, revision: str, target: DatabaseTarget, scratch_url: str | None
+) -> list[str]:
+    """Print how target's live schema differs from revision's (list, then diff); return the list."""
+    expected = schema_snapshot.expected(tree, revision, scratch_url)
+    live = schema_snapshot.snapshot(live_url(target))
     found = schema_snapshot.differences(expected, live)
     if found:
         print("\n".join(found))
         print()
-        print(schema_snapshot.unified_diff(expected, live, expected_name, live_name))
+        print(
+            schema_snapshot.unified_diff(
+                expected, live, f"schema of revision {revision}", f"live {target.shown}"
+            )
+        )
     return found
 
 
@@ -100,12 +108,10 @@ def main(argv: list[str] | None = None) -> int:
             raise MigrationError(f"{target.shown} has several heads: {', '.join(revisions)}")
         revision = revisions[0]
         known_revision(tree, revision)
-        expected = schema_snapshot.expected(tree, revision, options.scratch_url)
-        live = schema_snapshot.snapshot(live_url(target))
+        found = compare(tree, revision, target, options.scratch_url)
     except (MigrationError, LocalServerError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    found = report(expected, live, f"schema of revision {revision}", f"live {target.shown}")
     if found:
         print(
             f"DRIFT: {target.shown} differs from revision {revision} in {len(found)} object(s). "
