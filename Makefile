@@ -10,7 +10,7 @@ INSTALLED := $(VENV)/.installed
 URL_VARIABLES := $$POSTGRES_URL_NON_POOLING$$DATABASE_URL_UNPOOLED$$DATABASE_URL$$POSTGRES_URL
 # Start the local server and export its URL unless a database URL is set already.
 WITH_DATABASE = if [ -z "$(URL_VARIABLES)" ]; then \
-	  DATABASE_URL=$$($(BIN)/python -m migration_runner.local_postgres start) || exit 1; \
+	  DATABASE_URL=$$($(BIN)/python -m migration_runner.servers.local_postgres start) || exit 1; \
 	  export DATABASE_URL; fi;
 
 .PHONY: help migrate test lint bench db-stop db-remove db-url vercel-local vercel-local-stop
@@ -29,17 +29,17 @@ $(INSTALLED): pyproject.toml
 
 migrate: $(INSTALLED) ## Upgrade the database to head (a local PostgreSQL unless DATABASE_URL is set)
 	@$(WITH_DATABASE) \
-	$(BIN)/alembic upgrade head && $(BIN)/python -m migration_runner.status
+	$(BIN)/alembic upgrade head && $(BIN)/python -m migration_runner.tools.status
 
 lint: $(INSTALLED) ## Lint the SQL (sqlfluff style, squawk safety), the Python (ruff), and check the history is linear
-	$(BIN)/sqlfluff lint sql/ migration_runner/sql/
+	$(BIN)/sqlfluff lint sql/ migration_runner/steps/sql/
 	$(BIN)/ruff check --quiet .
 	$(BIN)/ruff format --check --quiet .
 	@# squawk: files headed `-- Transaction: none` run outside the runner's transaction.
 	$(BIN)/squawk $$(grep -L '^-- Transaction: none' sql/up/*.sql)
 	@non_transactional=$$(grep -l '^-- Transaction: none' sql/up/*.sql); \
 	  if [ -n "$$non_transactional" ]; then $(BIN)/squawk --no-assume-in-transaction $$non_transactional; fi
-	$(BIN)/python -m migration_runner.linear_history
+	$(BIN)/python -m migration_runner.tools.linear_history
 
 test: lint lint-workflows check-schema ## Lint, check the workflows and sql/schema.sql, then the suite on PostgreSQL 15 and 18
 	@# The two versions run side by side, one pytest each (on 2 cores: 221 s instead of
@@ -53,16 +53,16 @@ test: lint lint-workflows check-schema ## Lint, check the workflows and sql/sche
 	  rm -rf $$logs; exit $$(( first || second ))
 
 schema: $(INSTALLED) ## Regenerate sql/schema.sql from a freshly migrated scratch database
-	$(BIN)/python -m migration_runner.schema_snapshot write
+	$(BIN)/python -m migration_runner.tools.schema_snapshot write
 
 check-schema: $(INSTALLED) ## Fail with the diff when sql/schema.sql differs from what the migrations produce
-	$(BIN)/python -m migration_runner.schema_snapshot check
+	$(BIN)/python -m migration_runner.tools.schema_snapshot check
 
 drift: $(INSTALLED) ## List how a live database (DATABASE_URL or Vercel's) differs from its revision's schema
-	@$(BIN)/python -m migration_runner.drift
+	@$(BIN)/python -m migration_runner.tools.drift
 
 adopt: $(INSTALLED) ## Stamp a database made before migrations 001, only if its schema is exactly v001
-	@$(BIN)/python -m migration_runner.adopt
+	@$(BIN)/python -m migration_runner.tools.adopt
 
 # Only SQL files git does not have yet: an applied migration must never change (checksums).
 NEW_SQL = $$(git ls-files --others --modified --exclude-standard -- 'sql/up/*.sql' 'sql/down/*.sql')
@@ -101,16 +101,16 @@ bench: $(BENCH_INSTALLED) $(DBMATE) ## Benchmarks against psql, plain Alembic an
 	$(BIN)/python -m bench.run
 
 db-stop: $(INSTALLED) ## Stop the local development PostgreSQL
-	@$(BIN)/python -m migration_runner.local_postgres stop
+	@$(BIN)/python -m migration_runner.servers.local_postgres stop
 
 db-remove: $(INSTALLED) ## Stop the local development PostgreSQL and delete its data
-	@$(BIN)/python -m migration_runner.local_postgres remove
+	@$(BIN)/python -m migration_runner.servers.local_postgres remove
 
 db-url: $(INSTALLED) ## Print the local development PostgreSQL's URL
-	@$(BIN)/python -m migration_runner.local_postgres url
+	@$(BIN)/python -m migration_runner.servers.local_postgres url
 
 vercel-local: $(INSTALLED) ## Start a local Vercel Postgres stand-in (TLS, PgBouncer); print its variables
-	@$(BIN)/python -m migration_runner.vercel_local start
+	@$(BIN)/python -m migration_runner.servers.vercel_local start
 
 vercel-local-stop: $(INSTALLED) ## Stop the Vercel stand-in and delete its folder
-	@$(BIN)/python -m migration_runner.vercel_local stop
+	@$(BIN)/python -m migration_runner.servers.vercel_local stop

@@ -6,7 +6,7 @@ verify the checksums of applied files, migrate, and record each step in
 migration_history. A lock timeout rolls the attempt back and retries it.
 
 `alembic revision` (and `merge`, and `history` without -i) never connects:
-it numbers the new revision and scaffolds its SQL pair (migration_runner.scaffold).
+it numbers the new revision and scaffolds its SQL pair (migration_runner.tools.scaffold).
 """
 
 import io
@@ -16,15 +16,15 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy.engine import Connection, Engine
 
-from migration_runner.at_head import nothing_to_apply
-from migration_runner.connect import connect
-from migration_runner.database_url import resolve_target
 from migration_runner.errors import FileFailed
-from migration_runner.history import HistoryRecorder, verify_checksums
-from migration_runner.lock_retry import run_with_lock_retries
-from migration_runner.scaffold import number_revision, runs_without_database
-from migration_runner.settings import read_settings
-from migration_runner.transaction import take_migration_lock
+from migration_runner.steps.at_head import nothing_to_apply
+from migration_runner.steps.connect import connect
+from migration_runner.steps.database_url import resolve_target
+from migration_runner.steps.history import HistoryRecorder, verify_checksums
+from migration_runner.steps.lock_retry import run_with_lock_retries
+from migration_runner.steps.settings import read_settings
+from migration_runner.steps.transaction import take_migration_lock
+from migration_runner.tools.scaffold import number_revision, runs_without_database
 
 config = context.config
 
@@ -64,7 +64,9 @@ def run_one_attempt_naming_lines(recorder: HistoryRecorder) -> None:
     try:
         run_one_attempt(recorder)
     except FileFailed as failure:
-        from migration_runner.revision import one_statement_at_a_time  # only now: a no-op skips it
+        from migration_runner.steps.revision import (
+            one_statement_at_a_time,  # only now: a no-op skips it
+        )
 
         log.info("%s; running again one statement at a time to name the line", failure)
         one_statement_at_a_time()

@@ -5,7 +5,7 @@ Revises: ${down_revision | comma,n}
 Create Date: ${create_date}
 """
 
-from migration_runner.revision import run_down, run_up
+from migration_runner.steps.revision import run_down, run_up
 
 revision = ${repr(up_revision)}
 down_revision = ${repr(down_revision)}

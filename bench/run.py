@@ -23,7 +23,7 @@ from pathlib import Path
 import psycopg2
 
 from bench import lock_queue, trees
-from migration_runner import local_postgres
+from migration_runner.servers import local_postgres
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent

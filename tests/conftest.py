@@ -28,8 +28,8 @@ from sqlalchemy.pool import NullPool
 # The Vercel group's fixtures (tests/test_vercel_*.py), imported here to exist once a session.
 from vercel_stack import vercel_database, vercel_stack  # noqa: F401
 
-from migration_runner import local_postgres
-from migration_runner.database_url import URL_VARIABLES
+from migration_runner.servers import local_postgres
+from migration_runner.steps.database_url import URL_VARIABLES
 
 ROOT = Path(__file__).resolve().parents[1]
 VERSION = os.environ.get("TEST_POSTGRES_VERSION", "15")

@@ -1,7 +1,7 @@
 """A run with nothing to apply (every deploy's) imports no shim, yet still verifies checksums."""
 
 from conftest import add_revision, current_version, query, run_alembic
-from migration_runner.at_head import _ids
+from migration_runner.steps.at_head import _ids
 
 UP = "-- 002_add_country (up): test-only revision.\nALTER TABLE organizations ADD COLUMN country text;\n"
 DOWN = "-- 002_add_country (down): test-only revision.\nALTER TABLE organizations DROP COLUMN country;\n"

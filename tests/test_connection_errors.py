@@ -5,7 +5,7 @@ import time
 import pytest
 
 from conftest import query, run_alembic
-from migration_runner.local_postgres import free_port
+from migration_runner.servers.local_postgres import free_port
 
 SECRET = "s3cr3t-Pa55"
 

@@ -3,8 +3,8 @@
 import pytest
 
 from conftest import add_revision, current_version, public_tables, query, run_alembic
-from migration_runner.data_loss_guard import find_destruction
-from migration_runner.sql_files import SqlFile
+from migration_runner.steps.data_loss_guard import find_destruction
+from migration_runner.steps.sql_files import SqlFile
 
 
 @pytest.fixture

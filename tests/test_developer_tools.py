@@ -26,7 +26,12 @@ def test_pre_commit_config_is_valid_and_runs_the_project_checks():
     assert run(sys.executable, "-m", "pre_commit", "validate-config").returncode == 0
     hooks = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())["repos"][0]["hooks"]
     entries = " | ".join(hook["entry"] for hook in hooks)
-    for tool in ("sqlfluff lint", "ruff check", "ruff format", "migration_runner.linear_history"):
+    for tool in (
+        "sqlfluff lint",
+        "ruff check",
+        "ruff format",
+        "migration_runner.tools.linear_history",
+    ):
         assert tool in entries
 
 

@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 from conftest import ROOT, add_revision
-from migration_runner.linear_history import problems
+from migration_runner.tools.linear_history import problems
 
 UP = "-- test-only revision.\nSELECT 1;\n"
 DOWN = "-- test-only revision.\nSELECT 1;\n"
@@ -12,7 +12,7 @@ DOWN = "-- test-only revision.\nSELECT 1;\n"
 
 def test_the_project_history_is_linear():
     result = subprocess.run(
-        [sys.executable, "-m", "migration_runner.linear_history", str(ROOT)],
+        [sys.executable, "-m", "migration_runner.tools.linear_history", str(ROOT)],
         capture_output=True,
         text=True,
         check=False,
@@ -27,7 +27,7 @@ def test_two_branches_adding_the_same_number_collide(tree_copy):
     found = problems(tree_copy)
     assert any("number 002 is used twice" in problem for problem in found), found
     result = subprocess.run(
-        [sys.executable, "-m", "migration_runner.linear_history", str(tree_copy)],
+        [sys.executable, "-m", "migration_runner.tools.linear_history", str(tree_copy)],
         capture_output=True,
         text=True,
         check=False,

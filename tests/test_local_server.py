@@ -20,7 +20,7 @@ def _local_server(action, project):
         [
             sys.executable,
             "-m",
-            "migration_runner.local_postgres",
+            "migration_runner.servers.local_postgres",
             action,
             "--project",
             str(project),

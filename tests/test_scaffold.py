@@ -37,7 +37,9 @@ def test_revision_writes_next_number_shim_and_sql_pair_that_apply(database_url, 
     ruff = [sys.executable, "-m", "ruff"]
     assert run(*ruff, "format", "--check", str(shim), cwd=ROOT).returncode == 0
     assert run(*ruff, "check", str(shim), cwd=ROOT).returncode == 0
-    linear = run(sys.executable, "-m", "migration_runner.linear_history", str(tree_copy), cwd=ROOT)
+    linear = run(
+        sys.executable, "-m", "migration_runner.tools.linear_history", str(tree_copy), cwd=ROOT
+    )
     assert linear.returncode == 0, linear.stdout + linear.stderr
 
     # Applies and reverts as it is.
@@ -79,7 +81,9 @@ def test_two_branches_adding_the_same_number_collide(tree_copy):
     merged = run(*git, "merge", "-q", "--no-edit", "widgets", cwd=tree_copy)
     assert merged.returncode == 0  # git sees no conflict: the slugs differ
 
-    check = run(sys.executable, "-m", "migration_runner.linear_history", str(tree_copy), cwd=ROOT)
+    check = run(
+        sys.executable, "-m", "migration_runner.tools.linear_history", str(tree_copy), cwd=ROOT
+    )
     assert check.returncode != 0
     assert "002" in check.stdout + check.stderr
 

@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 from conftest import ROOT, add_revision, run_alembic
-from migration_runner.schema_snapshot import (
+from migration_runner.tools.schema_snapshot import (
     head_revision,
     parse_objects,
     read_file,
@@ -18,7 +18,14 @@ DROP_COLUMN = "-- 002 (down): test.\nALTER TABLE organizations DROP COLUMN count
 
 def schema_command(action: str, tree, scratch_url: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "migration_runner.schema_snapshot", action, "--tree", str(tree)],
+        [
+            sys.executable,
+            "-m",
+            "migration_runner.tools.schema_snapshot",
+            action,
+            "--tree",
+            str(tree),
+        ],
         env={"PATH": "/usr/bin:/bin", "SCHEMA_SCRATCH_URL": scratch_url},
         cwd=ROOT,
         capture_output=True,

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from migration_runner.data_loss_guard import find_destruction
 from migration_runner.errors import MigrationError
-from migration_runner.sql_files import SqlFile
+from migration_runner.steps.data_loss_guard import find_destruction
+from migration_runner.steps.sql_files import SqlFile
 
 NON_ASCII = """-- 002_accents (up): é, ü and ß before the statements must not shift them.
 COMMENT ON TABLE organizations IS 'Organisationen (ß)';

@@ -17,7 +17,7 @@ from conftest import (
     run_alembic,
     run_alembic_concurrently,
 )
-from migration_runner.vercel_local import OWNER
+from migration_runner.servers.vercel_local import OWNER
 
 VARIABLES = ENDPOINT_VARIABLES
 RUNNERS = 4  # the suite's own test runs eight; four show the lock through each endpoint

@@ -6,8 +6,8 @@ import psycopg2
 import pytest
 
 from conftest import public_tables, run_alembic
-from migration_runner.database_url import resolve_target
-from migration_runner.vercel_local import OWNER
+from migration_runner.servers.vercel_local import OWNER
+from migration_runner.steps.database_url import resolve_target
 
 
 def _chosen(result) -> str:

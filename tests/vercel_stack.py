@@ -1,6 +1,6 @@
 """The Vercel group's fixtures: one local Vercel-like stack per session, one database per test.
 
-The stack (migration_runner.vercel_local) is PostgreSQL TEST_POSTGRES_VERSION
+The stack (migration_runner.servers.vercel_local) is PostgreSQL TEST_POSTGRES_VERSION
 accepting TLS + SCRAM only, a non-superuser owner `neondb_owner`, and PgBouncer
 in transaction mode in front of it. Each test gets a database owned by that
 role, and the environment Vercel would set for it. conftest.py imports the
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import psycopg2
 import pytest
 
-from migration_runner import vercel_local
-from migration_runner.vercel_local import VercelStack
+from migration_runner.servers import vercel_local
+from migration_runner.servers.vercel_local import VercelStack
 
 VERSION = os.environ.get("TEST_POSTGRES_VERSION", "15")
 # Vercel's variable for each way in: direct TLS to the server, or PgBouncer in transaction mode.

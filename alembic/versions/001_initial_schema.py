@@ -5,7 +5,7 @@ Revises:
 Create Date: 2026-11-24
 """
 
-from migration_runner.revision import run_down, run_up
+from migration_runner.steps.revision import run_down, run_up
 
 revision = "001"
 down_revision = None

@@ -22,7 +22,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 
-from migration_runner.emit import fetch, literal
+from migration_runner.steps.emit import fetch, literal
 
 # Alembic's own rule for which files in a versions folder are revisions.
 REVISION_FILE = re.compile(r"(?!\.\#|__init__)(.*\.py)$")

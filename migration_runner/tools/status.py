@@ -6,8 +6,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
-from migration_runner.database_url import resolve_target
 from migration_runner.errors import MigrationError
+from migration_runner.steps.database_url import resolve_target
 
 TABLES = "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename"
 

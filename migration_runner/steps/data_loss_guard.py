@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 from alembic.runtime.migration import MigrationContext
 
-from migration_runner.emit import emit, fetch, literal
 from migration_runner.errors import MigrationError
-from migration_runner.settings import RunSettings
-from migration_runner.sql_files import SqlFile
+from migration_runner.steps.emit import emit, fetch, literal
+from migration_runner.steps.settings import RunSettings
+from migration_runner.steps.sql_files import SqlFile
 
 # Counting stops here: enough to tell "some rows" from "a lot of rows" cheaply.
 COUNT_CAP = 1_000_000

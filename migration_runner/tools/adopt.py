@@ -1,9 +1,9 @@
 """`make adopt`: put a database that predates migrations under them, if it is exactly v001.
 
-    python -m migration_runner.adopt [--revision 001]
+    python -m migration_runner.tools.adopt [--revision 001]
 
 The database (DATABASE_URL or Vercel's variables) must have no alembic_version
-row. Its schema (migration_runner.schema_snapshot) must equal the schema the
+row. Its schema (migration_runner.tools.schema_snapshot) must equal the schema the
 migrations produce at the revision, object for object; then `alembic stamp`
 records the revision (alembic_version, and migration_history with
 stamped = TRUE) without running any SQL. Any difference is refused with the
@@ -17,10 +17,10 @@ import sys
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-from migration_runner.database_url import resolve_target
-from migration_runner.drift import applied_revisions, arguments, compare
 from migration_runner.errors import MigrationError
-from migration_runner.local_postgres import LocalServerError
+from migration_runner.servers.local_postgres import LocalServerError
+from migration_runner.steps.database_url import resolve_target
+from migration_runner.tools.drift import applied_revisions, arguments, compare
 
 
 def main(argv: list[str] | None = None) -> int:

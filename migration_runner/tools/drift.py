@@ -1,8 +1,8 @@
 """`make drift`: does a live database still have the schema of the revision it is at?
 
-    python -m migration_runner.drift        # the database of DATABASE_URL or Vercel's variables
+    python -m migration_runner.tools.drift        # the database of DATABASE_URL or Vercel's variables
 
-The live schema (migration_runner.schema_snapshot) is compared with the
+The live schema (migration_runner.tools.schema_snapshot) is compared with the
 snapshot of its revision: the committed sql/schema.sql at head, otherwise one
 built by migrating a scratch database to that revision. Every object that is
 missing, unexpected or different is listed, then the unified diff.
@@ -20,10 +20,10 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-from migration_runner import schema_snapshot
-from migration_runner.database_url import DatabaseTarget, resolve_target
 from migration_runner.errors import MigrationError
-from migration_runner.local_postgres import LocalServerError
+from migration_runner.servers.local_postgres import LocalServerError
+from migration_runner.steps.database_url import DatabaseTarget, resolve_target
+from migration_runner.tools import schema_snapshot
 
 VERSIONS = (
     "SELECT version_num FROM alembic_version"

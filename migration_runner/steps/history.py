@@ -14,11 +14,11 @@ from importlib.resources import files
 from alembic.runtime.migration import MigrationContext, MigrationInfo
 from alembic.script import ScriptDirectory
 
-from migration_runner import sql_files
-from migration_runner.emit import emit, fetch, literal
 from migration_runner.errors import MigrationError
+from migration_runner.steps import sql_files
+from migration_runner.steps.emit import emit, fetch, literal
 
-TABLE_DDL = files("migration_runner").joinpath("sql/migration_history.sql").read_text()
+TABLE_DDL = files("migration_runner.steps").joinpath("sql/migration_history.sql").read_text()
 LATEST_STEPS = (
     "SELECT DISTINCT ON (revision) revision, direction, checksum"
     " FROM migration_history ORDER BY revision, id DESC"
@@ -58,7 +58,7 @@ def verify_checksums(
     """Refuse the run if an applied revision's up file changed since it ran.
 
     shims maps revision ids to shim paths when the caller read them without
-    Alembic's revision map (migration_runner.at_head); every up file is still
+    Alembic's revision map (migration_runner.steps.at_head); every up file is still
     read, and every applied one hashed and compared.
     """
     existed = ensure_table(ctx)

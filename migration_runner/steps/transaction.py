@@ -19,9 +19,9 @@ from contextlib import contextmanager
 
 from alembic.runtime.migration import MigrationContext
 
-from migration_runner.emit import emit, fetch, literal
-from migration_runner.history import flush_history
-from migration_runner.settings import RunSettings
+from migration_runner.steps.emit import emit, fetch, literal
+from migration_runner.steps.history import flush_history
+from migration_runner.steps.settings import RunSettings
 
 # One key for this schema's migrations; visible in pg_locks as classid/objid.
 MIGRATION_LOCK_KEY = -2891140788239183812

@@ -15,12 +15,12 @@ import re
 from alembic import op
 from sqlalchemy.exc import DBAPIError
 
-from migration_runner import sql_files
-from migration_runner.data_loss_guard import refuse_data_loss
-from migration_runner.emit import emit
 from migration_runner.errors import FileFailed, LockTimeout, MigrationError, database_error
-from migration_runner.sql_files import SqlFile
-from migration_runner.transaction import outside_transaction
+from migration_runner.steps import sql_files
+from migration_runner.steps.data_loss_guard import refuse_data_loss
+from migration_runner.steps.emit import emit
+from migration_runner.steps.sql_files import SqlFile
+from migration_runner.steps.transaction import outside_transaction
 
 # Nothing but whitespace and comments: PostgreSQL has nothing to run (a fresh scaffold).
 ONLY_COMMENTS = re.compile(r"(\s+|--[^\n]*|/\*.*?\*/)*", re.DOTALL)

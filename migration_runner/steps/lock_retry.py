@@ -14,7 +14,7 @@ from collections.abc import Callable
 from sqlalchemy.exc import DBAPIError
 
 from migration_runner.errors import LockTimeout, MigrationError, database_error
-from migration_runner.settings import RunSettings
+from migration_runner.steps.settings import RunSettings
 
 log = logging.getLogger(__name__)
 FIRST_DELAY = 0.5

@@ -40,7 +40,7 @@ from urllib.parse import quote
 
 import psycopg2
 
-from migration_runner.local_postgres import (
+from migration_runner.servers.local_postgres import (
     DISPOSABLE_SETTINGS,
     LocalServer,
     LocalServerError,

@@ -4,7 +4,7 @@ Two branches that both add 005 merge cleanly in git (different slugs) but give
 Alembic two heads; this check makes that, a gap, and a shim without its SQL
 files (or SQL files without a shim) fail in CI and in pre-commit.
 
-    python -m migration_runner.linear_history [TREE]
+    python -m migration_runner.tools.linear_history [TREE]
 """
 
 import argparse

@@ -1,7 +1,7 @@
 """The whole schema as one stable text: sql/schema.sql, drift and adoption all use it.
 
-    python -m migration_runner.schema_snapshot write   # regenerate sql/schema.sql (make schema)
-    python -m migration_runner.schema_snapshot check   # fail with a diff if it is stale
+    python -m migration_runner.tools.schema_snapshot write   # regenerate sql/schema.sql (make schema)
+    python -m migration_runner.tools.schema_snapshot check   # fail with a diff if it is stale
 
 A snapshot is `pg_dump --schema-only` with everything that is not the schema
 taken out: the banner with server and client versions, the per-dump random
@@ -40,9 +40,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from migration_runner import local_postgres
-from migration_runner.database_url import URL_VARIABLES
 from migration_runner.errors import MigrationError
+from migration_runner.servers import local_postgres
+from migration_runner.steps.database_url import URL_VARIABLES
 
 SNAPSHOT_FILE = Path("sql") / "schema.sql"
 RUNNER_TABLES = ("alembic_version", "migration_history")

@@ -15,8 +15,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
-from migration_runner.database_url import DatabaseTarget
 from migration_runner.errors import MigrationError
+from migration_runner.steps.database_url import DatabaseTarget
 
 # Seconds libpq waits for one attempt when the URL does not say.
 ATTEMPT_TIMEOUT = "5"

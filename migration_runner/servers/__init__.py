@@ -1,0 +1,1 @@
+"""Local PostgreSQL servers: the development server and the Vercel Postgres stand-in."""

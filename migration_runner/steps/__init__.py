@@ -1,0 +1,1 @@
+"""The steps of a run, in order: resolve the URL, connect, lock, check, migrate, record."""

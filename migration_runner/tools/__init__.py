@@ -1,0 +1,1 @@
+"""Authoring and inspection tools: scaffold, snapshot, drift, adoption, status, history checks."""
