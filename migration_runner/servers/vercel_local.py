@@ -1,8 +1,8 @@
 """A local stand-in for Vercel Postgres (run by Neon), to rehearse and test deploys.
 
 What production hands the runner, rebuilt on this machine:
-- PostgreSQL that accepts only TLS (a self-signed certificate made with
-  openssl at start) and SCRAM passwords (`hostssl ... scram-sha-256`);
+- PostgreSQL that accepts only TLS (a certificate made with trustme at
+  start) and SCRAM passwords (`hostssl ... scram-sha-256`);
 - an owner role like Neon's `neondb_owner`: LOGIN CREATEDB CREATEROLE, no
   superuser, owning the database `neondb`;
 - PgBouncer in transaction mode in front of it (the pooled URLs), TLS to the
@@ -313,21 +313,17 @@ class VercelStack:
 
 
 def _make_certificate(server: LocalServer, tls: Path) -> None:
-    """A self-signed certificate for localhost/127.0.0.1 (sslmode=require does not verify it)."""
+    """A certificate for localhost/127.0.0.1 from a throwaway CA (sslmode=require does not
+    verify it; the CA is kept as ca.crt for a client that wants verify-full)."""
+    import trustme  # only the stand-in needs it
+
     tls.mkdir(exist_ok=True)
     key, cert = tls / "server.key", tls / "server.crt"
-    result = subprocess.run(
-        [
-            "openssl", "req", "-x509", "-nodes", "-days", "30",
-            "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-keyout", str(key), "-out", str(cert),
-            "-subj", "/CN=localhost",
-            "-addext", f"subjectAltName=DNS:localhost,IP:{HOST}",
-        ],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if result.returncode != 0:
-        raise LocalServerError(f"openssl could not make a certificate: {result.stderr.strip()}")
+    authority = trustme.CA()
+    issued = authority.issue_cert("localhost", HOST)
+    issued.private_key_pem.write_to_path(str(key))
+    issued.cert_chain_pems[0].write_to_path(str(cert))
+    authority.cert_pem.write_to_path(str(tls / "ca.crt"))
     if server.run_as:
         for path in (tls, key, cert):
             shutil.chown(path, user=server.run_as)
@@ -336,8 +332,6 @@ def _make_certificate(server: LocalServer, tls: Path) -> None:
 
 def start_stack(version: str, disposable: bool = True) -> VercelStack:
     """Create and start a fresh stack; on any failure, stop what was started."""
-    if shutil.which("openssl") is None:
-        raise LocalServerError("openssl is not installed: apt-get install openssl")
     _pgbouncer_binary()
     folder = throwaway_datadir(f"vercel-local-pg{version}-")
     stack = VercelStack(
