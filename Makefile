@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Re-installs only when the dependencies change.
 INSTALLED := $(VENV)/.installed
-URL_VARIABLES := $$POSTGRES_URL_NON_POOLING$$DATABASE_URL_UNPOOLED$$DATABASE_URL$$POSTGRES_URL
+URL_VARIABLES := $$POSTGRES_URL_NON_POOLING$$DATABASE_URL_UNPOOLED$$DATABASE_URL$$POSTGRES_URL$$PGSERVICE$$PGHOST$$PGDATABASE
 # Start the local server and export its URL unless a database URL is set already.
 WITH_DATABASE = if [ -z "$(URL_VARIABLES)" ]; then \
 	  DATABASE_URL=$$($(BIN)/python -m migration_runner.servers.local_postgres start) || exit 1; \

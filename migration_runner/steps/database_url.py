@@ -2,6 +2,8 @@
 
 Vercel Postgres (run by Neon) sets several variables at once. Migrations take
 the direct (non-pooled) URL first, as Neon advises, then the pooled ones.
+With none of them set, libpq's own PGSERVICE and PG* variables name the
+target, as for psql (libpq_environment.py).
 """
 
 import os
@@ -11,6 +13,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from migration_runner.errors import MigrationError
+from migration_runner.steps.libpq_environment import libpq_url, libpq_variables_set
 
 # First set wins. Direct URLs before pooled ones.
 URL_VARIABLES = (
@@ -55,7 +58,25 @@ class DatabaseTarget:
         return self.url.set(drivername="postgresql").render_as_string(hide_password=True)
 
 
+def _unescaped_userinfo(raw: str) -> bool:
+    """True when the user or password holds a character a URL reserves there."""
+    rest = raw.strip().split("://", 1)[-1]
+    if "@" not in rest:
+        return False
+    userinfo = rest[: rest.rindex("@")]
+    _user, _, password = userinfo.partition(":")
+    return any(char in userinfo for char in "@/?#") or ":" in password
+
+
 def _parse(raw: str, variable: str) -> URL:
+    if _unescaped_userinfo(raw):
+        # Never echo the value: it holds the password.
+        raise MigrationError(
+            f"The password (or user name) in {variable} has a character that must be "
+            "percent-encoded in a URL: write @ as %40, : as %3A, / as %2F, ? as %3F, # as %23 "
+            '(python3 -c "import urllib.parse, getpass; '
+            "print(urllib.parse.quote(getpass.getpass(), safe=''))\" prints it encoded)."
+        )
     try:
         url = make_url(raw.strip())
     except (ArgumentError, ValueError):  # ValueError: a port that is not a number
@@ -72,6 +93,11 @@ def _parse(raw: str, variable: str) -> URL:
 def resolve_target(environ=os.environ) -> DatabaseTarget:
     """The first URL variable that is set, parsed, with libpq-incompatible parameters dropped."""
     variable = next((name for name in URL_VARIABLES if environ.get(name, "").strip()), None)
+    if variable is None and libpq_variables_set(environ):
+        used = ", ".join(libpq_variables_set(environ))
+        return DatabaseTarget(
+            url=libpq_url(DRIVER, environ), variable=f"{used}, as psql reads them"
+        )
     if variable is None:
         unused = [name for name in NEVER_USED if environ.get(name, "").strip()]
         raise MigrationError(
