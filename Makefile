@@ -14,7 +14,7 @@ WITH_DATABASE = if [ -z "$(URL_VARIABLES)" ]; then \
 	  export DATABASE_URL; fi;
 
 .PHONY: help migrate test lint bench db-stop db-remove db-url vercel-local vercel-local-stop
-.PHONY: schema check-schema drift adopt fmt lint-workflows system-packages
+.PHONY: schema check-schema drift adopt fmt lint-workflows system-packages restore rehearse
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -60,6 +60,10 @@ check-schema: $(INSTALLED) ## Fail with the diff when sql/schema.sql differs fro
 
 drift: $(INSTALLED) ## List how a live database (DATABASE_URL or Vercel's) differs from its revision's schema
 	@$(BIN)/python -m migration_runner.tools.drift
+
+restore: $(INSTALLED) ## Put back the rows a destructive revision removed: make restore BACKUP=backups/NNN-...dump
+	@test -n "$(BACKUP)" || { echo "usage: make restore BACKUP=backups/<revision>-<time>-<tables>.dump" >&2; exit 2; }
+	@$(BIN)/python -m migration_runner.tools.restore "$(BACKUP)"
 
 adopt: $(INSTALLED) ## Stamp a database made before migrations 001, only if its schema is exactly v001
 	@$(BIN)/python -m migration_runner.tools.adopt

@@ -2,8 +2,8 @@
 
 A run reads as: resolve the URL, connect (retrying while the server wakes up),
 then inside Alembic's transaction take the migration lock and set timeouts,
-verify the checksums of applied files, migrate, and record each step in
-migration_history. A lock timeout rolls the attempt back and retries it.
+verify the checksums of applied files, back up what an allowed data loss will
+destroy, migrate, and record each step in migration_history. A lock timeout rolls the attempt back and retries it.
 
 `alembic revision` (and `merge`, and `history` without -i) never connects:
 it numbers the new revision and scaffolds its SQL pair (migration_runner.tools.scaffold).
@@ -12,12 +12,14 @@ it numbers the new revision and scaffolds its SQL pair (migration_runner.tools.s
 import io
 import logging
 from logging.config import fileConfig
+from pathlib import Path
 
 from alembic import context
 from sqlalchemy.engine import Connection, Engine
 
 from migration_runner.errors import FileFailed
 from migration_runner.steps.at_head import nothing_to_apply
+from migration_runner.steps.backup import back_up_before_data_loss
 from migration_runner.steps.connect import connect
 from migration_runner.steps.database_url import resolve_target
 from migration_runner.steps.history import HistoryRecorder, verify_checksums
@@ -50,6 +52,9 @@ def run_one_attempt(recorder: HistoryRecorder) -> None:
             log.info("database is at head %s: nothing to apply", at_head.head)
             return
         verify_checksums(migration_context, migration_context.script)
+        back_up_before_data_loss(
+            migration_context, settings, tree=Path(config.config_file_name).parent
+        )
         recorder.start()
         context.run_migrations()
         recorder.flush(migration_context)  # every step's history row, one INSERT, same transaction

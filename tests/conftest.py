@@ -9,10 +9,12 @@ Where the server comes from, first match wins:
 The suite stops every server it starts.
 """
 
+import atexit
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -122,6 +124,11 @@ def database_url(postgres_server: Server) -> Iterator[str]:
         yield url
 
 
+# Backups that runs with allow-data-loss write, kept out of the checkout's backups/.
+BACKUPS = tempfile.mkdtemp(prefix="migration-test-backups-")
+atexit.register(shutil.rmtree, BACKUPS, ignore_errors=True)
+
+
 def clean_environ(**extra: str) -> dict[str, str]:
     """The test process's environment without any database URL or runner setting."""
     environ = {
@@ -129,6 +136,7 @@ def clean_environ(**extra: str) -> dict[str, str]:
         for key, value in os.environ.items()
         if key not in URL_VARIABLES and not key.startswith(("MIGRATION_", "POSTGRES_"))
     }
+    environ["MIGRATION_BACKUP_DIR"] = BACKUPS
     environ.update(extra)
     return environ
 

@@ -14,7 +14,8 @@ from conftest import (
     query,
     run_alembic,
 )
-from migration_runner.tools.schema_snapshot import find_client, read_file, snapshot
+from migration_runner.pg_programs import find_client
+from migration_runner.tools.schema_snapshot import read_file, snapshot
 
 ADD_COLUMN = "-- 002 (up): test.\nALTER TABLE organizations ADD COLUMN country text;\n"
 DROP_COLUMN = "-- 002 (down): test.\nALTER TABLE organizations DROP COLUMN country;\n"

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from conftest import add_revision, current_version, fresh_database, query, run_alembic
-from migration_runner.tools.schema_snapshot import find_client, snapshot
+from migration_runner.pg_programs import find_client
+from migration_runner.tools.schema_snapshot import snapshot
 
 UP_002 = """-- 002_add_organizations_country (up): test-only revision.
 -- Destructive: no

@@ -48,7 +48,12 @@ def test_non_root_user_on_a_bare_machine_gets_one_line_with_the_install_command(
 def test_make_test_checks_the_packages_before_any_other_step():
     """`make test` runs the check first: a missing package stops it before any other step."""
     result = subprocess.run(
-        ["make", "-n", "test"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+        ["make", "--no-print-directory", "-n", "test"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     steps = [line for line in result.stdout.splitlines() if line.strip()]
     assert "tools/system_packages.py" in steps[0]

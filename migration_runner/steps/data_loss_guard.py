@@ -68,7 +68,7 @@ def find_destruction(sql_file: SqlFile) -> list[Destruction]:
     return found
 
 
-def _tables_with_rows(ctx: MigrationContext, destruction: Destruction) -> list[tuple[str, int]]:
+def tables_with_rows(ctx: MigrationContext, destruction: Destruction) -> list[tuple[str, int]]:
     if destruction.table.endswith(".*"):
         schema = destruction.table[:-2]
         tables = [
@@ -108,14 +108,14 @@ def refuse_data_loss(ctx: MigrationContext, sql_file: SqlFile, settings: RunSett
         return
     losses = []
     for destruction in destructions:
-        for table, rows in _tables_with_rows(ctx, destruction):
+        for table, rows in tables_with_rows(ctx, destruction):
             count = f"{rows:,}+" if rows >= COUNT_CAP else f"{rows:,}"
             losses.append(f"{destruction.what} {table} ({count} rows)")
     if losses:
         raise MigrationError(
             f"Refusing to run {sql_file.shown}: it {'; '.join(losses)}. Nothing was changed. "
-            "If those rows may go (take a backup first), run again with "
-            "`alembic -x allow-data-loss=true ...`."
+            "If those rows may go, run again with `alembic -x allow-data-loss=true ...`: "
+            "the runner first writes a pg_dump backup of those tables (docs/rehearse-and-backup.md)."
         )
 
 

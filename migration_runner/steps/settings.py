@@ -57,7 +57,22 @@ OPTIONS = (
         "flag",
         "let a migration drop or truncate tables, or drop columns, that hold rows",
     ),
+    Option(
+        "backup",
+        "MIGRATION_BACKUP",
+        "tables",
+        "backup",
+        "before allowed data loss, pg_dump the tables it destroys (tables) or the database (full)",
+    ),
+    Option(
+        "backup-dir",
+        "MIGRATION_BACKUP_DIR",
+        "backups",
+        "path",
+        "where those backups go (relative to the project folder)",
+    ),
 )
+BACKUP_KINDS = ("tables", "full")
 
 
 @dataclass(frozen=True)
@@ -67,6 +82,8 @@ class RunSettings:
     lock_retries: int
     connect_timeout: float
     allow_data_loss: bool
+    backup: str
+    backup_dir: str
 
 
 def _convert(option: Option, raw: str, source: str):
@@ -79,11 +96,17 @@ def _convert(option: Option, raw: str, source: str):
         return float(value)
     if option.kind == "flag" and value in TRUE_WORDS | FALSE_WORDS:
         return value in TRUE_WORDS
+    if option.kind == "backup" and value in BACKUP_KINDS:
+        return value
+    if option.kind == "path" and raw.strip():
+        return raw.strip()
     expected = {
         "duration": "a duration such as 2s, 500ms or 1min",
         "count": "a whole number such as 5",
         "seconds": "a number of seconds such as 30",
         "flag": "true or false",
+        "backup": " or ".join(BACKUP_KINDS),
+        "path": "a folder",
     }[option.kind]
     raise MigrationError(f"{source} must be {expected}, not {raw!r}.")
 

