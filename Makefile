@@ -61,6 +61,9 @@ check-schema: $(INSTALLED) ## Fail with the diff when sql/schema.sql differs fro
 drift: $(INSTALLED) ## List how a live database (DATABASE_URL or Vercel's) differs from its revision's schema
 	@$(BIN)/python -m migration_runner.tools.drift
 
+rehearse: $(INSTALLED) ## Apply the pending revisions to a copy of the target first: per-revision report, drift check
+	@$(BIN)/python -m migration_runner.tools.rehearse
+
 restore: $(INSTALLED) ## Put back the rows a destructive revision removed: make restore BACKUP=backups/NNN-...dump
 	@test -n "$(BACKUP)" || { echo "usage: make restore BACKUP=backups/<revision>-<time>-<tables>.dump" >&2; exit 2; }
 	@$(BIN)/python -m migration_runner.tools.restore "$(BACKUP)"

@@ -23,6 +23,7 @@ from migration_runner.steps.backup import back_up_before_data_loss
 from migration_runner.steps.connect import connect
 from migration_runner.steps.database_url import resolve_target
 from migration_runner.steps.history import HistoryRecorder, verify_checksums
+from migration_runner.steps.lock_report import write_lock_report
 from migration_runner.steps.lock_retry import run_with_lock_retries
 from migration_runner.steps.settings import read_settings
 from migration_runner.steps.transaction import take_migration_lock
@@ -57,6 +58,7 @@ def run_one_attempt(recorder: HistoryRecorder) -> None:
         )
         recorder.start()
         context.run_migrations()
+        write_lock_report(migration_context, settings.lock_report)  # make rehearse asks for it
         recorder.flush(migration_context)  # every step's history row, one INSERT, same transaction
 
 

@@ -34,11 +34,18 @@ def _candidates(program: str) -> list[Path]:
     return candidates
 
 
-def find_client(program: str = "pg_dump", server_major: int = 0) -> Path:
-    """The newest `program` here; it must be at least the server's major version."""
+def find_client(program: str = "pg_dump", server_major: int = 0, same_major: bool = False) -> Path:
+    """The newest `program` here; it must be at least the server's major version.
+
+    same_major prefers the server's own major when there is one: a newer pg_dump writes
+    settings an older server rejects on restore (18's `SET transaction_timeout`).
+    """
     found = [
         (major, path) for path in _candidates(program) if path.exists() and (major := _major(path))
     ]
+    exact = [item for item in found if item[0] == server_major]
+    if same_major and exact:
+        return exact[0][1]
     newest = max(found, key=lambda item: item[0], default=None)
     if newest is not None and newest[0] >= server_major:
         return newest[1]

@@ -71,6 +71,13 @@ OPTIONS = (
         "path",
         "where those backups go (relative to the project folder)",
     ),
+    Option(
+        "lock-report",
+        "MIGRATION_LOCK_REPORT",
+        "",
+        "file",
+        "write the table locks the run holds before it commits to this JSON file (rehearsal)",
+    ),
 )
 BACKUP_KINDS = ("tables", "full")
 
@@ -84,6 +91,7 @@ class RunSettings:
     allow_data_loss: bool
     backup: str
     backup_dir: str
+    lock_report: str
 
 
 def _convert(option: Option, raw: str, source: str):
@@ -100,6 +108,8 @@ def _convert(option: Option, raw: str, source: str):
         return value
     if option.kind == "path" and raw.strip():
         return raw.strip()
+    if option.kind == "file":
+        return raw.strip()  # empty: none
     expected = {
         "duration": "a duration such as 2s, 500ms or 1min",
         "count": "a whole number such as 5",
@@ -107,6 +117,7 @@ def _convert(option: Option, raw: str, source: str):
         "flag": "true or false",
         "backup": " or ".join(BACKUP_KINDS),
         "path": "a folder",
+        "file": "a file name",
     }[option.kind]
     raise MigrationError(f"{source} must be {expected}, not {raw!r}.")
 

@@ -59,10 +59,21 @@ def known_revision(tree: Path, revision: str) -> None:
 
 
 def compare(
-    tree: Path, revision: str, target: DatabaseTarget, scratch_url: str | None
+    tree: Path,
+    revision: str,
+    target: DatabaseTarget,
+    scratch_url: str | None,
+    from_migrations: bool = False,
 ) -> list[str]:
-    """Print how target's live schema differs from revision's (list, then diff); return the list."""
-    expected = schema_snapshot.expected(tree, revision, scratch_url)
+    """Print how target's live schema differs from revision's (list, then diff); return the list.
+
+    revision's schema is sql/schema.sql at head, unless from_migrations asks to build it
+    by migrating an empty database (rehearsal: the snapshot may not be regenerated yet).
+    """
+    if from_migrations:
+        expected = schema_snapshot.build(tree, revision, scratch_url)
+    else:
+        expected = schema_snapshot.expected(tree, revision, scratch_url)
     live = schema_snapshot.snapshot(live_url(target))
     found = schema_snapshot.differences(expected, live)
     if found:

@@ -1,0 +1,96 @@
+"""`make rehearse` runs the pending revisions on a copy of the target and never on the target.
+
+A revision that passes on an empty test database can still fail on production's
+rows; rehearsal finds that out first, reports what each revision costs, and
+leaves the target and the server as they were.
+"""
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import add_revision, clean_environ, current_version, query, run_alembic
+from migration_runner.tools.schema_snapshot import snapshot
+
+ROW_COUNTS = "SELECT (SELECT count(*) FROM organizations), (SELECT count(*) FROM users)"
+SCRATCH_DATABASES = "SELECT count(*) FROM pg_database WHERE datname LIKE 'rehearsal_%'"
+
+
+@pytest.fixture
+def target(database_url, tree_copy):
+    """A database at 001 holding organizations, one of them with an over-long name."""
+    assert run_alembic("upgrade", "head", url=database_url).returncode == 0
+    query(
+        database_url,
+        "INSERT INTO organizations (name, slug) SELECT repeat('n', 10 * i), 'org-' || i"
+        " FROM generate_series(1, 20) AS i",
+    )
+    return database_url, tree_copy
+
+
+def rehearse(url, tree) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "migration_runner.tools.rehearse", "--tree", str(tree)],
+        env=clean_environ(DATABASE_URL=url), cwd=tree,
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
+def test_good_revision_is_reported_and_the_target_is_left_identical(target):
+    url, tree = target
+    add_revision(
+        tree, "002", "add_country",
+        "-- test-only\nALTER TABLE organizations ADD COLUMN country text;\n"
+        "UPDATE organizations SET country = 'NZ';\n",
+        "ALTER TABLE organizations DROP COLUMN country;\n", "001",
+    )  # fmt: skip
+    schema_before, rows_before = snapshot(url), query(url, ROW_COUNTS)
+    result = rehearse(url, tree)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = result.stdout
+    assert "002: applied in" in report
+    assert "public.organizations AccessExclusiveLock" in report
+    assert "rows written: public.organizations 20" in report
+    assert "rehearsal passed: 1 revision(s) applied" in report and "no drift" in report
+    assert snapshot(url) == schema_before
+    assert query(url, ROW_COUNTS) == rows_before
+    assert current_version(url) == "001"
+    assert query(url, SCRATCH_DATABASES) == [(0,)]
+
+
+def test_revision_failing_on_the_targets_rows_fails_the_rehearsal_naming_it(target):
+    url, tree = target
+    add_revision(
+        tree, "002", "short_names",
+        "-- test-only: rows with long names violate it.\n"
+        "ALTER TABLE organizations ADD CONSTRAINT organizations_name_short_check"
+        " CHECK (length(name) <= 100);\n",
+        "ALTER TABLE organizations DROP CONSTRAINT organizations_name_short_check;\n", "001",
+    )  # fmt: skip
+    schema_before = snapshot(url)
+    result = rehearse(url, tree)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "REHEARSAL FAILED at 002" in result.stdout
+    assert "is violated by some row" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    assert snapshot(url) == schema_before and current_version(url) == "001"
+    assert query(url, SCRATCH_DATABASES) == [(0,)]
+
+
+def test_copy_falls_back_to_pg_dump_while_someone_is_connected_to_the_target(target):
+    """CREATE DATABASE ... TEMPLATE needs the target to itself; an open session must not stop us."""
+    url, tree = target
+    add_revision(
+        tree, "002", "add_country", "ALTER TABLE organizations ADD COLUMN country text;\n",
+        "ALTER TABLE organizations DROP COLUMN country;\n", "001",
+    )  # fmt: skip
+    from conftest import engine_for
+
+    engine = engine_for(url)
+    with engine.connect():
+        result = rehearse(url, tree)
+    engine.dispose()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "pg_dump | pg_restore" in result.stderr
+    assert query(url, SCRATCH_DATABASES) == [(0,)]
