@@ -27,6 +27,7 @@ from migration_runner.steps.lock_report import write_lock_report
 from migration_runner.steps.lock_retry import run_with_lock_retries
 from migration_runner.steps.settings import read_settings
 from migration_runner.steps.transaction import take_migration_lock
+from migration_runner.tools.model_compare import comparison_options
 from migration_runner.tools.scaffold import number_revision, runs_without_database
 
 config = context.config
@@ -36,8 +37,8 @@ if config.config_file_name is not None:
 
 log = logging.getLogger("migration_runner")
 
-# Migrations are hand-written SQL files: there is no model to autogenerate from.
-target_metadata = None
+# The models, for `alembic check` and `revision --autogenerate` only (tools/model_compare.py).
+model_comparison = comparison_options(config)
 
 settings = read_settings(context.get_x_argument(as_dictionary=True))
 
@@ -98,7 +99,7 @@ def run_migrations_with(connection: Connection, pooled: bool = False) -> None:
     recorder = HistoryRecorder()
     context.configure(
         connection=connection,
-        target_metadata=target_metadata,
+        **model_comparison,
         on_version_apply=recorder,
         run_settings=settings,
         pooled_target=pooled,  # non-transactional revisions refuse a pooler

@@ -229,10 +229,11 @@ def current_version(url: str) -> str | None:
 
 @pytest.fixture
 def tree_copy(tmp_path: Path) -> Path:
-    """A copy of the migration tree (alembic/, sql/, the runner) to add test-only revisions to."""
+    """A copy of the migration tree (alembic/, sql/, the runner, the models) to add test-only
+    revisions to, or to edit the models of."""
     copy = tmp_path / "tree"
     copy.mkdir()
-    for name in ("alembic", "sql", "migration_runner"):
+    for name in ("alembic", "sql", "migration_runner", "assessment_models"):
         shutil.copytree(ROOT / name, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "alembic.ini", copy / "alembic.ini")
     return copy

@@ -1,0 +1,101 @@
+"""What Alembic's comparison misses: CHECK expressions and index definitions.
+
+Alembic compares tables, columns, types, defaults, keys, indexes by their
+columns and comments, but a CHECK constraint only by name (if at all) and an
+index's expressions and predicate not at all. Here PostgreSQL itself is the
+judge: the models are created in a scratch schema inside a savepoint that is
+rolled back, and pg_get_constraintdef / pg_get_indexdef of both sides are
+compared name by name. A difference names the object and shows both texts.
+"""
+
+import uuid
+
+from alembic.operations import ops
+from sqlalchemy import MetaData, text
+from sqlalchemy.engine import Connection
+
+RUNNER_TABLES = ("alembic_version", "migration_history")
+CHECKS = """
+SELECT t.relname, c.conname, pg_get_constraintdef(c.oid)
+FROM pg_constraint AS c
+INNER JOIN pg_class AS t ON t.oid = c.conrelid
+INNER JOIN pg_namespace AS n ON n.oid = t.relnamespace
+WHERE c.contype = 'c' AND n.nspname = :schema AND t.relname NOT IN :runner
+"""
+INDEXES = """
+SELECT t.relname, i.relname, pg_get_indexdef(i.oid)
+FROM pg_index AS x
+INNER JOIN pg_class AS i ON i.oid = x.indexrelid
+INNER JOIN pg_class AS t ON t.oid = x.indrelid
+INNER JOIN pg_namespace AS n ON n.oid = t.relnamespace
+WHERE n.nspname = :schema AND t.relname NOT IN :runner
+"""
+
+
+class ModelMismatch(ops.MigrateOperation):
+    """One difference Alembic does not see, carried in its diff so `alembic check` fails."""
+
+    def __init__(self, kind: str, table: str, name: str, database: str | None, models: str | None):
+        self.kind, self.table, self.name = kind, table, name
+        self.database, self.models = database, models
+
+    @property
+    def message(self) -> str:
+        if self.database is None:
+            return f"{self.kind} {self.name} on {self.table} is in the models only: {self.models}"
+        if self.models is None:
+            return (
+                f"{self.kind} {self.name} on {self.table} is in the database only: {self.database}"
+            )
+        return (
+            f"{self.kind} {self.name} on {self.table} differs: "
+            f"database {self.database} / models {self.models}"
+        )
+
+    def to_diff_tuple(self) -> tuple:
+        return ("model_mismatch", self.message)
+
+    def reverse(self) -> "ModelMismatch":
+        return ModelMismatch(self.kind, self.table, self.name, self.models, self.database)
+
+
+def _definitions(connection: Connection, schema: str) -> dict[tuple[str, str], tuple[str, str]]:
+    """(kind, name) -> (table, definition), with the schema taken out of index texts."""
+    found = {}
+    runner = {"schema": schema, "runner": RUNNER_TABLES}
+    for table, name, definition in connection.execute(text(CHECKS), runner):
+        found[("CHECK", name)] = (table, definition)
+    for table, name, definition in connection.execute(text(INDEXES), runner):
+        found[("INDEX", name)] = (table, definition.replace(f" ON {schema}.", " ON "))
+    return found
+
+
+def mismatches(connection: Connection, metadata: MetaData) -> list[ModelMismatch]:
+    """Every CHECK and index whose definition differs between the database and the models."""
+    database_schema = connection.execute(text("SELECT current_schema()")).scalar()
+    database = _definitions(connection, database_schema)
+    scratch = f"model_parity_{uuid.uuid4().hex[:8]}"
+    savepoint = connection.begin_nested()
+    try:
+        connection.exec_driver_sql(f"CREATE SCHEMA {scratch}")
+        connection.exec_driver_sql(f"SET LOCAL search_path = {scratch}")
+        metadata.create_all(connection)
+        models = _definitions(connection, scratch)
+    finally:
+        savepoint.rollback()  # the scratch schema and search_path go with it
+    found = []
+    for key in sorted(database.keys() | models.keys()):
+        in_db, in_models = database.get(key), models.get(key)
+        if in_db != in_models:
+            table = (in_db or in_models)[0]
+            found.append(
+                ModelMismatch(key[0], table, key[1], in_db and in_db[1], in_models and in_models[1])
+            )
+    return found
+
+
+def add_to_diff(context, revision, directives) -> None:
+    """process_revision_directives for `alembic check`: our differences join Alembic's."""
+    found = mismatches(context.connection, context.opts["target_metadata"])
+    for directive in directives:
+        directive.upgrade_ops.ops.extend(found)
