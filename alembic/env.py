@@ -21,13 +21,12 @@ from migration_runner.errors import FileFailed
 from migration_runner.steps.at_head import nothing_to_apply
 from migration_runner.steps.backup import back_up_before_data_loss
 from migration_runner.steps.connect import connect
-from migration_runner.steps.database_url import resolve_target
 from migration_runner.steps.history import HistoryRecorder, verify_checksums
 from migration_runner.steps.lock_report import write_lock_report
 from migration_runner.steps.lock_retry import run_with_lock_retries
 from migration_runner.steps.settings import read_settings
 from migration_runner.steps.transaction import take_migration_lock
-from migration_runner.tools.model_compare import comparison_options
+from migration_runner.tools.model_compare import comparison_options, comparison_target
 from migration_runner.tools.scaffold import number_revision, runs_without_database
 
 config = context.config
@@ -117,12 +116,12 @@ def run_migrations_online() -> None:
     if given is not None:
         run_migrations_with(given)
         return
-    target = resolve_target()
-    log.info("target %s (from %s)", target.shown, target.variable)
-    for note in target.notes:
-        log.warning(note)
-    with connect(target, settings.connect_timeout) as connection:
-        run_migrations_with(connection, pooled=target.pooled)
+    with comparison_target(config) as target:  # resolve_target(), or a scratch head
+        log.info("target %s (from %s)", target.shown, target.variable)
+        for note in target.notes:
+            log.warning(note)
+        with connect(target, settings.connect_timeout) as connection:
+            run_migrations_with(connection, pooled=target.pooled)
 
 
 def run_without_database() -> None:

@@ -19,6 +19,9 @@ from alembic.script import write_hooks
 from alembic.util import CommandError
 
 NUMBER = re.compile(r"^\d{3}$")
+# Revision id -> (up, down) SQL that `revision --autogenerate` drafted and proved;
+# the post-write hook writes these instead of an empty pair.
+GENERATED: dict[str, tuple[str, str]] = {}
 # Alembic commands that only read or write files, never a database.
 FILE_ONLY_COMMANDS = {"revision", "merge"}
 
@@ -49,6 +52,8 @@ def runs_without_database(config) -> bool:
     options = config.cmd_opts
     command = getattr(options, "cmd", None)
     name = getattr(command[0], "__name__", "") if command else ""
+    if getattr(options, "autogenerate", False):
+        return False  # compares the models with a database
     return name in FILE_ONLY_COMMANDS or (
         name == "history" and not getattr(options, "indicate_current", False)
     )
@@ -76,10 +81,12 @@ def write_sql_pair(path: str, options: dict) -> None:
     shim = Path(path)
     message = shim.read_text(encoding="utf-8").splitlines()[0].strip('"').strip().rstrip(".")
     tree = shim.parents[2]
-    for direction, template in (("up", UP_TEMPLATE), ("down", DOWN_TEMPLATE)):
+    drafted = GENERATED.pop(shim.stem.split("_", 1)[0], None)
+    for index, (direction, template) in enumerate((("up", UP_TEMPLATE), ("down", DOWN_TEMPLATE))):
         target = tree / "sql" / direction / f"{shim.stem}.sql"
         if target.exists():
             raise CommandError(f"{target} exists already; not overwriting it")
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(template.format(stem=shim.stem, message=message), encoding="utf-8")
+        content = drafted[index] if drafted else template.format(stem=shim.stem, message=message)
+        target.write_text(content, encoding="utf-8")
         print(f"  Generating {target} ...  done")

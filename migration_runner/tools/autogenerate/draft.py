@@ -1,0 +1,111 @@
+"""A draft SQL pair, proven on a scratch database before a single file is written.
+
+At head, the up files must bring the database to the models exactly (Alembic's
+comparison and ours find nothing), and the down files, run in reverse order,
+must give back the schema at head byte for byte (pg_dump --schema-only,
+normalised). Whatever fails is named, and nothing is written.
+"""
+
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlfluff
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import MetaData, create_engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
+
+from migration_runner.errors import MigrationError
+from migration_runner.steps.sql_files import SqlFile
+from migration_runner.tools import model_parity, schema_snapshot
+from migration_runner.tools.autogenerate.render import Statement
+from migration_runner.tools.model_compare import include_name
+
+
+@dataclass
+class DraftRevision:
+    rev_id: str
+    message: str
+    up: str
+    down: str
+    transactional: bool
+
+
+def sql_text(tree: Path, header: list[str], statements: list[Statement]) -> str:
+    """A file in our style: header comments, then each statement under its comment, linted."""
+    lines = [f"-- {line}" if line else "--" for line in header]
+    body = []
+    for statement in statements:
+        comment = textwrap.wrap(statement.comment, 96)
+        body.append("\n".join(f"-- {line}" for line in comment) + f"\n{statement.sql};")
+    text = "\n".join(lines) + "\n\n" + "\n\n".join(body) + "\n"
+    return sqlfluff.fix(text, config_path=str(tree / ".sqlfluff"))
+
+
+def _apply(url: str, text: str, transactional: bool) -> None:
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        if transactional:
+            with engine.begin() as connection:
+                connection.execution_options(no_parameters=True).exec_driver_sql(text)
+            return
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            for statement in SqlFile(Path("draft.sql"), text).statements:
+                connection.execution_options(no_parameters=True).exec_driver_sql(statement.text)
+    finally:
+        engine.dispose()
+
+
+def _left_over(url: str, metadata: MetaData) -> list[str]:
+    """What still differs from the models, in Alembic's words and ours."""
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection, connection.begin():
+            context = MigrationContext.configure(
+                connection,
+                opts={
+                    "include_name": include_name,
+                    "compare_type": True,
+                    "compare_server_default": True,
+                },
+            )
+            found = [str(diff) for diff in compare_metadata(context, metadata)]
+            found += [m.message for m in model_parity.mismatches(connection, metadata)]
+            return found
+    finally:
+        engine.dispose()
+
+
+def verify(
+    drafts: list[DraftRevision], tree: Path, metadata: MetaData, server_url: str | None
+) -> None:
+    """Raise, naming what fails, unless the drafts round-trip on a scratch database at head."""
+    with schema_snapshot.scratch_database(server_url) as url:
+        schema_snapshot.migrate(tree, url, "head")
+        at_head = schema_snapshot.snapshot(url)
+        for draft in drafts:
+            try:
+                _apply(url, draft.up, draft.transactional)
+            except DBAPIError as error:
+                raise MigrationError(
+                    f"The draft up file of {draft.rev_id} fails at head: {getattr(error, 'orig', error)}".strip()
+                ) from None
+        left = _left_over(url, metadata)
+        if left:
+            raise MigrationError(
+                "The draft does not bring the database to the models; still different: "
+                + "; ".join(left)
+                + ". Nothing was written: write this change by hand (alembic revision -m ...)."
+            )
+        for draft in reversed(drafts):
+            _apply(url, draft.down, draft.transactional)
+        after = schema_snapshot.snapshot(url)
+        if after != at_head:
+            found = schema_snapshot.differences(at_head, after)
+            raise MigrationError(
+                "The draft down file does not restore the schema at head ("
+                + "; ".join(found)
+                + "). Nothing was written."
+            )
