@@ -235,7 +235,8 @@ def tree_copy(tmp_path: Path) -> Path:
     copy.mkdir()
     for name in ("alembic", "sql", "migration_runner", "assessment_models"):
         shutil.copytree(ROOT / name, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "alembic.ini", copy / "alembic.ini")
+    for name in ("alembic.ini", ".sqlfluff", ".squawk.toml"):
+        shutil.copy(ROOT / name, copy / name)
     return copy
 
 

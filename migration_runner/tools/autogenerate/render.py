@@ -15,6 +15,8 @@ Each statement is preceded by a comment that says what it does and its hazard.
 """
 
 import io
+import logging
+import re
 from dataclasses import dataclass, field
 
 from alembic.migration import MigrationContext
@@ -24,6 +26,7 @@ from sqlalchemy import MetaData
 from migration_runner.errors import MigrationError
 from migration_runner.tools.model_parity import ModelMismatch
 
+FOREIGN_KEY = re.compile(r"^ALTER TABLE \S+ ADD CONSTRAINT (\S+) FOREIGN KEY")
 ACCESS_EXCLUSIVE = "takes an ACCESS EXCLUSIVE lock on {table}, briefly (no table rewrite)"
 
 
@@ -31,28 +34,33 @@ ACCESS_EXCLUSIVE = "takes an ACCESS EXCLUSIVE lock on {table}, briefly (no table
 class Statement:
     sql: str
     comment: str
+    squawk_ignore: str = ""  # a squawk rule this statement breaks on purpose (the comment says why)
 
 
 @dataclass
 class Plan:
-    """The SQL of one model change: a transactional part and a concurrent (index) part."""
+    """The SQL of one model change: a transactional part, and the online part that runs
+    statement by statement outside a transaction (indexes built CONCURRENTLY, constraints
+    VALIDATEd after their NOT VALID addition has committed)."""
 
     up: list[Statement] = field(default_factory=list)
     down: list[Statement] = field(default_factory=list)  # in the order it runs
-    concurrent_up: list[Statement] = field(default_factory=list)
-    concurrent_down: list[Statement] = field(default_factory=list)
+    online_up: list[Statement] = field(default_factory=list)
+    online_down: list[Statement] = field(default_factory=list)
     destructive_up: bool = False
     destructive_down: bool = False
+    drops_columns: bool = False  # the down file then puts them back as their table's last columns
     warnings: list[str] = field(default_factory=list)
 
     def is_empty(self) -> bool:
-        return not (self.up or self.concurrent_up)
+        return not (self.up or self.online_up)
 
 
 def alembic_sql(op: ops.MigrateOperation, metadata: MetaData) -> list[str]:
     """The statements Alembic itself would run for op, as its --sql mode writes them
     (with the models' naming convention, so unnamed indexes get our names)."""
     buffer = io.StringIO()
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)  # no "Context impl"
     context = MigrationContext.configure(
         dialect_name="postgresql",
         opts={
@@ -79,7 +87,7 @@ class Renderer:
     ):
         self.metadata = metadata
         self.ops = flatten(upgrade_ops)
-        self.new_tables = {op.table_name for op in self.ops if isinstance(op, ops.CreateTableOp)}
+        self.new_tables = {_table(op) for op in self.ops if isinstance(op, ops.CreateTableOp)}
         self.gone_tables = {op.table_name for op in self.ops if isinstance(op, ops.DropTableOp)}
         named = {
             getattr(op, "index_name", None) or getattr(op, "constraint_name", None)
@@ -103,16 +111,17 @@ class Renderer:
                 self._add_mismatch(mismatch)
         self._warn_renames()
         self.plan.down.reverse()
-        self.plan.concurrent_down.reverse()
+        self.plan.online_down.reverse()
         return self.plan
 
     # -- one op --------------------------------------------------------------
 
-    def _pair(self, up: list[Statement], down: list[Statement], concurrent: bool = False) -> None:
-        """up runs now; down undoes it, and runs in reverse order of the ups."""
-        if concurrent:
-            self.plan.concurrent_up += up
-            self.plan.concurrent_down += list(reversed(down))
+    def _pair(self, up: list[Statement], down: list[Statement], online: bool = False) -> None:
+        """up runs now; down undoes it, and runs in reverse order of the ups. online: in the
+        revision that runs outside a transaction, each statement committed on its own."""
+        if online:
+            self.plan.online_up += up
+            self.plan.online_down += list(reversed(down))
         else:
             self.plan.up += up
             self.plan.down += list(reversed(down))
@@ -121,7 +130,7 @@ class Renderer:
         return [Statement(sql, comment) for sql in alembic_sql(op, self.metadata)]
 
     def _render(self, op) -> None:
-        table = getattr(op, "table_name", "")
+        table = _table(op)
         existing = table not in self.new_tables
         if isinstance(op, ops.CreateTableOp):
             self._pair(self._plain(op, f"New table {table}: nothing reads it yet."),
@@ -136,15 +145,18 @@ class Renderer:
         elif isinstance(op, ops.AddColumnOp):
             self._add_column(op, existing)
         elif isinstance(op, ops.DropColumnOp):
-            self.plan.destructive_up = True
+            self.plan.destructive_up = self.plan.drops_columns = True
             hazard = (
                 f"Hazard: deletes every value of {table}.{op.column_name}; "
                 + ACCESS_EXCLUSIVE.format(table=table)
             )
             back = op.reverse()
             self._pair(
-                self._plain(op, hazard),
-                self._plain(back, f"Put {table}.{op.column_name} back (its values are not)."),
+                self._ignoring(self._plain(op, hazard), "ban-drop-column"),
+                self._plain(
+                    back,
+                    f"Put {table}.{op.column_name} back, as the last column (its values are not).",
+                ),
             )
         elif isinstance(op, ops.AlterColumnOp):
             self._alter_column(op, existing)
@@ -153,7 +165,7 @@ class Renderer:
         elif isinstance(op, ops.DropIndexOp):
             self._pair(self._concurrently(self._plain(op, f"Drop index {op.index_name}.")),
                        self._concurrently(self._plain(op.reverse(), f"Rebuild index {op.index_name}.")),
-                       concurrent=existing)  # fmt: skip
+                       online=existing)  # fmt: skip
         elif isinstance(op, ops.CreateForeignKeyOp) and existing:
             self._not_valid_then_validate(op, f"foreign key {op.constraint_name}")
         elif isinstance(
@@ -164,7 +176,7 @@ class Renderer:
                 self._plain(op.reverse(), "Undo it."),
             )
         elif isinstance(op, ops.DropConstraintOp):
-            self._pair(self._plain(op, f"Drop {op.constraint_name}: " + ACCESS_EXCLUSIVE.format(table=table)),
+            self._pair([_drop_constraint(table, op.constraint_name, f"Drop {op.constraint_name}, which the models no longer declare: " + ACCESS_EXCLUSIVE.format(table=table))],
                        self._plain(op.reverse(), f"Restore {op.constraint_name}."))  # fmt: skip
         else:
             raise MigrationError(
@@ -174,7 +186,15 @@ class Renderer:
 
     def _drop_table_statements(self, op: ops.DropTableOp) -> list[Statement]:
         hazard = f"Hazard: deletes {op.table_name} and every row in it."
-        return self._plain(op, hazard)
+        return self._ignoring(self._plain(op, hazard), "ban-drop-table")
+
+    @staticmethod
+    def _ignoring(statements: list[Statement], rule: str) -> list[Statement]:
+        """A destructive statement squawk bans: the header says Destructive: yes, and the
+        runner's data-loss guard stops it while rows are there."""
+        for statement in statements:
+            statement.squawk_ignore = rule
+        return statements
 
     def _add_column(self, op: ops.AddColumnOp, existing: bool) -> None:
         column = op.column
@@ -190,8 +210,22 @@ class Renderer:
             comment += "; a volatile default would rewrite the table"
         # Alembic's add_column also builds the column's index=True index; autogenerate lists
         # that index as an op of its own, built below (CONCURRENTLY on an existing table).
-        add = [st for st in self._plain(op, comment) if " INDEX " not in st.sql.split("(")[0]]
+        add, keys = [], []
+        for statement in self._plain(op, comment):
+            if " INDEX " in statement.sql.split("(")[0]:
+                continue
+            key = FOREIGN_KEY.match(statement.sql)
+            if key and existing:  # the column's own REFERENCES: NOT VALID, then VALIDATE
+                keys.append((key.group(1), statement.sql))
+            else:
+                add.append(statement)
         self._pair(add, self._plain(op.reverse(), f"Drop {table}.{name} again."))
+        for key_name, add_sql in keys:
+            self._pair(
+                self._validated(table, key_name, add_sql, f"foreign key {key_name}"),
+                [_drop_constraint(table, key_name, f"Drop foreign key {key_name}.")],
+                online=True,
+            )
         self.plan.destructive_down = True
 
     def _alter_column(self, op: ops.AlterColumnOp, existing: bool) -> None:
@@ -206,9 +240,10 @@ class Renderer:
                               "Validate it: scans the table under SHARE UPDATE EXCLUSIVE (reads and writes go on)."),
                     Statement(f"ALTER TABLE {table} ALTER COLUMN {name} SET NOT NULL",
                               "The validated CHECK proves it: no second scan, a brief ACCESS EXCLUSIVE lock."),
-                    Statement(f"ALTER TABLE {table} DROP CONSTRAINT {check}", "The CHECK has done its job."),
+                    _drop_constraint(table, check, "The CHECK has done its job: NOT NULL says the same."),
                 ],
                 [Statement(f"ALTER TABLE {table} ALTER COLUMN {name} DROP NOT NULL", f"{table}.{name} may be NULL again.")],
+                online=True,
             )  # fmt: skip
             return
         if op.modify_type is not None:
@@ -237,7 +272,7 @@ class Renderer:
         down = self._concurrently(
             self._plain(op.reverse(), f"Drop {name} without blocking (CONCURRENTLY).")
         )
-        self._pair(up, down, concurrent=True)
+        self._pair(up, down, online=True)
 
     @staticmethod
     def _concurrently(statements: list[Statement]) -> list[Statement]:
@@ -251,12 +286,20 @@ class Renderer:
         return statements
 
     def _not_valid_then_validate(self, op, what: str) -> None:
-        table, name = op.table_name, op.constraint_name
-        add = [Statement(sql + " NOT VALID", f"Add {what} NOT VALID: {ACCESS_EXCLUSIVE.format(table=table)}, no scan.")
-               for sql in alembic_sql(op, self.metadata)]  # fmt: skip
-        validate = Statement(f"ALTER TABLE {table} VALIDATE CONSTRAINT {name}",
-                             "Validate it: scans under SHARE UPDATE EXCLUSIVE (reads and writes go on).")  # fmt: skip
-        self._pair(add + [validate], self._plain(op.reverse(), f"Drop {what}."))
+        table, name = _table(op), op.constraint_name
+        add = []
+        for sql in alembic_sql(op, self.metadata):
+            add += self._validated(table, name, sql, what)
+        self._pair(add, self._plain(op.reverse(), f"Drop {what}."), online=True)
+
+    @staticmethod
+    def _validated(table: str, name: str, add_sql: str, what: str) -> list[Statement]:
+        """ADD CONSTRAINT ... NOT VALID (no scan under the strong lock), then VALIDATE."""
+        return [
+            Statement(add_sql + " NOT VALID", f"Add {what} NOT VALID: {ACCESS_EXCLUSIVE.format(table=table)}, no scan."),
+            Statement(f"ALTER TABLE {table} VALIDATE CONSTRAINT {name}",
+                      "Validate it: scans under SHARE UPDATE EXCLUSIVE (reads and writes go on)."),
+        ]  # fmt: skip
 
     # -- CHECK and index differences Alembic does not see ---------------------------
 
@@ -264,11 +307,11 @@ class Renderer:
         table, name = mismatch.table, mismatch.name
         if mismatch.kind == "CHECK":
             back = f"ALTER TABLE {table} ADD CONSTRAINT {name} {mismatch.database}"
-            self._pair([Statement(f"ALTER TABLE {table} DROP CONSTRAINT {name}", f"Drop CHECK {name}: " + ACCESS_EXCLUSIVE.format(table=table))],
+            self._pair([_drop_constraint(table, name, f"Drop CHECK {name}, which the models no longer declare: " + ACCESS_EXCLUSIVE.format(table=table))],
                        [Statement(back, f"Restore CHECK {name}.")])  # fmt: skip
         else:
             self._pair([Statement(f"DROP INDEX CONCURRENTLY IF EXISTS {name}", f"Drop index {name} without blocking.")],
-                       [Statement(_concurrent_definition(mismatch.database), f"Rebuild index {name}.")], concurrent=True)  # fmt: skip
+                       [Statement(_concurrent_definition(mismatch.database), f"Rebuild index {name}.")], online=True)  # fmt: skip
 
     def _add_mismatch(self, mismatch: ModelMismatch) -> None:
         table, name = mismatch.table, mismatch.name
@@ -281,10 +324,10 @@ class Renderer:
                 f"ALTER TABLE {table} VALIDATE CONSTRAINT {name}",
                 "Validate it: scans under SHARE UPDATE EXCLUSIVE (reads and writes go on); fails if a row violates it.",
             )
-            self._pair([add, validate], [Statement(f"ALTER TABLE {table} DROP CONSTRAINT {name}", f"Drop CHECK {name}.")])  # fmt: skip
+            self._pair([add, validate], [_drop_constraint(table, name, f"Drop CHECK {name}.")], online=True)  # fmt: skip
         else:
             self._pair([Statement(_concurrent_definition(mismatch.models), f"Build index {name} without blocking writes.")],
-                       [Statement(f"DROP INDEX CONCURRENTLY IF EXISTS {name}", f"Drop index {name}.")], concurrent=True)  # fmt: skip
+                       [Statement(f"DROP INDEX CONCURRENTLY IF EXISTS {name}", f"Drop index {name}.")], online=True)  # fmt: skip
 
     def _warn_renames(self) -> None:
         dropped = [op for op in self.ops if isinstance(op, ops.DropColumnOp)]
@@ -298,6 +341,16 @@ class Renderer:
                         f"{new.table_name}.{new.column.name} added with the same type: if this is a "
                         "rename, the values are lost; rename with expand/contract instead (MIGRATIONS.md)"
                     )
+
+
+def _drop_constraint(table: str, name: str, comment: str) -> Statement:
+    """DROP CONSTRAINT, which squawk bans unless someone meant it: here the models say so."""
+    return Statement(f"ALTER TABLE {table} DROP CONSTRAINT {name}", comment, "ban-drop-constraint")
+
+
+def _table(op) -> str:
+    """The table an op changes (a foreign key op calls it source_table)."""
+    return getattr(op, "table_name", None) or getattr(op, "source_table", "")
 
 
 def _concurrent_definition(indexdef: str) -> str:

@@ -4,8 +4,9 @@ Alembic hands over its diff of the database against the models; our own
 differences (model_parity) join it; render.py writes the SQL; draft.py proves
 it on a scratch database; then the revision is numbered like any other and
 the shim's post-write hook (scaffold.write_sql_pair) writes these files
-instead of empty ones. An index on an existing table gets a second revision,
-headed `-- Transaction: none`. With no difference, nothing is written.
+instead of empty ones. What must not hold a lock on an existing table (an index
+build, a constraint's validation) goes in a second revision, headed
+`-- Transaction: none`, where each statement commits on its own. With no difference, nothing is written.
 """
 
 import logging
@@ -49,9 +50,9 @@ def drafts_for(
         parts.append(
             (message, plan.up, plan.down, True, plan.destructive_up, plan.destructive_down)
         )
-    if plan.concurrent_up:
-        index_message = f"{message}, indexes" if plan.up else message
-        parts.append((index_message, plan.concurrent_up, plan.concurrent_down, False, False, False))
+    if plan.online_up:
+        index_message = f"{message}, online steps" if plan.up else message
+        parts.append((index_message, plan.online_up, plan.online_down, False, False, False))
     drafts = []
     for offset, (text_message, up, down, transactional, destroys_up, destroys_down) in enumerate(
         parts
@@ -91,12 +92,8 @@ def write_sql_revisions(context, revision, directives) -> None:
     tree = Path(context.script.dir).parent
     first_id = scaffold.next_number(rev.revision for rev in context.script.walk_revisions())
     drafts = drafts_for(plan, first_id, message, tree)
-    draft.verify(
-        drafts,
-        tree,
-        metadata,
-        os.environ.get("SCHEMA_SCRATCH_URL") or context.opts.get("scratch_server"),
-    )
+    scratch_server = os.environ.get("SCHEMA_SCRATCH_URL")
+    draft.verify(drafts, tree, metadata, scratch_server, columns_dropped=plan.drops_columns)
     generated = []
     head = script.head
     for item in drafts:

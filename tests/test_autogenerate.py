@@ -1,0 +1,172 @@
+"""`alembic revision --autogenerate` turns a model change into a reviewed, online-safe SQL pair.
+
+For each kind of change: the files are written only after the draft was proven
+on a scratch database; they lint (sqlfluff, squawk) as written; they apply;
+`alembic check` is then clean; and the downgrade restores the schema exactly.
+"""
+
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from conftest import ROOT, query, run_alembic
+from migration_runner.tools.autogenerate.draft import same_but_column_order
+from migration_runner.tools.schema_snapshot import snapshot
+
+VENV_BIN = ROOT / ".venv" / "bin"
+
+
+@pytest.fixture
+def at_head(database_url, postgres_server, tree_copy):
+    """A database at 001, a tree whose models the test edits, and a server for scratch drafts."""
+    assert run_alembic("upgrade", "head", url=database_url).returncode == 0
+    scratch = make_url(postgres_server.admin_url).render_as_string(hide_password=False)
+    return database_url, tree_copy, scratch
+
+
+def edit(tree, module: str, old: str, new: str) -> None:
+    path = tree / "assessment_models" / module
+    source = path.read_text()
+    assert old in source, old
+    path.write_text(source.replace(old, new, 1))
+
+
+def in_tree(tree, url, scratch, *args):
+    """alembic in a fresh interpreter that imports the tree's own models."""
+    return run_alembic(
+        *args, url=url, tree=tree, fresh_interpreter=True,
+        env={"PYTHONPATH": str(tree), "SCHEMA_SCRATCH_URL": scratch},
+    )  # fmt: skip
+
+
+def new_files(tree) -> list:
+    return sorted(p for p in (tree / "sql").glob("*/*.sql") if not p.name.startswith("001_"))
+
+
+def lint(tree, files) -> None:
+    """sqlfluff on every new file; squawk on the up files as the project runs it."""
+    sqlfluff = subprocess.run(
+        [sys.executable, "-m", "sqlfluff", "lint", *map(str, files)],
+        cwd=tree, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert sqlfluff.returncode == 0, sqlfluff.stdout
+    for up in (f for f in files if f.parent.name == "up"):
+        options = ["--no-assume-in-transaction"] if "-- Transaction: none" in up.read_text() else []
+        squawk = subprocess.run(
+            [str(VENV_BIN / "squawk"), *options, str(up)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert squawk.returncode == 0, squawk.stdout
+
+
+def round_trip(tree, url, scratch, columns_dropped: bool = False) -> None:
+    """Upgrade, check clean, downgrade to 001: the schema is exactly what it was (a dropped
+    column comes back as its table's last column: PostgreSQL cannot insert one)."""
+    before = snapshot(url)
+    upgraded = in_tree(tree, url, scratch, "-x", "allow-data-loss=true", "upgrade", "head")
+    assert upgraded.returncode == 0, upgraded.stdout
+    checked = in_tree(tree, url, scratch, "check")
+    assert checked.returncode == 0, checked.stdout
+    downgraded = in_tree(tree, url, scratch, "downgrade", "001")
+    assert downgraded.returncode == 0, downgraded.stdout
+    if columns_dropped:
+        assert same_but_column_order(before, snapshot(url))
+    else:
+        assert snapshot(url) == before
+
+
+def test_additions_become_an_online_safe_pair_that_round_trips(at_head):
+    """A column with an index, a NOT NULL on an existing column, a CHECK, a new table with a
+    foreign key, and a foreign key column on an existing table, in one model change."""
+    url, tree, scratch = at_head
+    edit(tree, "tenancy.py", '''    plan: Mapped[str] = mapped_column(Text, server_default=text("'free'"))''',
+         '''    plan: Mapped[str] = mapped_column(Text, server_default=text("'free'"))
+    country: Mapped[str | None] = mapped_column(Text, index=True)''')  # fmt: skip
+    edit(tree, "tenancy.py", "full_name: Mapped[str | None] = mapped_column(Text)",
+         "full_name: Mapped[str] = mapped_column(Text)")  # fmt: skip
+    edit(tree, "assessments.py", '''        CheckConstraint("char_length(btrim(version)) BETWEEN 1 AND 50", name="version"),''',
+         '''        CheckConstraint("char_length(btrim(version)) BETWEEN 1 AND 50", name="version"),
+        CheckConstraint("char_length(description) <= 2000", name="description"),''')  # fmt: skip
+    edit(tree, "assessments.py", '''    title: Mapped[str] = mapped_column(Text)''',
+         '''    title: Mapped[str] = mapped_column(Text)
+    reviewed_by: Mapped[uuid.UUID | None] = _fk("users.id", "SET NULL", index=True)''')  # fmt: skip
+    (tree / "assessment_models" / "tags.py").write_text(
+        "import uuid\n\nfrom sqlalchemy import ForeignKey, Text\n"
+        "from sqlalchemy.dialects.postgresql import UUID\n"
+        "from sqlalchemy.orm import Mapped, mapped_column\n\n"
+        "from assessment_models.base import Base, uuid_key\n\n\n"
+        "class Tag(Base):\n"
+        '    __tablename__ = "tags"\n'
+        '    __table_args__ = {"comment": "Labels an organization puts on its assessments."}\n\n'
+        "    id: Mapped[uuid.UUID] = uuid_key()\n"
+        "    organization_id: Mapped[uuid.UUID] = mapped_column(\n"
+        '        UUID(as_uuid=True), ForeignKey("organizations.id", ondelete="CASCADE"), index=True\n'
+        "    )\n"
+        "    name: Mapped[str] = mapped_column(Text)\n"
+    )
+    edit(tree, "__init__.py", "from assessment_models.base import Base\n",
+         "from assessment_models.base import Base\nfrom assessment_models.tags import Tag  # noqa: F401\n")  # fmt: skip
+
+    result = in_tree(tree, url, scratch, "revision", "--autogenerate", "-m", "add country and tags")
+    assert result.returncode == 0, result.stdout
+    files = new_files(tree)
+    names = [
+        f"{d}/{n}"
+        for n in ("002_add_country_and_tags.sql", "003_add_country_and_tags_online_steps.sql")
+        for d in ("down", "up")
+    ]
+    assert [f"{f.parent.name}/{f.name}" for f in files] == sorted(names)
+    up = (tree / "sql/up/002_add_country_and_tags.sql").read_text()
+    assert "-- Destructive: no" in up and "-- Transaction: yes" in up
+    assert "CREATE TABLE tags" in up and "ADD COLUMN reviewed_by uuid" in up
+    online = (tree / "sql/up/003_add_country_and_tags_online_steps.sql").read_text()
+    assert "-- Transaction: none" in online
+    assert "CHECK (full_name IS NOT NULL) NOT VALID" in online and "SET NOT NULL" in online
+    assert "frameworks_description_check CHECK" in online
+    assert "ALTER TABLE assessments VALIDATE CONSTRAINT assessments_reviewed_by_fkey" in online
+    assert "CREATE INDEX CONCURRENTLY IF NOT EXISTS organizations_country_idx" in online
+    assert "-- Destructive: yes" in (tree / "sql/down/002_add_country_and_tags.sql").read_text()
+    lint(tree, files)
+    round_trip(tree, url, scratch)
+    assert query(url, "SELECT to_regclass('tags')") == [(None,)]
+
+
+def test_dropped_column_is_destructive_and_a_likely_rename_is_flagged(at_head):
+    url, tree, scratch = at_head
+    edit(tree, "tenancy.py", "    full_name: Mapped[str | None] = mapped_column(Text)\n",
+         "    display_name: Mapped[str | None] = mapped_column(Text)\n")  # fmt: skip
+    result = in_tree(tree, url, scratch, "revision", "--autogenerate", "-m", "rename full name")
+    assert result.returncode == 0, result.stdout
+    assert "if this is a rename" in result.stdout
+    up = (tree / "sql/up/002_rename_full_name.sql").read_text()
+    assert "-- Destructive: yes" in up and "-- Warning: users.full_name is dropped" in up
+    assert "Hazard: deletes every value of users.full_name" in up
+    lint(tree, new_files(tree))
+    round_trip(tree, url, scratch, columns_dropped=True)
+
+
+def test_no_model_change_writes_nothing(at_head):
+    url, tree, scratch = at_head
+    result = in_tree(tree, url, scratch, "revision", "--autogenerate", "-m", "nothing")
+    assert result.returncode == 0, result.stdout
+    assert "No changes: the models and the database at head agree" in result.stdout
+    assert new_files(tree) == []
+    assert sorted(p.name for p in (tree / "alembic" / "versions").glob("*.py")) == [
+        "001_initial_schema.py"
+    ]
+
+
+def test_unreachable_database_is_one_failed_line(tree_copy):
+    result = run_alembic(
+        "revision", "--autogenerate", "-m", "x",
+        url="postgresql://nobody:secret@127.0.0.1:9/none", tree=tree_copy,
+        env={"MIGRATION_CONNECT_TIMEOUT": "1"},
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert len([line for line in result.stdout.splitlines() if line.startswith("FAILED:")]) == 1
+    assert "Traceback" not in result.stdout and "secret" not in result.stdout
+    assert new_files(tree_copy) == []
