@@ -170,3 +170,17 @@ def test_unreachable_database_is_one_failed_line(tree_copy):
     assert len([line for line in result.stdout.splitlines() if line.startswith("FAILED:")]) == 1
     assert "Traceback" not in result.stdout and "secret" not in result.stdout
     assert new_files(tree_copy) == []
+
+
+def test_without_a_database_url_it_compares_a_scratch_database_at_head(at_head):
+    """No URL set: a scratch database migrated to head stands for the schema; nothing to do."""
+    _url, tree, scratch = at_head
+    result = run_alembic(
+        "revision", "--autogenerate", "-m", "nothing", tree=tree, fresh_interpreter=True,
+        env={"PYTHONPATH": str(tree), "SCHEMA_SCRATCH_URL": scratch},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout
+    assert "No changes: the models and the database at head agree" in result.stdout
+    assert query(scratch, "SELECT count(*) FROM pg_database WHERE datname LIKE 'scratch%'") == [
+        (0,)
+    ]

@@ -14,6 +14,7 @@ import sqlfluff
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import MetaData, create_engine
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
@@ -46,8 +47,13 @@ def sql_text(tree: Path, header: list[str], statements: list[Statement]) -> str:
     return sqlfluff.fix(text, config_path=str(tree / ".sqlfluff"))
 
 
+def _engine(url: str):
+    """psycopg2 whatever the URL's scheme (SQLAlchemy 2.1 would pick psycopg 3)."""
+    return create_engine(make_url(url).set(drivername="postgresql+psycopg2"), poolclass=NullPool)
+
+
 def _apply(url: str, text: str, transactional: bool) -> None:
-    engine = create_engine(url, poolclass=NullPool)
+    engine = _engine(url)
     try:
         if transactional:
             with engine.begin() as connection:
@@ -62,7 +68,7 @@ def _apply(url: str, text: str, transactional: bool) -> None:
 
 def _left_over(url: str, metadata: MetaData) -> list[str]:
     """What still differs from the models, in Alembic's words and ours."""
-    engine = create_engine(url, poolclass=NullPool)
+    engine = _engine(url)
     try:
         with engine.connect() as connection, connection.begin():
             context = MigrationContext.configure(
