@@ -23,9 +23,9 @@ from migration_runner.steps.backup import back_up_before_data_loss
 from migration_runner.steps.connect import connect
 from migration_runner.steps.history import HistoryRecorder, verify_checksums
 from migration_runner.steps.lock_report import write_lock_report
-from migration_runner.steps.lock_retry import run_with_lock_retries
-from migration_runner.steps.settings import read_settings
-from migration_runner.steps.transaction import take_migration_lock
+from migration_runner.steps.lock_retry import one_attempt, run_with_lock_retries
+from migration_runner.steps.settings import RunSettings, read_settings
+from migration_runner.steps.transaction import describe_blockers, take_migration_lock
 from migration_runner.tools.model_compare import comparison_options, comparison_target
 from migration_runner.tools.scaffold import number_revision, runs_without_database
 
@@ -42,11 +42,12 @@ model_comparison = comparison_options(config)
 settings = read_settings(context.get_x_argument(as_dictionary=True))
 
 
-def run_one_attempt(recorder: HistoryRecorder) -> None:
-    """Lock, set timeouts, verify checksums and migrate, all in one transaction."""
+def run_one_attempt(recorder: HistoryRecorder, attempt: RunSettings) -> None:
+    """Lock, set this attempt's timeouts, verify checksums and migrate, in one transaction."""
     with context.begin_transaction():
         migration_context = context.get_context()
-        take_migration_lock(migration_context, settings)
+        migration_context.opts["run_settings"] = attempt  # a retry waits longer for locks
+        take_migration_lock(migration_context, attempt)
         at_head = nothing_to_apply(migration_context)  # the usual deploy: read ids, import no shim
         if at_head is not None:
             verify_checksums(migration_context, migration_context.script, at_head.shims)
@@ -62,14 +63,14 @@ def run_one_attempt(recorder: HistoryRecorder) -> None:
         recorder.flush(migration_context)  # every step's history row, one INSERT, same transaction
 
 
-def run_one_attempt_naming_lines(recorder: HistoryRecorder) -> None:
+def run_one_attempt_naming_lines(recorder: HistoryRecorder, attempt: RunSettings) -> None:
     """One attempt; if a SQL file sent whole failed, again one statement at a time.
 
     The first try is rolled back entirely; the second names the failing line
     (or succeeds, if the failure was transient).
     """
     try:
-        run_one_attempt(recorder)
+        run_one_attempt(recorder, attempt)
     except FileFailed as failure:
         from migration_runner.steps.revision import (
             one_statement_at_a_time,  # only now: a no-op skips it
@@ -77,7 +78,7 @@ def run_one_attempt_naming_lines(recorder: HistoryRecorder) -> None:
 
         log.info("%s; running again one statement at a time to name the line", failure)
         one_statement_at_a_time()
-        run_one_attempt(recorder)
+        run_one_attempt(recorder, attempt)
 
 
 def run_migrations_offline() -> None:
@@ -90,7 +91,7 @@ def run_migrations_offline() -> None:
         on_version_apply=recorder,
         run_settings=settings,
     )
-    run_one_attempt(recorder)
+    run_one_attempt(recorder, one_attempt(settings))  # psql cannot retry: the longest wait
 
 
 def run_migrations_with(connection: Connection, pooled: bool = False) -> None:
@@ -103,7 +104,11 @@ def run_migrations_with(connection: Connection, pooled: bool = False) -> None:
         run_settings=settings,
         pooled_target=pooled,  # non-transactional revisions refuse a pooler
     )
-    run_with_lock_retries(lambda: run_one_attempt_naming_lines(recorder), settings)
+    run_with_lock_retries(
+        lambda attempt: run_one_attempt_naming_lines(recorder, attempt),
+        settings,
+        describe_blockers=lambda: describe_blockers(connection),
+    )
 
 
 def run_migrations_online() -> None:

@@ -101,6 +101,18 @@ def test_application_is_never_blocked_much_longer_than_the_lock_timeout(migrated
     ) == [(1,)]
 
 
+def test_default_schedule_keeps_every_application_query_under_half_a_second(
+    migrated_with_pending,
+):
+    """With no settings at all: short, growing lock timeouts; the migration still applies."""
+    url, tree = migrated_with_pending
+    code, output, worst = _migrate_under_load(url, tree)
+    assert code == 0, output
+    assert "(lock_timeout 100ms); rolled back, attempt 2" in output
+    assert worst < 0.5, f"application blocked {worst:.2f}s"
+    assert current_version(url) == "002"
+
+
 def test_without_lock_timeout_the_application_queues_behind_the_migration(migrated_with_pending):
     """The outage the guard prevents, measured the same way, so the test above means something."""
     url, tree = migrated_with_pending
@@ -128,6 +140,8 @@ def test_migration_fails_cleanly_when_the_lock_never_comes(migrated_with_pending
         holder.close()
     assert result.returncode != 0
     assert "Gave up after 2 attempts" in result.stdout
+    assert "Holding tables: pid " in result.stdout  # the blocker, named
+    assert "SELECT count(*) FROM organizations" in result.stdout
     assert "pg_stat_activity" in result.stdout
     assert "Traceback" not in result.stdout
     assert current_version(url) == "001"

@@ -79,7 +79,7 @@ def test_offline_upgrade_script_gives_the_online_result(database_url, twin_url, 
     script = offline_script(tree, "upgrade", "head")
     for step in (
         "pg_advisory_xact_lock",
-        "SET LOCAL lock_timeout = '2s'",
+        "SET LOCAL lock_timeout = '400ms'",
         "$verify$",
         "INSERT INTO migration_history",
         "CREATE INDEX CONCURRENTLY",

@@ -1,11 +1,16 @@
-"""Retry a whole run after a lock timeout, with backoff, a bounded number of times.
+"""Short lock waits that grow, with pauses between: the application never queues for long.
 
 A migration that waits for a lock makes every later query on that table wait
-behind it: the classic migration outage. With lock_timeout the migration gives
-up quickly instead, its transaction rolls back, the application's queries
-proceed, and we try again a little later.
+behind it: the classic migration outage. So each attempt sets a short
+lock_timeout (GitLab's with_lock_retries is the model): 100 ms at first, half
+as long again on every retry, never more than lock-timeout-max (400 ms), so no
+application query queues longer than that behind a waiting migration. After a
+timeout the transaction rolls back, the application's queries go through, and
+the runner sleeps (0.5 s, doubling to 10 s, jittered) before the next attempt.
+When the retries are used up, the failure names the sessions that held tables.
 """
 
+import dataclasses
 import logging
 import random
 import time
@@ -14,23 +19,44 @@ from collections.abc import Callable
 from sqlalchemy.exc import DBAPIError
 
 from migration_runner.errors import LockTimeout, MigrationError, database_error
-from migration_runner.steps.settings import RunSettings
+from migration_runner.steps.settings import RunSettings, milliseconds
 
 log = logging.getLogger(__name__)
 FIRST_DELAY = 0.5
 LONGEST_DELAY = 10.0
+GROWTH = 1.5
 BLOCKERS_QUERY = (
     "SELECT pid, state, xact_start, query FROM pg_stat_activity "
     "WHERE pid <> pg_backend_pid() AND xact_start IS NOT NULL ORDER BY xact_start"
 )
 
 
-def run_with_lock_retries(attempt: Callable[[], None], settings: RunSettings) -> None:
-    """Call attempt; after a lock timeout (already rolled back) wait and call it again."""
+def lock_timeout_for(attempt: int, settings: RunSettings) -> str:
+    """The lock_timeout of attempt 1, 2, ...: growing from lock-timeout to lock-timeout-max."""
+    first = milliseconds(settings.lock_timeout)
+    if first == 0:
+        return settings.lock_timeout  # 0: no timeout, as the operator asked
+    longest = max(first, milliseconds(settings.lock_timeout_max))
+    return f"{round(min(first * GROWTH ** (attempt - 1), longest))}ms"
+
+
+def one_attempt(settings: RunSettings) -> RunSettings:
+    """Settings for a run that cannot retry (an offline script): the longest wait allowed."""
+    longest = lock_timeout_for(settings.lock_retries + 1, settings)
+    return dataclasses.replace(settings, lock_timeout=longest)
+
+
+def run_with_lock_retries(
+    attempt: Callable[[RunSettings], None],
+    settings: RunSettings,
+    describe_blockers: Callable[[], str] = lambda: "",
+) -> None:
+    """Call attempt with this try's settings; after a lock timeout (rolled back) wait, retry."""
     attempts = settings.lock_retries + 1
     for number in range(1, attempts + 1):
+        this_try = dataclasses.replace(settings, lock_timeout=lock_timeout_for(number, settings))
         try:
-            attempt()
+            attempt(this_try)
             return
         except DBAPIError as error:
             failure = database_error(error, "the migration run")
@@ -39,14 +65,18 @@ def run_with_lock_retries(attempt: Callable[[], None], settings: RunSettings) ->
         except LockTimeout as error:
             failure = error
         if number == attempts:
+            blockers = describe_blockers()
             raise MigrationError(
-                f"{failure} Gave up after {attempts} attempts with lock_timeout "
-                f"{settings.lock_timeout}; the run was rolled back. A long transaction holds a "
-                f"table this migration needs: find it with `{BLOCKERS_QUERY}`, then run again "
-                "(or raise -x lock-retries / -x lock-timeout)."
+                f"{failure} Gave up after {attempts} attempts (lock_timeout "
+                f"{settings.lock_timeout} growing to {this_try.lock_timeout}); the run was rolled "
+                "back. "
+                + (f"Holding tables: {blockers}. " if blockers else "")
+                + f"Find long transactions with `{BLOCKERS_QUERY}`, end them, then run again "
+                "(or raise -x lock-retries / -x lock-timeout-max)."
             ) from None
         delay = min(FIRST_DELAY * 2 ** (number - 1), LONGEST_DELAY) * random.uniform(0.8, 1.2)
         log.warning(
-            "%s; rolled back, attempt %d of %d in %.1fs", failure, number + 1, attempts, delay
-        )
+            "%s (lock_timeout %s); rolled back, attempt %d of %d in %.1fs",
+            failure, this_try.lock_timeout, number + 1, attempts, delay,
+        )  # fmt: skip
         time.sleep(delay)

@@ -25,9 +25,16 @@ OPTIONS = (
     Option(
         "lock-timeout",
         "MIGRATION_LOCK_TIMEOUT",
-        "2s",
+        "100ms",
         "duration",
-        "longest wait for a table lock before the transaction is retried",
+        "first attempt's wait for a table lock; each retry waits longer, up to lock-timeout-max",
+    ),
+    Option(
+        "lock-timeout-max",
+        "MIGRATION_LOCK_TIMEOUT_MAX",
+        "400ms",
+        "duration",
+        "the longest any attempt waits for a lock: how long application queries may queue",
     ),
     Option(
         "statement-timeout",
@@ -39,9 +46,9 @@ OPTIONS = (
     Option(
         "lock-retries",
         "MIGRATION_LOCK_RETRIES",
-        "5",
+        "30",
         "count",
-        "how many times a run that hit the lock timeout is retried",
+        "how many times a run that hit the lock timeout is retried (30: about 4 minutes)",
     ),
     Option(
         "connect-timeout",
@@ -85,6 +92,7 @@ BACKUP_KINDS = ("tables", "full")
 @dataclass(frozen=True)
 class RunSettings:
     lock_timeout: str
+    lock_timeout_max: str
     statement_timeout: str
     lock_retries: int
     connect_timeout: float
@@ -140,3 +148,13 @@ def read_settings(x_arguments: dict[str, str], environ=os.environ) -> RunSetting
             raw, source = option.default, option.name
         values[option.name.replace("-", "_")] = _convert(option, raw, source)
     return RunSettings(**values)
+
+
+def milliseconds(duration: str) -> float:
+    """A PostgreSQL duration (as accepted above) in milliseconds."""
+    match = re.fullmatch(r"(\d+)(us|ms|s|min|h|d)?", duration)
+    number, unit = int(match.group(1)), match.group(2) or "ms"
+    return (
+        number
+        * {"us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}[unit]
+    )
