@@ -3,7 +3,10 @@
 A run reads as: resolve the URL, connect (retrying while the server wakes up),
 then inside Alembic's transaction take the migration lock and set timeouts,
 verify the checksums of applied files, back up what an allowed data loss will
-destroy, migrate, and record each step in migration_history. A lock timeout rolls the attempt back and retries it.
+destroy, migrate, and record each step in migration_history. Each revision
+commits with its history row, so no lock outlives it and a failure leaves the
+database at the last revision fully applied. A lock timeout rolls back only the
+revision that hit it, and the attempt is retried with a longer timeout.
 
 `alembic revision` (and `merge`, and `history` without -i) never connects:
 it numbers the new revision and scaffolds its SQL pair (migration_runner.tools.scaffold).
@@ -22,10 +25,14 @@ from migration_runner.steps.at_head import nothing_to_apply
 from migration_runner.steps.backup import back_up_before_data_loss
 from migration_runner.steps.connect import connect
 from migration_runner.steps.history import HistoryRecorder, verify_checksums
-from migration_runner.steps.lock_report import write_lock_report
+from migration_runner.steps.lock_report import lock_report_hook, write_lock_report
 from migration_runner.steps.lock_retry import one_attempt, run_with_lock_retries
 from migration_runner.steps.settings import RunSettings, read_settings
-from migration_runner.steps.transaction import describe_blockers, take_migration_lock
+from migration_runner.steps.transaction import (
+    commit_revision,
+    describe_blockers,
+    take_migration_lock,
+)
 from migration_runner.tools.model_compare import comparison_options, comparison_target
 from migration_runner.tools.scaffold import number_revision, runs_without_database
 
@@ -43,7 +50,7 @@ settings = read_settings(context.get_x_argument(as_dictionary=True))
 
 
 def run_one_attempt(recorder: HistoryRecorder, attempt: RunSettings) -> None:
-    """Lock, set this attempt's timeouts, verify checksums and migrate, in one transaction."""
+    """Lock, set this attempt's timeouts, verify checksums and migrate (a commit per revision)."""
     with context.begin_transaction():
         migration_context = context.get_context()
         migration_context.opts["run_settings"] = attempt  # a retry waits longer for locks
@@ -100,9 +107,10 @@ def run_migrations_with(connection: Connection, pooled: bool = False) -> None:
     context.configure(
         connection=connection,
         **model_comparison,
-        on_version_apply=recorder,
+        # Record each revision's history row, note its locks, then commit it.
+        on_version_apply=[recorder, lock_report_hook, commit_revision],
         run_settings=settings,
-        pooled_target=pooled,  # non-transactional revisions refuse a pooler
+        pooled_target=pooled,  # one transaction, and non-transactional revisions refused
     )
     run_with_lock_retries(
         lambda attempt: run_one_attempt_naming_lines(recorder, attempt),

@@ -1,4 +1,4 @@
-"""A revision failing half-way leaves the database exactly as it was."""
+"""A revision failing half-way leaves no trace; the revisions before it stay applied."""
 
 from conftest import add_revision, current_version, public_tables, query, run_alembic
 
@@ -29,8 +29,18 @@ def test_failing_revision_rolls_back_everything_it_did(database_url, tree_copy):
     assert query(database_url, "SELECT revision FROM migration_history") == [("001",)]
 
 
-def test_failing_first_run_leaves_an_empty_database_empty(database_url, tree_copy):
+def test_failing_run_stops_at_the_last_revision_fully_applied(database_url, tree_copy):
+    """Each revision commits on its own: 001 stays applied, 002 leaves no trace, and a rerun
+    with 002 fixed finishes the job."""
     add_revision(tree_copy, "002", "half_done", FAILING_UP, "DROP TABLE half_done;\n", "001")
     result = run_alembic("upgrade", "head", url=database_url, tree=tree_copy)
     assert result.returncode != 0
-    assert public_tables(database_url) == set()
+    assert current_version(database_url) == "001"
+    assert "half_done" not in public_tables(database_url) and "organizations" in public_tables(
+        database_url
+    )
+    assert query(database_url, "SELECT revision FROM migration_history") == [("001",)]
+    fixed = FAILING_UP.replace("SELECT 1 / 0;", "SELECT 1;")
+    (tree_copy / "sql" / "up" / "002_half_done.sql").write_text(fixed)
+    assert run_alembic("upgrade", "head", url=database_url, tree=tree_copy).returncode == 0
+    assert current_version(database_url) == "002"

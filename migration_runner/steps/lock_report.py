@@ -25,6 +25,18 @@ ORDER BY 1, 2
 
 
 def write_lock_report(ctx: MigrationContext, path: str) -> None:
-    """Write [[table, mode], ...] to path; nothing when no report was asked for."""
-    if path and not ctx.as_sql:
-        Path(path).write_text(json.dumps([list(row) for row in fetch(ctx, OWN_LOCKS)]))
+    """Add the locks held now to [[table, mode], ...] in path; nothing when none was asked for.
+
+    Called before each revision's commit, so a run of several commits reports them all.
+    """
+    if not path or ctx.as_sql:
+        return
+    report = Path(path)
+    known = json.loads(report.read_text()) if report.exists() and report.read_text() else []
+    held = {tuple(lock) for lock in known} | {tuple(row) for row in fetch(ctx, OWN_LOCKS)}
+    report.write_text(json.dumps(sorted(held)))
+
+
+def lock_report_hook(ctx: MigrationContext, step, heads, run_args) -> None:
+    """on_version_apply hook: note the revision's locks before commit_revision releases them."""
+    write_lock_report(ctx, ctx.opts["run_settings"].lock_report)

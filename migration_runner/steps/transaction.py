@@ -1,4 +1,4 @@
-"""What every migration transaction starts with: the run's lock and its timeouts.
+"""What every migration transaction starts with, and how one revision's commit hands over.
 
 Alembic has no lock of its own. We hold a PostgreSQL advisory lock for the
 whole run, taken inside Alembic's transaction (a lock taken on the connection
@@ -10,6 +10,13 @@ Both the lock and the settings are transaction-scoped (pg_advisory_xact_lock,
 SET LOCAL): nothing outlives the transaction, so the run is safe through
 PgBouncer in transaction mode and leaves nothing behind on a pooled server
 connection.
+
+Each revision commits on its own (commit_revision), so no table lock it took
+outlives it: a session-level lock bridges the commit, as for a revision that
+runs outside a transaction, and the next revision starts a fresh transaction
+with the run's lock and timeouts. Through a pooler that bridge is not safe (the
+commit may move us to another server connection), so there, and in offline
+scripts, the whole run stays one transaction.
 """
 
 import logging
@@ -77,6 +84,14 @@ def outside_transaction(ctx: MigrationContext, settings: RunSettings) -> Iterato
         f"SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY});",
     )
     _set_timeouts(ctx, settings)
+
+
+def commit_revision(ctx: MigrationContext, step, heads, run_args) -> None:
+    """on_version_apply hook: commit the revision just applied, keeping the run's lock."""
+    if ctx.as_sql or ctx.opts.get("pooled_target"):
+        return
+    with outside_transaction(ctx, ctx.opts["run_settings"]):
+        pass  # nothing to run between the commit and the next transaction
 
 
 BLOCKERS = """
