@@ -20,7 +20,7 @@ from pathlib import Path
 from alembic import context
 from sqlalchemy.engine import Connection, Engine
 
-from migration_runner.errors import FileFailed
+from migration_runner.errors import FileFailed, one_failed_line
 from migration_runner.steps.at_head import nothing_to_apply
 from migration_runner.steps.backup import back_up_before_data_loss
 from migration_runner.steps.connect import connect
@@ -133,7 +133,7 @@ def run_migrations_online() -> None:
         log.info("target %s (from %s)", target.shown, target.variable)
         for note in target.notes:
             log.warning(note)
-        with connect(target, settings.connect_timeout) as connection:
+        with one_failed_line(), connect(target, settings.connect_timeout) as connection:
             run_migrations_with(connection, pooled=target.pooled)
 
 

@@ -4,8 +4,11 @@ They subclass Alembic's CommandError, which the `alembic` command prints as
 `FAILED: <message>` with a non-zero exit and no traceback.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from alembic.util import CommandError
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 LOCK_NOT_AVAILABLE = "55P03"
 
@@ -29,3 +32,32 @@ def database_error(error: DBAPIError, where: str) -> MigrationError:
     if getattr(original, "pgcode", None) == LOCK_NOT_AVAILABLE:
         return LockTimeout(f"{where} waited too long for a lock: {reason}")
     return MigrationError(f"{where} failed: {reason}. The transaction was rolled back.")
+
+
+@contextmanager
+def one_failed_line() -> Iterator[None]:
+    """Turn a lost connection, and the driver errors that follow it, into one FAILED line.
+
+    When the server goes away mid-run (a terminated backend, a failover, a
+    restart), closing and rolling back fail too; the first message is the
+    one that says what happened, so it is the one raised.
+    """
+    try:
+        yield
+    except SQLAlchemyError as error:
+        cause: BaseException | None = error
+        while cause is not None and not isinstance(cause, MigrationError):
+            cause = cause.__context__
+        if cause is not None:
+            raise MigrationError(_lost(str(cause))) from None
+        raise MigrationError(
+            _lost(f"the database connection failed: {error}".splitlines()[0])
+        ) from None
+
+
+def _lost(message: str) -> str:
+    return (
+        f"{message.removesuffix(' The transaction was rolled back.')} The revision in progress was "
+        "rolled back (a concurrent index build may be left INVALID; the next run rebuilds it); the "
+        "revisions before it are applied. Run the same command again to finish."
+    )

@@ -19,6 +19,7 @@ from migration_runner.errors import FileFailed, LockTimeout, MigrationError, dat
 from migration_runner.steps import sql_files
 from migration_runner.steps.data_loss_guard import refuse_data_loss
 from migration_runner.steps.emit import emit
+from migration_runner.steps.invalid_indexes import drop_invalid, invalid_indexes
 from migration_runner.steps.sql_files import SqlFile
 from migration_runner.steps.transaction import outside_transaction
 
@@ -63,7 +64,9 @@ def _run(sql_file: SqlFile) -> None:
             "URL: set POSTGRES_URL_NON_POOLING or DATABASE_URL_UNPOOLED."
         )
     else:
+        leftovers = invalid_indexes(ctx, sql_file)  # from an interrupted earlier run
         with outside_transaction(ctx, settings):
+            drop_invalid(ctx, leftovers, sql_file)
             _run_statements(sql_file)
 
 

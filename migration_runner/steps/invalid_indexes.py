@@ -1,0 +1,50 @@
+"""An index left INVALID by an interrupted CREATE INDEX CONCURRENTLY is built again.
+
+When a concurrent build loses its connection (a terminated backend, a
+failover, a killed runner), PostgreSQL leaves the index behind, marked
+INVALID: it is maintained on every write but never used, and a rerun's
+`CREATE INDEX CONCURRENTLY IF NOT EXISTS` would skip it silently. Before a
+`-- Transaction: none` file runs, every index it builds that exists INVALID
+is dropped (concurrently), with a warning, so the file builds it again.
+"""
+
+import logging
+import re
+
+from alembic.runtime.migration import MigrationContext
+
+from migration_runner.steps.emit import emit, fetch, literal
+from migration_runner.steps.sql_files import SqlFile
+
+log = logging.getLogger("migration_runner")
+BUILDS = re.compile(
+    r"^\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\s+(?:IF\s+NOT\s+EXISTS\s+)?([\w.\"]+)",
+    re.IGNORECASE,
+)
+
+
+def invalid_indexes(ctx: MigrationContext, sql_file: SqlFile) -> list[str]:
+    """The indexes this file builds that exist already, INVALID (online runs: an offline
+    script cannot look before it runs)."""
+    if ctx.as_sql:
+        return []
+    names = [m.group(1) for s in sql_file.statements if (m := BUILDS.match(s.text))]
+    found = []
+    for name in names:
+        rows = fetch(
+            ctx,
+            f"SELECT NOT indisvalid FROM pg_index WHERE indexrelid = to_regclass({literal(name)})",
+        )
+        if rows and rows[0][0]:
+            found.append(name)
+    return found
+
+
+def drop_invalid(ctx: MigrationContext, names: list[str], sql_file: SqlFile) -> None:
+    """Outside a transaction: drop the leftovers so the file builds them again."""
+    for name in names:
+        log.warning(
+            "index %s was left INVALID by an interrupted build; dropping it so %s builds it again",
+            name, sql_file.shown,
+        )  # fmt: skip
+        emit(ctx, f"DROP INDEX CONCURRENTLY IF EXISTS {name};")
