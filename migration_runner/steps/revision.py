@@ -18,8 +18,10 @@ from sqlalchemy.exc import DBAPIError
 from migration_runner.errors import FileFailed, LockTimeout, MigrationError, database_error
 from migration_runner.steps import sql_files
 from migration_runner.steps.data_loss_guard import refuse_data_loss
-from migration_runner.steps.emit import emit
+from migration_runner.steps.emit import emit, literal
 from migration_runner.steps.invalid_indexes import drop_invalid, invalid_indexes
+from migration_runner.steps.lock_retry import one_attempt
+from migration_runner.steps.progress import reported
 from migration_runner.steps.sql_files import SqlFile
 from migration_runner.steps.transaction import outside_transaction
 
@@ -67,7 +69,24 @@ def _run(sql_file: SqlFile) -> None:
         leftovers = invalid_indexes(ctx, sql_file)  # from an interrupted earlier run
         with outside_transaction(ctx, settings):
             drop_invalid(ctx, leftovers, sql_file)
+            set_batch_settings(ctx, settings)  # a batched backfill reads them
             _run_statements(sql_file)
+
+
+def set_batch_settings(ctx, settings) -> None:
+    """Session settings a batched backfill's DO block reads (MIGRATIONS.md, "Batched backfills").
+
+    Each batch sets its own transaction's timeouts from migration.lock_timeout and
+    migration.statement_timeout: the runner's SET LOCAL ended with its transaction.
+    """
+    longest = one_attempt(settings).lock_timeout
+    emit(
+        ctx,
+        f"SET migration.batch_size = {literal(str(settings.batch_size))};\n"
+        f"SET migration.batch_pause = {literal(settings.batch_pause)};\n"
+        f"SET migration.lock_timeout = {literal(longest)};\n"
+        f"SET migration.statement_timeout = {literal(settings.statement_timeout)};",
+    )
 
 
 def _run_whole(sql_file: SqlFile) -> None:
@@ -75,8 +94,10 @@ def _run_whole(sql_file: SqlFile) -> None:
     revisions pay a network round trip per statement)."""
     if ONLY_COMMENTS.fullmatch(sql_file.text):
         return
+    ctx = op.get_context()
     try:
-        emit(op.get_context(), sql_file.text)
+        with reported(ctx.connection, sql_file.shown, ctx.opts["run_settings"].progress_interval):
+            emit(ctx, sql_file.text)
     except DBAPIError as error:
         failure = database_error(error, sql_file.shown)
         if isinstance(failure, LockTimeout) or getattr(error.orig, "pgcode", None) in NOT_RETRIED:
@@ -86,8 +107,14 @@ def _run_whole(sql_file: SqlFile) -> None:
 
 def _run_statements(sql_file: SqlFile) -> None:
     """One statement at a time, as psql does, so an error names its line."""
+    ctx = op.get_context()
     for statement in sql_file.statements:
+        where = f"{sql_file.shown} line {statement.line}"
         try:
-            emit(op.get_context(), statement.text + ";")
+            if ctx.as_sql:
+                emit(ctx, statement.text + ";")
+                continue
+            with reported(ctx.connection, where, ctx.opts["run_settings"].progress_interval):
+                emit(ctx, statement.text + ";")
         except DBAPIError as error:
-            raise database_error(error, f"{sql_file.shown} line {statement.line}") from None
+            raise database_error(error, where) from None

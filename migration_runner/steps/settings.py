@@ -65,6 +65,27 @@ OPTIONS = (
         "let a migration drop or truncate tables, or drop columns, that hold rows",
     ),
     Option(
+        "batch-size",
+        "MIGRATION_BATCH_SIZE",
+        "1000",
+        "count",
+        "rows per batch of a batched backfill (read as migration.batch_size)",
+    ),
+    Option(
+        "batch-pause",
+        "MIGRATION_BATCH_PAUSE",
+        "100ms",
+        "duration",
+        "pause between a backfill's batches (read as migration.batch_pause)",
+    ),
+    Option(
+        "progress-interval",
+        "MIGRATION_PROGRESS_INTERVAL",
+        "5",
+        "seconds",
+        "a statement running longer than this reports progress this often",
+    ),
+    Option(
         "backup",
         "MIGRATION_BACKUP",
         "tables",
@@ -97,6 +118,9 @@ class RunSettings:
     lock_retries: int
     connect_timeout: float
     allow_data_loss: bool
+    batch_size: int
+    batch_pause: str
+    progress_interval: float
     backup: str
     backup_dir: str
     lock_report: str

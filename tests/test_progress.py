@@ -1,0 +1,38 @@
+"""A statement that runs longer than the progress interval reports from PostgreSQL's views."""
+
+import threading
+
+import psycopg2
+
+from conftest import add_revision, engine_for, run_alembic
+
+INDEX_UP = """-- test-only
+-- Transaction: none
+CREATE INDEX CONCURRENTLY organizations_name_idx ON organizations (name);
+"""
+
+
+def test_concurrent_index_build_reports_its_phase_while_it_waits(database_url, tree_copy):
+    """An open snapshot keeps the build in a phase of pg_stat_progress_create_index for 1.5 s."""
+    assert run_alembic("upgrade", "head", url=database_url, tree=tree_copy).returncode == 0
+    add_revision(
+        tree_copy, "002", "index_name", INDEX_UP, "-- Transaction: none\nSELECT 1;\n", "001"
+    )
+    dsn = engine_for(database_url).url.render_as_string(hide_password=False)
+    holder = psycopg2.connect(dsn.replace("+psycopg2", ""))
+    holder.set_session(isolation_level="REPEATABLE READ")
+    holder.cursor().execute("SELECT 1")
+    release = threading.Timer(1.5, holder.rollback)
+    release.start()
+    result = run_alembic(
+        "-x", "progress-interval=0.3", "upgrade", "head", url=database_url, tree=tree_copy
+    )
+    release.join()
+    holder.close()
+    assert result.returncode == 0, result.stdout
+    lines = [line for line in result.stdout.splitlines() if "building index" in line]
+    assert lines, result.stdout
+    assert (
+        "sql/up/002_index_name.sql line 3: building index organizations_name_idx (waiting for"
+        in lines[0]
+    )
