@@ -214,6 +214,16 @@ def query(url: str, sql: str, **params) -> list[tuple]:
         engine.dispose()
 
 
+def seed_organizations(url: str, count: int) -> None:
+    """count organizations named Org, slugs org-1 ... org-<count>."""
+    query(
+        url,
+        "INSERT INTO organizations (name, slug)"
+        " SELECT 'Org', 'org-' || i FROM generate_series(1, :n) AS i",
+        n=count,
+    )
+
+
 def public_tables(url: str) -> set[str]:
     return {
         row[0] for row in query(url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")

@@ -11,7 +11,15 @@ import time
 import psycopg2
 import pytest
 
-from conftest import ROOT, add_revision, current_version, engine_for, query, run_alembic
+from conftest import (
+    ROOT,
+    add_revision,
+    current_version,
+    engine_for,
+    query,
+    run_alembic,
+    seed_organizations,
+)
 
 ROWS = 5000
 TEMPLATE = (ROOT / "docs" / "templates" / "batched_backfill.sql").read_text()
@@ -23,11 +31,7 @@ FILLED = "SELECT count(*) FILTER (WHERE score IS NOT NULL), count(*) FROM organi
 @pytest.fixture
 def pending_backfill(database_url, tree_copy):
     assert run_alembic("upgrade", "head", url=database_url, tree=tree_copy).returncode == 0
-    query(
-        database_url,
-        "INSERT INTO organizations (name, slug) SELECT 'Org', 'org-' || i FROM generate_series(1, :n) AS i",
-        n=ROWS,
-    )
+    seed_organizations(database_url, ROWS)
     add_revision(tree_copy, "002", "add_score", ADD_SCORE_UP, ADD_SCORE_DOWN, "001")
     add_revision(
         tree_copy, "003", "backfill_score", TEMPLATE, "-- Transaction: none\nSELECT 1;\n", "002"

@@ -2,7 +2,14 @@
 
 import pytest
 
-from conftest import add_revision, current_version, public_tables, query, run_alembic
+from conftest import (
+    add_revision,
+    current_version,
+    public_tables,
+    query,
+    run_alembic,
+    seed_organizations,
+)
 from migration_runner.steps.data_loss_guard import find_destruction
 from migration_runner.steps.sql_files import SqlFile
 
@@ -13,16 +20,8 @@ def migrated(database_url):
     return database_url
 
 
-def _seed_organizations(url, count):
-    query(
-        url,
-        "INSERT INTO organizations (name, slug) SELECT 'Org', 'org-' || i FROM generate_series(1, :n) AS i",
-        n=count,
-    )
-
-
 def test_downgrade_dropping_tables_with_rows_is_refused_with_counts(migrated):
-    _seed_organizations(migrated, 3)
+    seed_organizations(migrated, 3)
     result = run_alembic("downgrade", "-1", url=migrated)
     assert result.returncode != 0
     assert "drops organizations (3 rows)" in result.stdout
@@ -34,7 +33,7 @@ def test_downgrade_dropping_tables_with_rows_is_refused_with_counts(migrated):
 
 
 def test_allow_data_loss_lets_the_downgrade_through(migrated):
-    _seed_organizations(migrated, 3)
+    seed_organizations(migrated, 3)
     result = run_alembic("-x", "allow-data-loss=true", "downgrade", "-1", url=migrated)
     assert result.returncode == 0, result.stdout
     assert "organizations" not in public_tables(migrated)
@@ -47,7 +46,7 @@ def test_downgrade_of_empty_tables_needs_no_confirmation(migrated):
 
 
 def test_upgrade_dropping_a_column_with_rows_is_refused(migrated, tree_copy):
-    _seed_organizations(migrated, 2)
+    seed_organizations(migrated, 2)
     add_revision(
         tree_copy,
         "002",
@@ -74,7 +73,7 @@ def test_upgrade_dropping_a_column_with_rows_is_refused(migrated, tree_copy):
 
 
 def test_environment_variable_also_confirms_data_loss(migrated):
-    _seed_organizations(migrated, 1)
+    seed_organizations(migrated, 1)
     result = run_alembic("downgrade", "-1", url=migrated, env={"MIGRATION_ALLOW_DATA_LOSS": "true"})
     assert result.returncode == 0, result.stdout
     assert current_version(migrated) is None

@@ -22,6 +22,7 @@ from conftest import (
     fresh_database,
     query,
     run_alembic,
+    seed_organizations,
     start_alembic,
 )
 from migration_runner.tools.schema_snapshot import snapshot
@@ -54,11 +55,7 @@ def _dsn(url):
 def pending_run(database_url, tree_copy):
     """A database at 001 with rows, and 002 (transactional), 003 (index), 004 (transactional)."""
     assert run_alembic("upgrade", "head", url=database_url, tree=tree_copy).returncode == 0
-    query(
-        database_url,
-        "INSERT INTO organizations (name, slug) SELECT 'Org', 'org-' || i FROM generate_series(1, :n) AS i",
-        n=ROWS,
-    )
+    seed_organizations(database_url, ROWS)
     add_revision(tree_copy, "002", "add_score", ADD_SCORE_UP, ADD_SCORE_DOWN, "001")
     add_revision(tree_copy, "003", "index_score", INDEX_UP, INDEX_DOWN, "002")
     add_revision(tree_copy, "004", "add_note", NOTE_UP, NOTE_DOWN, "003")
