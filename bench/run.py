@@ -320,7 +320,7 @@ def measure_lock_queue(server: Server, log) -> list[lock_queue.Outcome]:
             Path(temp) / "plain", 1, url, lambda i: lock_queue.UP, lambda i: lock_queue.DOWN
         )
         for name, tree in (
-            ("our runner (lock_timeout 2s, 5 retries)", ours),
+            ("our runner (lock_timeout 100 ms growing to 400 ms, 30 retries)", ours),
             ("plain Alembic (no lock_timeout)", plain),
         ):
             command = [PYTHON, "-m", "alembic", "-c", str(tree / "alembic.ini"), "upgrade", "head"]
