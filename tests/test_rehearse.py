@@ -94,3 +94,33 @@ def test_copy_falls_back_to_pg_dump_while_someone_is_connected_to_the_target(tar
     assert result.returncode == 0, result.stdout + result.stderr
     assert "pg_dump | pg_restore" in result.stderr
     assert query(url, SCRATCH_DATABASES) == [(0,)]
+
+
+def test_interrupted_rehearsal_drops_its_scratch_database(target):
+    """SIGTERM (a cancelled CI job) or Ctrl-C in the middle of a revision: nothing is left."""
+    import signal
+    import time
+
+    url, tree = target
+    add_revision(
+        tree, "002", "slow", "-- test-only\nSELECT pg_sleep(30);\n", "SELECT 1;\n", "001"
+    )  # fmt: skip
+    rehearsal = subprocess.Popen(
+        [sys.executable, "-m", "migration_runner.tools.rehearse", "--tree", str(tree)],
+        env=clean_environ(DATABASE_URL=url), cwd=tree,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    sleeping = (
+        "SELECT count(*) FROM pg_stat_activity WHERE state = 'active'"
+        " AND pid <> pg_backend_pid() AND query LIKE '%pg_sleep(30)%'"
+    )
+    while not query(url, sleeping)[0][0]:
+        assert time.monotonic() < deadline, "the rehearsal never reached the slow revision"
+        time.sleep(0.05)
+    rehearsal.send_signal(signal.SIGTERM)
+    output, _ = rehearsal.communicate(timeout=60)
+    assert rehearsal.returncode == 130, output
+    assert "interrupted; the scratch database was dropped" in output
+    assert query(url, SCRATCH_DATABASES) == [(0,)]
+    assert current_version(url) == "001"
