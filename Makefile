@@ -13,7 +13,7 @@ WITH_DATABASE = if [ -z "$(URL_VARIABLES)" ]; then \
 	  DATABASE_URL=$$($(BIN)/python -m migration_runner.servers.local_postgres start) || exit 1; \
 	  export DATABASE_URL; fi;
 
-.PHONY: help migrate test lint bench db-stop db-remove db-url vercel-local vercel-local-stop
+.PHONY: help migrate test lint bench bench-load db-stop db-remove db-url vercel-local vercel-local-stop
 .PHONY: schema check-schema drift adopt fmt lint-workflows system-packages restore rehearse
 
 help: ## List the targets
@@ -109,6 +109,10 @@ $(DBMATE): bench/package.json
 bench: $(BENCH_INSTALLED) $(DBMATE) ## Benchmarks against psql, plain Alembic and peers: bench/results.md
 	@command -v sqitch >/dev/null || echo "note: sqitch not installed (apt-get install sqitch libdbd-pg-perl); it is skipped" >&2
 	$(BIN)/python -m bench.run
+
+# QUICK=1: 1 million responses instead of 10; PG=18: the wheel's PostgreSQL 18.
+bench-load: $(BENCH_INSTALLED) ## Common migrations naive vs safe on 10M responses under pgbench load (~25 min)
+	$(BIN)/python -m bench.load $(if $(QUICK),--quick) $(if $(PG),--version $(PG))
 
 db-stop: $(INSTALLED) ## Stop the local development PostgreSQL
 	@$(BIN)/python -m migration_runner.servers.local_postgres stop

@@ -1,0 +1,566 @@
+"""Common migrations on a big `responses` table under application load, naive and safe.
+
+    python -m bench.load             # 10 million responses (make bench-load)
+    python -m bench.load --quick     # 1 million (make bench-load QUICK=1)
+    python -m bench.load --version 18
+
+A throwaway PostgreSQL gets the schema at head (our runner, revision 001) and a
+generated data set: organizations, users, one framework of 100 questions,
+assessments of 100 responses each. `pgbench` plays the application at a fixed
+rate (reads of an assessment's answers, answer updates, organization reads,
+audit inserts) for the whole time. Each migration runs twice through our runner,
+written naively (plain DDL, no lock timeout: what a tool without our steps
+does) and the safe way (MIGRATIONS.md, docs/production.md), then is undone
+outside the measure. Per run: the application's p50/p99/max latency and worst
+one-second p99 from the migration's start to a few seconds after its end,
+against a baseline (the runner applying an empty revision under the same load),
+failed transactions, the longest lock wait seen in pg_stat_activity, the
+migration's duration and the WAL it wrote. Results go to bench/results.md (a
+section per PostgreSQL major) and bench/load_latency.png.
+"""
+
+import argparse
+import datetime
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg2
+
+from migration_runner.pg_programs import find_client
+from migration_runner.servers import local_postgres
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results.md"
+PLOT = ROOT / "bench" / "load_latency.png"
+SECTION = "## Migrations under load"
+QUESTIONS = 100
+RATE = 200  # application transactions per second
+CLIENTS = 4
+LEAD = 3.0  # seconds of load before each migration
+TAIL = 3.0  # and after it: transactions it queued finish then, so they count
+# The baseline: the same load while the runner applies a revision that changes
+# nothing, so the runner's own start (Python on 2 cores) is in both.
+NO_MIGRATION = "SELECT 1;"
+# For the benchmark server only; the values are reported with the results.
+SERVER_SETTINGS = {
+    "shared_buffers": "1GB",
+    "max_wal_size": "8GB",
+    "checkpoint_timeout": "30min",
+    "maintenance_work_mem": "256MB",
+}
+# The application: ids are md5 of a number, so pgbench can name rows.
+WORKLOAD = {
+    "read_answers": (
+        5,
+        (
+            "\\set a random(1, :assessments)\n"
+            "SELECT question_id, answer FROM responses"
+            " WHERE assessment_id = md5('a' || :a)::uuid;\n"
+        ),
+    ),
+    "update_answer": (
+        2,
+        (
+            "\\set a random(1, :assessments)\n\\set q random(1, 100)\n"
+            "UPDATE responses SET answer = '{\"value\": 3}', updated_at = now()"
+            " WHERE assessment_id = md5('a' || :a)::uuid AND question_id = md5('q' || :q)::uuid;\n"
+        ),
+    ),
+    "read_organization": (
+        2,
+        (
+            "\\set o random(1, :organizations)\n"
+            "SELECT name, plan FROM organizations WHERE id = md5('o' || :o)::uuid;\n"
+        ),
+    ),
+    "audit": (
+        1,
+        (
+            "\\set o random(1, :organizations)\n"
+            "INSERT INTO audit_logs (organization_id, action, entity_type)"
+            " VALUES (md5('o' || :o)::uuid, 'response.updated', 'response');\n"
+        ),
+    ),
+}
+DATASET = """
+SET session_replication_role = replica;  -- load without per-row foreign key checks
+INSERT INTO organizations (id, name, slug)
+SELECT md5('o' || i)::uuid, 'Organization ' || i, 'org-' || i FROM generate_series(1, {organizations}) AS i;
+INSERT INTO users (id, organization_id, email, role)
+SELECT md5('u' || i)::uuid, md5('o' || (1 + i % {organizations}))::uuid, 'user' || i || '@example.com', 'member'
+FROM generate_series(1, {users}) AS i;
+INSERT INTO frameworks (id, key, name, version) VALUES (md5('f1')::uuid, 'iso-27001', 'ISO 27001', '2022');
+INSERT INTO questions (id, framework_id, code, prompt, category, position, answer_type)
+SELECT md5('q' || i)::uuid, md5('f1')::uuid, 'Q' || i, 'Question ' || i, 'category ' || i % 10, i, 'scale'
+FROM generate_series(1, {questions}) AS i;
+INSERT INTO assessments (id, organization_id, framework_id, title, status, started_at)
+SELECT md5('a' || i)::uuid, md5('o' || (1 + i % {organizations}))::uuid, md5('f1')::uuid,
+       'Assessment ' || i, 'in_progress', now()
+FROM generate_series(1, {assessments}) AS i;
+INSERT INTO responses (assessment_id, question_id, answer, answered_by)
+SELECT md5('a' || a)::uuid, md5('q' || q)::uuid, jsonb_build_object('value', (a + q) % 5),
+       md5('u' || (1 + (a * 7 + q) % {users}))::uuid
+FROM generate_series(1, {assessments}) AS a, generate_series(1, {questions}) AS q;
+RESET session_replication_role;
+-- Setup for the pairs below: a foreign key to add back, a column to backfill.
+ALTER TABLE responses DROP CONSTRAINT responses_answered_by_fkey;
+ALTER TABLE responses ADD COLUMN score integer;
+VACUUM ANALYZE;
+"""
+BACKFILL_SAFE = (ROOT / "docs" / "templates" / "batched_backfill.sql").read_text()
+BACKFILL_SAFE = (
+    BACKFILL_SAFE.replace("organizations.score", "responses.score")
+    .replace("FROM organizations", "FROM responses")
+    .replace("UPDATE organizations AS o", "UPDATE responses AS o")
+    .replace("SET score = length(o.slug)", "SET score = (o.answer ->> 'value')::integer")
+)
+
+
+@dataclass(frozen=True)
+class Variant:
+    up: str
+    transactional: bool = True
+    options: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Pair:
+    naive: Variant
+    safe: Variant
+    undo: str  # run directly between the measured runs, then `alembic stamp 001`
+
+
+NAIVE = ("-x", "lock-timeout=0")  # what a runner without our steps does: wait, however long
+NEW_CONSTRAINT = "ALTER TABLE responses DROP CONSTRAINT IF EXISTS {};"
+PAIRS = {
+    # Safe: the column without a default, then the default for new rows; existing
+    # rows are filled by a batched backfill (the last pair), not by a table rewrite.
+    "add column, volatile default": Pair(
+        Variant("ALTER TABLE responses ADD COLUMN token uuid DEFAULT gen_random_uuid();", options=NAIVE),
+        Variant("ALTER TABLE responses ADD COLUMN token uuid;\n"
+                "ALTER TABLE responses ALTER COLUMN token SET DEFAULT gen_random_uuid();"),
+        "ALTER TABLE responses DROP COLUMN IF EXISTS token;",
+    ),
+    # Safe: a NOT VALID CHECK validated without blocking writes lets SET NOT NULL skip its scan.
+    "SET NOT NULL": Pair(
+        Variant("ALTER TABLE responses ALTER COLUMN answered_by SET NOT NULL;", options=NAIVE),
+        Variant("ALTER TABLE responses ADD CONSTRAINT responses_answered_by_not_null"
+                " CHECK (answered_by IS NOT NULL) NOT VALID;\n"
+                "ALTER TABLE responses VALIDATE CONSTRAINT responses_answered_by_not_null;\n"
+                "ALTER TABLE responses ALTER COLUMN answered_by SET NOT NULL;\n"
+                "ALTER TABLE responses DROP CONSTRAINT responses_answered_by_not_null;", False),
+        "ALTER TABLE responses ALTER COLUMN answered_by DROP NOT NULL;\n"
+        + NEW_CONSTRAINT.format("responses_answered_by_not_null"),
+    ),
+    "foreign key": Pair(
+        Variant("ALTER TABLE responses ADD CONSTRAINT responses_answered_by_fkey FOREIGN KEY"
+                " (answered_by) REFERENCES users (id) ON DELETE SET NULL;", options=NAIVE),
+        Variant("ALTER TABLE responses ADD CONSTRAINT responses_answered_by_fkey FOREIGN KEY"
+                " (answered_by) REFERENCES users (id) ON DELETE SET NULL NOT VALID;\n"
+                "ALTER TABLE responses VALIDATE CONSTRAINT responses_answered_by_fkey;", False),
+        NEW_CONSTRAINT.format("responses_answered_by_fkey"),
+    ),
+    "CHECK": Pair(
+        Variant("ALTER TABLE responses ADD CONSTRAINT responses_answer_check"
+                " CHECK (jsonb_typeof(answer) = 'object');", options=NAIVE),
+        Variant("ALTER TABLE responses ADD CONSTRAINT responses_answer_check"
+                " CHECK (jsonb_typeof(answer) = 'object') NOT VALID;\n"
+                "ALTER TABLE responses VALIDATE CONSTRAINT responses_answer_check;", False),
+        NEW_CONSTRAINT.format("responses_answer_check"),
+    ),
+    "index": Pair(
+        Variant("CREATE INDEX responses_answered_at_idx ON responses (answered_at);", options=NAIVE),
+        Variant("CREATE INDEX CONCURRENTLY responses_answered_at_idx ON responses (answered_at);",
+                False),
+        "DROP INDEX IF EXISTS responses_answered_at_idx;",
+    ),
+    "backfill a new column": Pair(
+        Variant("UPDATE responses SET score = (answer ->> 'value')::integer;", options=NAIVE),
+        Variant(BACKFILL_SAFE, False, ("-x", "batch-size=5000", "-x", "batch-pause=20ms")),
+        "ALTER TABLE responses DROP COLUMN score;\nALTER TABLE responses ADD COLUMN score integer;",
+    ),
+}  # fmt: skip
+
+
+@dataclass
+class Run:
+    pair: str
+    way: str
+    seconds: float = 0.0
+    wal_bytes: int = 0
+    longest_lock_wait: float = 0.0
+    failed: int = 0
+    ok: bool = False
+    window: list[float] = field(default_factory=list)  # latencies (ms) from start to end of tail
+    timeline: list[tuple[float, float]] = field(default_factory=list)  # (s from start, ms)
+
+    def worst_second_p99(self) -> float:
+        seconds: dict[int, list[float]] = {}
+        for moment, latency in self.timeline:
+            if 0 <= moment:
+                seconds.setdefault(int(moment), []).append(latency)
+        return max((percentile(values, 0.99) for values in seconds.values()), default=0.0)
+
+    def summary(self) -> str:
+        return (
+            f"{self.pair}, {self.way}: {self.seconds:.1f} s, p50/p99/max"
+            f" {percentile(self.window, 0.5):.0f}/{percentile(self.window, 0.99):.0f}/"
+            f"{max(self.window, default=0):.0f} ms, lock wait {self.longest_lock_wait:.2f} s,"
+            f" failed {self.failed}, WAL {self.wal_bytes / 2**20:,.0f} MB"
+        )  # fmt: skip
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+class LockWatch(threading.Thread):
+    """Samples how long application sessions have waited on a lock, every 50 ms."""
+
+    def __init__(self, dsn: str):
+        super().__init__(daemon=True)
+        self.dsn, self.stop, self.longest = dsn, threading.Event(), 0.0
+
+    def run(self) -> None:
+        connection = psycopg2.connect(self.dsn)
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            while not self.stop.wait(0.05):
+                cursor.execute(
+                    "SELECT coalesce(max(extract(epoch FROM now() - state_change)), 0)"
+                    " FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND application_name = 'pgbench'"
+                )
+                self.longest = max(self.longest, float(cursor.fetchone()[0]))
+        connection.close()
+
+
+def tree_for(base: Path, up: str, down: str, transactional: bool) -> Path:
+    """The project's migration tree with one benchmark revision 002."""
+    tree = base / f"tree_{time.monotonic_ns()}"
+    for name in ("alembic", "sql", "migration_runner"):
+        shutil.copytree(ROOT / name, tree / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "alembic.ini", tree / "alembic.ini")
+    header = "-- bench: one migration measured under load\n"
+    if not transactional and "-- Transaction: none" not in up:
+        header += "-- Transaction: none\n"
+    shim = (tree / "alembic" / "script.py.mako").read_text()
+    for old, new in (("${message}", "bench"), ("${up_revision}", "002"),
+                     ("${down_revision | comma,n}", "001"), ("${create_date}", "bench"),
+                     ("${repr(up_revision)}", "'002'"), ("${repr(down_revision)}", "'001'")):  # fmt: skip
+        shim = shim.replace(old, new)
+    (tree / "alembic" / "versions" / "002_bench.py").write_text(shim)
+    (tree / "sql" / "up" / "002_bench.sql").write_text(header + up + "\n")
+    (tree / "sql" / "down" / "002_bench.sql").write_text(down + "\n")
+    return tree
+
+
+def alembic(tree: Path, url: str, *args: str) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("MIGRATION_", "PG"))}
+    environ["DATABASE_URL"] = url
+    return subprocess.run(
+        [sys.executable, "-m", "alembic", "-c", str(tree / "alembic.ini"), *args],
+        env=environ, cwd=tree, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+
+def execute(dsn: str, sql: str):
+    """Each statement in its own transaction; the last one's first value."""
+    connection = psycopg2.connect(dsn)
+    connection.autocommit = True
+    value = None
+    with connection.cursor() as cursor:
+        for statement in filter(None, (part.strip() for part in sql.split(";\n"))):
+            cursor.execute(statement)
+            value = cursor.fetchone()[0] if cursor.description else None
+    connection.close()
+    return value
+
+
+class Load(threading.Thread):
+    """pgbench in back-to-back 1-second runs until stopped: each run ends cleanly and
+    writes its per-transaction log (a pgbench stopped by a signal would lose it)."""
+
+    def __init__(self, pgbench: Path, dsn: str, folder: Path, sizes: dict):
+        super().__init__(daemon=True)
+        self.stop, self.failed, self.folder = threading.Event(), 0, folder
+        scripts = []
+        for name, (weight, text) in WORKLOAD.items():
+            path = folder / f"{name}.sql"
+            path.write_text(text)
+            scripts += ["-f", f"{path}@{weight}"]
+        self.command = [
+            str(pgbench), "-n", "-c", str(CLIENTS), "-j", "2", "-R", str(RATE), "-T", "1",
+            "-D", f"assessments={sizes['assessments']}", "-D", f"organizations={sizes['organizations']}",
+            *scripts,
+        ]  # fmt: skip
+        self.dsn = dsn
+
+    def run(self) -> None:
+        number = 0
+        while not self.stop.is_set():
+            number += 1
+            result = subprocess.run(
+                [*self.command, "-l", f"--log-prefix={self.folder}/run{number}", self.dsn],
+                cwd=self.folder, capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            self.failed += sum(
+                int(n) for n in _numbers_after(result.stdout, "number of failed transactions:")
+            )
+            if result.returncode not in (0, 2):  # 2: some clients failed, counted above
+                self.failed += 1
+
+
+def transactions(folder: Path) -> list[tuple[float, float]]:
+    """(start time, latency ms) of every transaction pgbench logged."""
+    found = []
+    for path in folder.glob("run*"):
+        for line in path.read_text().splitlines():
+            fields = line.split()
+            if len(fields) >= 6 and fields[2] != "failed":
+                latency_ms = int(fields[2]) / 1000
+                end = int(fields[4]) + int(fields[5]) / 1e6
+                found.append((end - latency_ms / 1000, latency_ms))
+    return sorted(found)
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+@dataclass(frozen=True)
+class Bench:
+    """One benchmark's server, data set and settings."""
+
+    base: Path
+    url: str
+    pgbench: Path
+    sizes: dict
+    lead: float
+    tail: float
+    settings: dict | None  # None: a server of the user's (--url), settings as they are
+
+
+def measure(run: Run, variant: Variant, undo: str, bench: Bench) -> None:
+    """Load, then the migration through our runner, then a tail of load; then undo it."""
+    tree = tree_for(bench.base, variant.up, undo, variant.transactional)
+    folder = Path(tempfile.mkdtemp(dir=bench.base))
+    load = Load(bench.pgbench, bench.url, folder, bench.sizes)
+    load.start()
+    watch = LockWatch(bench.url)
+    time.sleep(bench.lead)
+    watch.start()
+    wal_before = execute(bench.url, "SELECT pg_current_wal_lsn()::text")
+    started = time.time()
+    result = alembic(tree, bench.url, *variant.options, "upgrade", "head")
+    run.seconds = time.time() - started
+    run.ok = result.returncode == 0
+    run.wal_bytes = int(
+        execute(bench.url, f"SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '{wal_before}')")
+    )
+    time.sleep(bench.tail)
+    watch.stop.set()
+    watch.join()
+    load.stop.set()
+    load.join()
+    run.longest_lock_wait = watch.longest
+    run.failed = load.failed
+    if not run.ok:
+        log(f"  FAILED: {result.stdout[-400:]}")
+    # Not measured: put the table back as it was, without a backup of what goes.
+    execute(bench.url, undo + "\nVACUUM (ANALYZE) responses;")
+    stamped = alembic(tree, bench.url, "stamp", "001")
+    if stamped.returncode != 0:
+        raise SystemExit(f"could not undo {run.pair} ({run.way}): {stamped.stdout[-400:]}")
+    for moment, latency in transactions(folder):
+        if started <= moment <= started + run.seconds + bench.tail:
+            run.window.append(latency)
+        run.timeline.append((moment - started, latency))
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.rmtree(tree, ignore_errors=True)
+
+
+def _numbers_after(text: str, marker: str) -> list[str]:
+    return [line.split(marker)[1].split()[0] for line in text.splitlines() if marker in line]
+
+
+def arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1 million responses, not 10")
+    parser.add_argument("--responses", type=int, help="rows of responses (overrides --quick)")
+    parser.add_argument("--version", default="15", help="PostgreSQL 15 (Debian) or 18 (wheel)")
+    parser.add_argument("--only", help="run only the pairs whose name contains this")
+    parser.add_argument("--url", help="an empty database to use instead of a throwaway server")
+    parser.add_argument("--lead", type=float, default=LEAD, help="seconds of load before each")
+    parser.add_argument("--tail", type=float, default=TAIL, help="seconds of load after")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="markdown file to update")
+    parser.add_argument("--plot", type=Path, default=PLOT, help="PNG to write ('-': none)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = arguments(argv)
+    responses = options.responses or (1_000_000 if options.quick else 10_000_000)
+    assessments = max(1, responses // QUESTIONS)
+    sizes = {"assessments": assessments, "organizations": max(10, assessments // 50),
+             "users": max(20, assessments // 10), "questions": QUESTIONS}  # fmt: skip
+    began = time.monotonic()
+    server = None
+    if options.url is None:
+        server = local_postgres.start_throwaway(options.version, settings=SERVER_SETTINGS)
+        execute(server.url(), "CREATE DATABASE bench_load")
+    url = options.url or server.url("bench_load")
+    base = Path(tempfile.mkdtemp(prefix="bench-load-"))
+    try:
+        major = int(execute(url, "SHOW server_version_num")) // 10000
+        bench = Bench(base, url, find_client("pgbench", major, same_major=True), sizes,
+                      options.lead, options.tail, None if server is None else SERVER_SETTINGS)  # fmt: skip
+        schema = alembic(tree_for(base, "SELECT 1;", "SELECT 1;", True), url, "upgrade", "001")
+        if schema.returncode != 0:
+            raise SystemExit(f"could not create the schema: {schema.stdout[-400:]}")
+        log(f"PostgreSQL {major}: generating {responses:,} responses ({assessments:,} assessments)")
+        started = time.monotonic()
+        subprocess.run(
+            [str(find_client("psql", major)), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-", url],
+            input=DATASET.format(**sizes), text=True, check=True,
+        )  # fmt: skip
+        generation = time.monotonic() - started
+        size = execute(url, "SELECT pg_size_pretty(pg_total_relation_size('responses'))")
+        log(f"data set ready in {generation:.0f} s; responses is {size} with its indexes")
+        baseline = Run("no migration (an empty revision)", "baseline")
+        measure(baseline, Variant(NO_MIGRATION), "", bench)
+        log(baseline.summary())
+        runs = [baseline]
+        for name, pair in PAIRS.items():
+            if options.only and options.only not in name:
+                continue
+            for way, variant in (("naive", pair.naive), ("safe", pair.safe)):
+                run = Run(name, way)
+                measure(run, variant, pair.undo, bench)
+                log(run.summary())
+                runs.append(run)
+        minutes = (time.monotonic() - began) / 60
+        write_results(options.results, runs, responses, major, generation, size, minutes, bench)
+        if str(options.plot) != "-":
+            plot(options.plot, runs, major)
+        log(f"done in {minutes:.1f} min: {options.results}")
+    finally:
+        if server is not None:
+            local_postgres.remove_throwaway(server)
+        shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+def goals_met(run: Run, baseline: Run) -> bool:
+    """The issue's goals for a safe migration under load."""
+    return (
+        run.ok
+        and run.failed == 0
+        and run.longest_lock_wait <= 0.5
+        and max(run.window, default=0) <= 500
+        and percentile(run.window, 0.99) <= 2 * max(percentile(baseline.window, 0.99), 1.0)
+    )
+
+
+def write_results(
+    target: Path, runs: list[Run], responses: int, major: int, generation: float,
+    size: str, minutes: float, bench: Bench,
+) -> None:  # fmt: skip
+    today = datetime.date.today().isoformat()
+    mode = "" if responses >= 10_000_000 else ", quick mode"
+    settings = bench.settings or {}
+    lines = [
+        f"{SECTION} (PostgreSQL {major}, {responses:,} responses{mode})",
+        "",
+        f"`make bench-load` on {today}: {minutes:.0f} min in all; the data set was generated in"
+        f" {generation:.0f} s (`responses` {size} with its indexes). pgbench plays the application"
+        f" at a fixed {RATE} transactions/s on {CLIENTS} connections (reads of an assessment's"
+        " answers, answer updates, organization reads, audit inserts). Each migration runs"
+        f" through our runner with {bench.lead:.0f} s of load before it; latencies count from its"
+        f" start to {bench.tail:.0f} s after its end, so transactions it queued are in, and from"
+        " each transaction's scheduled start, so time queued is in. The baseline is the same"
+        " measure while the runner applies an empty revision. Naive is the plain DDL with no lock"
+        " timeout; safe is the pattern in docs/production.md with the runner's defaults."
+        " Server settings: "
+        + (", ".join(f"{k}={v}" for k, v in settings.items()) or "as found (--url)")
+        + ".",
+        "",
+        (
+            "| migration | way | duration | p50 / p99 / max | worst 1-s p99 | p99 vs baseline"
+            " | longest lock wait | failed | WAL | goals |"
+        ),
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    baseline = runs[0]
+    for run in runs:
+        window = run.window
+        ratio = percentile(window, 0.99) / max(percentile(baseline.window, 0.99), 1.0)
+        goals = "" if run is baseline else ("met" if goals_met(run, baseline) else "missed")
+        lines.append(
+            f"| {run.pair} | {run.way}{'' if run.ok else ' (FAILED)'} | {run.seconds:.1f} s"
+            f" | {percentile(window, 0.5):.0f} / {percentile(window, 0.99):.0f} /"
+            f" {max(window, default=0):,.0f} ms | {run.worst_second_p99():,.0f} ms | {ratio:,.1f}x"
+            f" | {run.longest_lock_wait:.2f} s | {run.failed} | {run.wal_bytes / 2**20:,.0f} MB"
+            f" | {goals} |"
+        )  # fmt: skip
+    safe = [run for run in runs if run.way == "safe"]
+    met = all(goals_met(run, baseline) for run in safe)
+    lines += [
+        "",
+        (
+            "Goals (p99 within 2x the baseline's, no query waiting over 0.5 s, no failed"
+            f" transaction): {'met by every safe migration' if met else 'missed: see the rows'}."
+            f" Latency over time: [{PLOT.name}]({PLOT.name})."
+        ),
+        "",
+    ]
+    text = target.read_text() if target.exists() else ""
+    heading = lines[0].split(" (")[0] + f" (PostgreSQL {major},"
+    kept = [block for block in text.split("\n## ") if not ("## " + block).startswith(heading)]
+    target.write_text("\n## ".join(kept).rstrip() + "\n\n" + "\n".join(lines))
+
+
+def plot(target: Path, runs: list[Run], major: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = [run for run in runs if run.way != "baseline"]
+    pairs = list(dict.fromkeys(run.pair for run in runs))
+    figure, axes = plt.subplots(len(pairs), 1, figsize=(10, 2.4 * len(pairs)), squeeze=False)
+    for axis, pair in zip(axes[:, 0], pairs, strict=True):
+        for run in (r for r in runs if r.pair == pair):
+            color = "tab:red" if run.way == "naive" else "tab:green"
+            seconds = sorted({int(moment // 1) for moment, _ in run.timeline})
+            by_second = {s: [ms for m, ms in run.timeline if int(m // 1) == s] for s in seconds}
+            axis.plot(seconds, [percentile(by_second[s], 0.99) for s in seconds],
+                      label=f"{run.way} p99", color=color)  # fmt: skip
+            axis.plot(seconds, [max(by_second[s]) for s in seconds],
+                      label=f"{run.way} max", color=color, linestyle=":", linewidth=0.8)  # fmt: skip
+            axis.axvspan(0, run.seconds, alpha=0.08, color=color)
+        axis.axhline(500, color="grey", linewidth=0.6, linestyle="--")
+        axis.set_yscale("log")
+        axis.set_title(pair, fontsize=9)
+        axis.set_ylabel("ms")
+        axis.legend(fontsize=7, loc="upper right")
+    axes[-1, 0].set_xlabel(
+        "seconds from the migration's start (shaded: migration running; dashed: 500 ms)"
+    )
+    figure.suptitle(f"Application latency per second, naive vs safe (PostgreSQL {major})")
+    figure.tight_layout()
+    figure.savefig(target, dpi=90)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

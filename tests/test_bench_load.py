@@ -1,0 +1,48 @@
+"""The load benchmark (make bench-load) measures a migration pair and puts the table back.
+
+A small run of one pair on the test server: pgbench load, the naive and the
+safe index build through the runner, their rows in the report, and the
+database left at 001 with every generated row and no index of the bench's.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import current_version, fresh_database, query
+
+ROOT = Path(__file__).resolve().parents[1]
+RESPONSES = 20_000
+
+
+def test_load_benchmark_reports_naive_and_safe_and_leaves_the_table_as_it_was(
+    postgres_server, tmp_path
+):
+    results = tmp_path / "results.md"
+    with fresh_database(postgres_server) as url:
+        bench = subprocess.run(
+            [sys.executable, "-m", "bench.load", "--url", url, "--responses", str(RESPONSES),
+             "--only", "index", "--lead", "1", "--tail", "0.5",
+             "--results", str(results), "--plot", "-"],
+            cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert bench.returncode == 0, bench.stdout + bench.stderr
+
+        rows = [
+            line.split(" | ") for line in results.read_text().splitlines() if "| index |" in line
+        ]
+        assert [row[1] for row in rows] == ["naive", "safe"]
+        assert "| no migration (an empty revision) | baseline |" in results.read_text()
+        for row in rows:
+            assert row[7] == "0", row  # no failed application transaction
+            assert float(row[2].removesuffix(" s")) > 0
+            p50, p99, worst = (
+                float(ms.replace(",", "")) for ms in row[3].removesuffix(" ms").split(" / ")
+            )
+            assert 0 <= p50 <= p99 <= worst
+        assert current_version(url) == "001"
+        assert query(url, "SELECT count(*) FROM responses") == [(RESPONSES,)]
+        assert query(url, "SELECT count(*) FROM audit_logs")[0][0] > 0  # the load wrote
+        assert query(
+            url, "SELECT count(*) FROM pg_indexes WHERE indexname = 'responses_answered_at_idx'"
+        ) == [(0,)]
