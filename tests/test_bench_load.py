@@ -31,7 +31,7 @@ def test_load_benchmark_reports_naive_and_safe_and_leaves_the_table_as_it_was(
         rows = [
             line.split(" | ") for line in results.read_text().splitlines() if "| index |" in line
         ]
-        assert [row[1] for row in rows] == ["naive", "safe"]
+        assert [row[1] for row in rows] == ["naive", "safe", "safe, one core"]
         assert "| no migration (an empty revision) | baseline |" in results.read_text()
         for row in rows:
             assert row[7] == "0", row  # no failed application transaction
