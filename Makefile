@@ -111,7 +111,7 @@ bench: $(BENCH_INSTALLED) $(DBMATE) ## Benchmarks against psql, plain Alembic an
 	$(BIN)/python -m bench.run
 
 # QUICK=1: 1 million responses instead of 10; PG=18: the wheel's PostgreSQL 18.
-bench-load: $(BENCH_INSTALLED) ## Common migrations naive vs safe on 10M responses under pgbench load (~25 min)
+bench-load: $(BENCH_INSTALLED) ## Common migrations naive vs safe on 10M responses under pgbench load (~13 min)
 	$(BIN)/python -m bench.load $(if $(QUICK),--quick) $(if $(PG),--version $(PG))
 
 db-stop: $(INSTALLED) ## Stop the local development PostgreSQL

@@ -23,6 +23,7 @@ import argparse
 import datetime
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -417,8 +418,13 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _interrupted(signum, _frame):
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def main(argv: list[str] | None = None) -> int:
     options = arguments(argv)
+    signal.signal(signal.SIGTERM, _interrupted)  # stopped: the throwaway server goes too
     responses = options.responses or (1_000_000 if options.quick else 10_000_000)
     assessments = max(1, responses // QUESTIONS)
     sizes = {"assessments": assessments, "organizations": max(10, assessments // 50),
@@ -588,4 +594,8 @@ def plot(target: Path, runs: list[Run], major: int) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("interrupted: the benchmark's server and files are removed", file=sys.stderr)
+        sys.exit(130)
