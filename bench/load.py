@@ -20,7 +20,9 @@ section per PostgreSQL major) and bench/load_latency_pg<major>.png.
 """
 
 import argparse
+import csv
 import datetime
+import math
 import os
 import shutil
 import signal
@@ -213,12 +215,18 @@ class Run:
     window: list[float] = field(default_factory=list)  # latencies (ms) from start to end of tail
     timeline: list[tuple[float, float]] = field(default_factory=list)  # (s from start, ms)
 
-    def worst_second_p99(self) -> float:
+    def per_second(self) -> list[tuple[int, int, float, float, float]]:
+        """(second from the start, transactions, p50, p99, max ms) for each second."""
         seconds: dict[int, list[float]] = {}
         for moment, latency in self.timeline:
-            if 0 <= moment:
-                seconds.setdefault(int(moment), []).append(latency)
-        return max((percentile(values, 0.99) for values in seconds.values()), default=0.0)
+            seconds.setdefault(math.floor(moment), []).append(latency)
+        return [
+            (second, len(values), percentile(values, 0.5), percentile(values, 0.99), max(values))
+            for second, values in sorted(seconds.items())
+        ]
+
+    def worst_second_p99(self) -> float:
+        return max((p99 for second, _, _, p99, _ in self.per_second() if second >= 0), default=0)
 
     def summary(self) -> str:
         return (
@@ -467,7 +475,9 @@ def main(argv: list[str] | None = None) -> int:
         minutes = (time.monotonic() - began) / 60
         write_results(options.results, runs, responses, major, generation, size, minutes, bench)
         if str(options.plot) != "-":
-            plot(options.plot or PLOTS / plot_name(major), runs, major)
+            target = options.plot or PLOTS / plot_name(major)
+            plot(target, runs, major)
+            write_per_second(target.with_suffix(".csv"), runs)
         log(f"done in {minutes:.1f} min: {options.results}")
     finally:
         if server is not None:
@@ -478,6 +488,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def plot_name(major: int) -> str:
     return f"load_latency_pg{major}.png"
+
+
+def csv_name(major: int) -> str:
+    return f"load_latency_pg{major}.csv"
 
 
 def ms(value: float) -> str:
@@ -551,7 +565,8 @@ def write_results(
         (
             "Goals for the safe forms: p99 within 2x the baseline's, no transaction waiting over"
             f" 0.5 s, no failed transaction. Met by {len(safe) - len(misses)} of {len(safe)};"
-            f" missed: {verdict}. Latency over time: [{plot_name(major)}]({plot_name(major)})."
+            f" missed: {verdict}. Latency over time: [{plot_name(major)}]({plot_name(major)});"
+            f" second by second (p50, p99, max): [{csv_name(major)}]({csv_name(major)})."
         ),
         "",
     ]
@@ -559,6 +574,19 @@ def write_results(
     heading = lines[0].split(" (")[0] + f" (PostgreSQL {major},"
     kept = [block for block in text.split("\n## ") if not ("## " + block).startswith(heading)]
     target.write_text("\n## ".join(kept).rstrip() + "\n\n" + "\n".join(lines))
+
+
+def write_per_second(target: Path, runs: list[Run]) -> None:
+    """Every run's latency second by second (negative seconds: before the migration)."""
+    with target.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(
+            ["migration", "way", "second", "transactions", "p50_ms", "p99_ms", "max_ms"]
+        )
+        for run in runs:
+            for second, count, p50, p99, worst in run.per_second():
+                writer.writerow([run.pair, run.way, second, count, f"{p50:.2f}", f"{p99:.2f}",
+                                 f"{worst:.2f}"])  # fmt: skip
 
 
 def plot(target: Path, runs: list[Run], major: int) -> None:
@@ -573,12 +601,12 @@ def plot(target: Path, runs: list[Run], major: int) -> None:
     for axis, pair in zip(axes[:, 0], pairs, strict=True):
         for run in (r for r in runs if r.pair == pair):
             color = {"naive": "tab:red", "safe": "tab:green"}.get(run.way, "tab:blue")
-            seconds = sorted({int(moment // 1) for moment, _ in run.timeline})
-            by_second = {s: [ms for m, ms in run.timeline if int(m // 1) == s] for s in seconds}
-            axis.plot(seconds, [percentile(by_second[s], 0.99) for s in seconds],
-                      label=f"{run.way} p99", color=color)  # fmt: skip
-            axis.plot(seconds, [max(by_second[s]) for s in seconds],
-                      label=f"{run.way} max", color=color, linestyle=":", linewidth=0.8)  # fmt: skip
+            seconds, _, p50, p99, worst = zip(*run.per_second(), strict=True)
+            axis.plot(seconds, p99, label=f"{run.way} p99", color=color)
+            axis.plot(seconds, worst, label=f"{run.way} max", color=color, linestyle=":",
+                      linewidth=0.8)  # fmt: skip
+            axis.plot(seconds, p50, label=f"{run.way} p50", color=color, linestyle="--",
+                      linewidth=0.6, alpha=0.6)  # fmt: skip
             axis.axvspan(0, run.seconds, alpha=0.08, color=color)
         axis.axhline(500, color="grey", linewidth=0.6, linestyle="--")
         axis.set_yscale("log")
