@@ -52,16 +52,21 @@ def body(sql: str) -> str:
     return "".join(line + "\n" for line in sql.splitlines() if not line.startswith("--"))
 
 
-def _shim(mako: str, i: int) -> str:
-    down = repr(rev_id(i - 1)) if i > 1 else "None"
+def render_shim(mako: str, revision: str, down_revision: str | None, message: str) -> str:
+    """Our shim template (alembic/script.py.mako) filled in as `alembic revision` would."""
     return (
-        mako.replace("${message}", f"bench table {rev_id(i)}")
-        .replace("${up_revision}", rev_id(i))
-        .replace("${down_revision | comma,n}", rev_id(i - 1) if i > 1 else "")
+        mako.replace("${message}", message)
+        .replace("${up_revision}", revision)
+        .replace("${down_revision | comma,n}", down_revision or "")
         .replace("${create_date}", "bench")
-        .replace("${repr(up_revision)}", repr(rev_id(i)))
-        .replace("${repr(down_revision)}", down)
+        .replace("${repr(up_revision)}", repr(revision))
+        .replace("${repr(down_revision)}", repr(down_revision))
     )
+
+
+def _shim(mako: str, i: int) -> str:
+    down = rev_id(i - 1) if i > 1 else None
+    return render_shim(mako, rev_id(i), down, f"bench table {rev_id(i)}")
 
 
 def _write_sql_pairs(tree: Path, n: int, up=up_sql, down=down_sql) -> None:
