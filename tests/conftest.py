@@ -91,6 +91,11 @@ def postgres_server() -> Iterator[Server]:
             local_postgres.remove_throwaway(server)
 
 
+def libpq_dsn(url: str) -> str:
+    """The URL as psycopg2.connect (libpq) takes it: no SQLAlchemy driver name."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def engine_for(url: str, **options):
     """An engine over psycopg2 whatever scheme the URL uses (SQLAlchemy 2.1 would pick psycopg 3)."""
     return create_engine(

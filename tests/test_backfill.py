@@ -15,7 +15,7 @@ from conftest import (
     ROOT,
     add_revision,
     current_version,
-    engine_for,
+    libpq_dsn,
     query,
     run_alembic,
     seed_organizations,
@@ -59,8 +59,7 @@ def test_batch_blocked_by_a_row_lock_gives_way_and_the_rerun_resumes(pending_bac
     """A row held by the application: that batch's lock_timeout fires, the revision is retried
     and resumes where the committed batches stopped, once the row is free."""
     url, tree = pending_backfill
-    dsn = engine_for(url).url.render_as_string(hide_password=False).replace("+psycopg2", "")
-    holder = psycopg2.connect(dsn)
+    holder = psycopg2.connect(libpq_dsn(url))
     holder.cursor().execute(
         "SELECT id FROM organizations ORDER BY id OFFSET 3000 LIMIT 1 FOR UPDATE"
     )

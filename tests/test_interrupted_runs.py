@@ -23,8 +23,8 @@ from conftest import (
     Server,
     add_revision,
     current_version,
-    engine_for,
     fresh_database,
+    libpq_dsn,
     query,
     run_alembic,
     seed_organizations,
@@ -57,10 +57,6 @@ INVALID = "SELECT count(*) FROM pg_index WHERE NOT indisvalid"
 DURING_INDEX_BUILD = 0  # not a barrier: the build itself, kept waiting by an old snapshot
 # Where a run interrupted at each point leaves the database: the last revision fully applied.
 LEFT_AT = {1: "001", 2: "001", 3: "002", DURING_INDEX_BUILD: "002", 4: "003"}
-
-
-def _dsn(url):
-    return engine_for(url).url.render_as_string(hide_password=False).replace("+psycopg2", "")
 
 
 def _pending_run(url, tree):
@@ -100,7 +96,7 @@ def restartable_server():
 def _hold_barrier(url, barrier: int):
     """A session holding barrier (4242, n), or, for the index build, an old snapshot:
     CREATE INDEX CONCURRENTLY waits for it to end, keeping the build in progress."""
-    connection = psycopg2.connect(_dsn(url))
+    connection = psycopg2.connect(libpq_dsn(url))
     if barrier == DURING_INDEX_BUILD:
         connection.set_session(isolation_level="REPEATABLE READ")
         connection.cursor().execute("SELECT 1")

@@ -10,15 +10,18 @@ import time
 import psycopg2
 import pytest
 
-from conftest import add_revision, current_version, engine_for, query, run_alembic, start_alembic
+from conftest import (
+    add_revision,
+    current_version,
+    libpq_dsn,
+    query,
+    run_alembic,
+    start_alembic,
+)
 
 ADD_NOTE_UP = "-- test-only: needs ACCESS EXCLUSIVE on organizations.\nALTER TABLE organizations ADD COLUMN note text;\n"
 ADD_NOTE_DOWN = "ALTER TABLE organizations DROP COLUMN note;\n"
 HOLD_SECONDS = 1.5
-
-
-def _dsn(url):
-    return engine_for(url).url.render_as_string(hide_password=False).replace("+psycopg2", "")
 
 
 class ApplicationLoad(threading.Thread):
@@ -26,7 +29,7 @@ class ApplicationLoad(threading.Thread):
 
     def __init__(self, url):
         super().__init__(daemon=True)
-        self.dsn, self.latencies, self.stop = _dsn(url), [], threading.Event()
+        self.dsn, self.latencies, self.stop = libpq_dsn(url), [], threading.Event()
 
     def run(self):
         connection = psycopg2.connect(self.dsn)
@@ -42,7 +45,7 @@ class ApplicationLoad(threading.Thread):
 
 def _hold_table(url):
     """A long transaction holding ACCESS SHARE on organizations until rolled back."""
-    connection = psycopg2.connect(_dsn(url))
+    connection = psycopg2.connect(libpq_dsn(url))
     connection.cursor().execute("SELECT count(*) FROM organizations")
     return connection
 

@@ -4,7 +4,7 @@ import threading
 
 import psycopg2
 
-from conftest import add_revision, engine_for, run_alembic
+from conftest import add_revision, libpq_dsn, run_alembic
 
 INDEX_UP = """-- test-only
 -- Transaction: none
@@ -18,8 +18,7 @@ def test_concurrent_index_build_reports_its_phase_while_it_waits(database_url, t
     add_revision(
         tree_copy, "002", "index_name", INDEX_UP, "-- Transaction: none\nSELECT 1;\n", "001"
     )
-    dsn = engine_for(database_url).url.render_as_string(hide_password=False)
-    holder = psycopg2.connect(dsn.replace("+psycopg2", ""))
+    holder = psycopg2.connect(libpq_dsn(database_url))
     holder.set_session(isolation_level="REPEATABLE READ")
     holder.cursor().execute("SELECT 1")
     release = threading.Timer(1.5, holder.rollback)
