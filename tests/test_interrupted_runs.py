@@ -59,26 +59,31 @@ DURING_INDEX_BUILD = 0  # not a barrier: the build itself, kept waiting by an ol
 LEFT_AT = {1: "001", 2: "001", 3: "002", DURING_INDEX_BUILD: "002", 4: "003"}
 
 
+@pytest.fixture
+def tree(tree_copy):
+    """The project's tree plus 002 (transactional), 003 (index), 004 (transactional)."""
+    add_revision(tree_copy, "002", "add_score", ADD_SCORE_UP, ADD_SCORE_DOWN, "001")
+    add_revision(tree_copy, "003", "index_score", INDEX_UP, INDEX_DOWN, "002")
+    add_revision(tree_copy, "004", "add_note", NOTE_UP, NOTE_DOWN, "003")
+    return tree_copy
+
+
 def _pending_run(url, tree):
-    """A database at 001 with rows, and 002 (transactional), 003 (index), 004 (transactional)."""
+    """A database at 001 with rows, 002 to 004 pending."""
     assert run_alembic("upgrade", "001", url=url, tree=tree).returncode == 0
     seed_organizations(url, ROWS)
-    if not (tree / "sql" / "up" / "004_add_note.sql").exists():
-        add_revision(tree, "002", "add_score", ADD_SCORE_UP, ADD_SCORE_DOWN, "001")
-        add_revision(tree, "003", "index_score", INDEX_UP, INDEX_DOWN, "002")
-        add_revision(tree, "004", "add_note", NOTE_UP, NOTE_DOWN, "003")
 
 
 _clean: dict[str, str] = {}
 
 
 @pytest.fixture
-def clean_schema(postgres_server, tree_copy):
+def clean_schema(postgres_server, tree):
     """The schema an uninterrupted run gives, from a database of its own (once per server)."""
     if postgres_server.admin_url not in _clean:
         with fresh_database(postgres_server) as url:
-            _pending_run(url, tree_copy)
-            assert run_alembic("upgrade", "head", url=url, tree=tree_copy).returncode == 0
+            _pending_run(url, tree)
+            assert run_alembic("upgrade", "head", url=url, tree=tree).returncode == 0
             _clean[postgres_server.admin_url] = snapshot(url)
     return _clean[postgres_server.admin_url]
 
@@ -143,7 +148,7 @@ def _runner_waiting_at(url, barrier: int, timeout: float = 30) -> int:
     ids=lambda value: {0: "index build"}.get(value, str(value)).replace(" ", "-"),
 )
 def test_interrupted_run_ends_in_one_line_and_a_rerun_reaches_head(
-    request, postgres_server, tree_copy, clean_schema, barrier, fault
+    request, postgres_server, tree, clean_schema, barrier, fault
 ):
     if fault == "restart server":
         restartable = request.getfixturevalue("restartable_server")
@@ -151,9 +156,9 @@ def test_interrupted_run_ends_in_one_line_and_a_rerun_reaches_head(
     else:
         server = postgres_server
     with fresh_database(server) as url:
-        _pending_run(url, tree_copy)
+        _pending_run(url, tree)
         holder = _hold_barrier(url, barrier)
-        migration = start_alembic("upgrade", "head", url=url, tree=tree_copy)
+        migration = start_alembic("upgrade", "head", url=url, tree=tree)
         pid = _runner_waiting_at(url, barrier)
         if fault == "restart server":
             restartable.stop()  # fast shutdown: every session ends, the holder's too
@@ -175,7 +180,7 @@ def test_interrupted_run_ends_in_one_line_and_a_rerun_reaches_head(
         left_invalid = 1 if barrier == DURING_INDEX_BUILD else 0
         assert query(url, INVALID) == [(left_invalid,)]
 
-        rerun = run_alembic("upgrade", "head", url=url, tree=tree_copy)
+        rerun = run_alembic("upgrade", "head", url=url, tree=tree)
         assert rerun.returncode == 0, rerun.stdout
         assert current_version(url) == "004"
         assert query(url, INVALID) == [(0,)]
