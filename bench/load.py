@@ -25,7 +25,6 @@ import datetime
 import math
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from pathlib import Path
 import psycopg2
 
 from bench.trees import render_shim
+from migration_runner.errors import interrupt_on_sigterm
 from migration_runner.pg_programs import find_client
 from migration_runner.servers import local_postgres
 
@@ -424,13 +424,9 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _interrupted(signum, _frame):
-    raise KeyboardInterrupt(signal.Signals(signum).name)
-
-
 def main(argv: list[str] | None = None) -> int:
     options = arguments(argv)
-    signal.signal(signal.SIGTERM, _interrupted)  # stopped: the throwaway server goes too
+    interrupt_on_sigterm()  # stopped: the throwaway server goes too
     responses = options.responses or (1_000_000 if options.quick else 10_000_000)
     assessments = max(1, responses // QUESTIONS)
     sizes = {"assessments": assessments, "organizations": max(10, assessments // 50),

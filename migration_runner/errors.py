@@ -4,6 +4,7 @@ They subclass Alembic's CommandError, which the `alembic` command prints as
 `FAILED: <message>` with a non-zero exit and no traceback.
 """
 
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -61,3 +62,12 @@ def _lost(message: str) -> str:
         "rolled back (a concurrent index build may be left INVALID; the next run rebuilds it); the "
         "revisions before it are applied. Run the same command again to finish."
     )
+
+
+def _interrupted(signum, _frame):
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def interrupt_on_sigterm() -> None:
+    """SIGTERM (a CI cancel, `kill`) stops a tool like Ctrl-C: its cleanup still runs."""
+    signal.signal(signal.SIGTERM, _interrupted)

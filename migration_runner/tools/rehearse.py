@@ -20,7 +20,6 @@ import argparse
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -38,7 +37,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-from migration_runner.errors import MigrationError
+from migration_runner.errors import MigrationError, interrupt_on_sigterm
 from migration_runner.pg_programs import find_client
 from migration_runner.steps.database_url import URL_VARIABLES, resolve_target
 from migration_runner.tools import drift
@@ -264,16 +263,12 @@ def rehearse(tree: Path, scratch_server: URL | None) -> int:
         log.info("scratch database %s dropped", name)
 
 
-def _interrupted(signum, _frame):
-    raise KeyboardInterrupt(signal.Signals(signum).name)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tree", type=Path, default=Path.cwd(), help="the migration tree")
     options = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)-5.5s [%(name)s] %(message)s")
-    signal.signal(signal.SIGTERM, _interrupted)  # a CI cancel cleans up like Ctrl-C
+    interrupt_on_sigterm()  # a CI cancel drops the scratch database like Ctrl-C
     scratch_server = os.environ.get("SCHEMA_SCRATCH_URL")
     try:
         server = resolve_target({"DATABASE_URL": scratch_server}).url if scratch_server else None
