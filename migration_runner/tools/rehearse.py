@@ -38,7 +38,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from migration_runner.errors import MigrationError, interrupt_on_sigterm
-from migration_runner.pg_programs import find_client
+from migration_runner.pg_programs import find_client, libpq_arguments
 from migration_runner.steps.database_url import URL_VARIABLES, resolve_target
 from migration_runner.tools import drift
 
@@ -82,13 +82,6 @@ def pending_revisions(tree: Path, current: str | None) -> list[str]:
     """Revisions after current up to head, oldest first."""
     script = ScriptDirectory.from_config(Config(str(tree / "alembic.ini")))
     return [rev.revision for rev in reversed(list(script.iterate_revisions("heads", current)))]
-
-
-def _libpq(url: URL) -> tuple[str, dict[str, str]]:
-    environ = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
-    if url.password:
-        environ["PGPASSWORD"] = str(url.password)
-    return url.set(drivername="postgresql", password=None).render_as_string(False), environ
 
 
 @contextmanager
@@ -143,8 +136,8 @@ def copy_target(target: URL, scratch_server: URL | None, name: str) -> URL:
     _scalar(server, f'CREATE DATABASE "{name}"')
     scratch = server.set(database=name)
     major = int(_scalar(target, "SHOW server_version_num")) // 10000
-    source_uri, source_env = _libpq(target)
-    scratch_uri, scratch_env = _libpq(scratch)
+    source_uri, source_env = libpq_arguments(target)
+    scratch_uri, scratch_env = libpq_arguments(scratch)
     with _progress(server, name, size), tempfile.TemporaryFile() as errors:
         dump = subprocess.Popen(
             [str(find_client("pg_dump", major, same_major=True)), "--format=custom", "--no-owner", f"--dbname={source_uri}"],

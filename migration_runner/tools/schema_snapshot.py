@@ -39,7 +39,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from migration_runner.errors import MigrationError
-from migration_runner.pg_programs import find_client
+from migration_runner.pg_programs import find_client, libpq_arguments
 from migration_runner.servers import local_postgres
 from migration_runner.steps.database_url import URL_VARIABLES
 
@@ -85,16 +85,6 @@ class SchemaObject:
 # --- pg_dump --------------------------------------------------------------
 
 
-def _libpq_arguments(url: str) -> tuple[str, dict[str, str]]:
-    """A libpq URI without the password, and the password in PGPASSWORD (not in `ps`)."""
-    parsed = make_url(url)
-    environ = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
-    if parsed.password:
-        environ["PGPASSWORD"] = str(parsed.password)
-    uri = parsed.set(drivername="postgresql", password=None).render_as_string(hide_password=False)
-    return uri, environ
-
-
 def normalise(dump: str) -> str:
     """pg_dump's text without banner, SET preamble and owners, objects in pg_dump's order."""
     return "".join(obj.text for obj in parse_objects(dump))
@@ -134,7 +124,7 @@ def parse_objects(dump: str) -> list[SchemaObject]:
 
 def snapshot(url: str) -> str:
     """The normalised schema of the database at url."""
-    uri, environ = _libpq_arguments(url)
+    uri, environ = libpq_arguments(url)
     result = subprocess.run(
         [str(find_client("pg_dump")), *PG_DUMP_OPTIONS, "--dbname", uri],
         capture_output=True,
