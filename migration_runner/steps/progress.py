@@ -43,7 +43,9 @@ class Monitor(threading.Thread):
         self.url, self.pid, self.what, self.interval = url, pid, what, interval
         self.finished = threading.Event()
         self.started = time.monotonic()
-        self.batches: list[tuple[float, dict]] = []  # (when, payload) of each batch
+        # (when, payload) of the first and the latest batch: enough for the rate.
+        self.first_batch: tuple[float, dict] | None = None
+        self.latest_batch: tuple[float, dict] | None = None
 
     def run(self) -> None:
         if self.finished.wait(self.interval):
@@ -61,7 +63,8 @@ class Monitor(threading.Thread):
                     if select.select([raw], [], [], 0.2)[0]:
                         raw.poll()
                         for notice in raw.notifies:
-                            self.batches.append((time.monotonic(), json.loads(notice.payload)))
+                            self.latest_batch = (time.monotonic(), json.loads(notice.payload))
+                            self.first_batch = self.first_batch or self.latest_batch
                         raw.notifies.clear()
                     if time.monotonic() >= next_report and not self.finished.is_set():
                         log.info("%s", self.line(cursor))
@@ -84,7 +87,7 @@ class Monitor(threading.Thread):
             )
             return (f"{self.what}: building index {name or ''} ({phase}), {done:,} of {total:,} "
                     f"{unit}{_percent(done, total)}, {elapsed:.0f} s so far")  # fmt: skip
-        if self.batches:
+        if self.latest_batch:
             return self._backfill_line(elapsed)
         cursor.execute(WAITING, (self.pid,))
         wait = cursor.fetchone()
@@ -92,8 +95,8 @@ class Monitor(threading.Thread):
         return f"{self.what}: still running, {elapsed:.0f} s so far{waiting}"
 
     def _backfill_line(self, elapsed: float) -> str:
-        when, latest = self.batches[-1]
-        first_when, first = self.batches[0]
+        when, latest = self.latest_batch
+        first_when, first = self.first_batch
         done, total = int(latest.get("done", 0)), int(latest.get("total", 0))
         span = when - first_when
         rate = (done - int(first.get("done", 0))) / span if span > 0 else done / max(elapsed, 1e-3)
