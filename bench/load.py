@@ -4,7 +4,7 @@
     python -m bench.load --quick     # 1 million (make bench-load QUICK=1)
     python -m bench.load --version 18
 
-A throwaway PostgreSQL gets the schema at head (our runner, revision 001) and a
+A throwaway PostgreSQL gets the schema at head (our runner, the tree's head) and a
 generated data set: organizations, users, one framework of 100 questions,
 assessments of 100 responses each. `pgbench` plays the application at a fixed
 rate (reads of an assessment's answers, answer updates, organization reads,
@@ -35,12 +35,14 @@ from pathlib import Path
 
 import psycopg2
 
-from bench.trees import render_shim
 from migration_runner.errors import interrupt_on_sigterm
 from migration_runner.pg_programs import find_client
 from migration_runner.servers import local_postgres
+from migration_runner.tools.scaffold import append_revision, revision_ids
 
 ROOT = Path(__file__).resolve().parents[1]
+# The revision the benchmark migrations go on top of: the project's head today.
+HEAD = revision_ids(ROOT)[-1]
 RESULTS = ROOT / "bench" / "results.md"
 PLOTS = ROOT / "bench"  # load_latency_pg<major>.png
 SECTION = "## Migrations under load"
@@ -139,7 +141,7 @@ class Variant:
 class Pair:
     naive: Variant
     safe: Variant
-    undo: str  # run directly between the measured runs, then `alembic stamp 001`
+    undo: str  # run directly between the measured runs, then `alembic stamp` back to the head
     more: tuple[tuple[str, Variant], ...] = ()  # other safe forms, measured beside the first
 
     def ways(self) -> list[tuple[str, Variant]]:
@@ -264,7 +266,7 @@ class LockWatch(threading.Thread):
 
 
 def tree_for(base: Path, up: str, down: str, transactional: bool) -> Path:
-    """The project's migration tree with one benchmark revision 002."""
+    """The project's migration tree with one benchmark revision on top of its head."""
     tree = base / f"tree_{time.monotonic_ns()}"
     for name in ("alembic", "sql", "migration_runner"):
         shutil.copytree(ROOT / name, tree / name, ignore=shutil.ignore_patterns("__pycache__"))
@@ -272,12 +274,7 @@ def tree_for(base: Path, up: str, down: str, transactional: bool) -> Path:
     header = "-- bench: one migration measured under load\n"
     if not transactional and "-- Transaction: none" not in up:
         header += "-- Transaction: none\n"
-    mako = (tree / "alembic" / "script.py.mako").read_text()
-    (tree / "alembic" / "versions" / "002_bench.py").write_text(
-        render_shim(mako, "002", "001", "bench")
-    )
-    (tree / "sql" / "up" / "002_bench.sql").write_text(header + up + "\n")
-    (tree / "sql" / "down" / "002_bench.sql").write_text(down + "\n")
+    append_revision(tree, "bench", header + up + "\n", down + "\n")
     return tree
 
 
@@ -403,7 +400,7 @@ def measure(run: Run, variant: Variant, undo: str, bench: Bench) -> None:
                 run.window.append(latency)
     # Not measured: put the table back as it was, without a backup of what goes.
     execute(bench.url, undo + "\nVACUUM (ANALYZE) responses;")
-    stamped = alembic(tree, bench.url, "stamp", "001")
+    stamped = alembic(tree, bench.url, "stamp", HEAD)
     if stamped.returncode != 0:
         raise SystemExit(f"could not undo {run.pair} ({run.way}): {stamped.stdout[-400:]}")
     shutil.rmtree(folder, ignore_errors=True)
@@ -442,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
         major = int(execute(url, "SHOW server_version_num")) // 10000
         bench = Bench(base, url, find_client("pgbench", major, same_major=True), sizes,
                       options.lead, options.tail, None if server is None else SERVER_SETTINGS)  # fmt: skip
-        schema = alembic(tree_for(base, "SELECT 1;", "SELECT 1;", True), url, "upgrade", "001")
+        schema = alembic(tree_for(base, "SELECT 1;", "SELECT 1;", True), url, "upgrade", HEAD)
         if schema.returncode != 0:
             raise SystemExit(f"could not create the schema: {schema.stdout[-400:]}")
         log(f"PostgreSQL {major}: generating {responses:,} responses ({assessments:,} assessments)")

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import alembic
 
+from migration_runner.tools.scaffold import render_shim
+
 ROOT = Path(__file__).resolve().parents[1]
 STAMP = "2026-01-01T00:00:00Z"
 
@@ -50,18 +52,6 @@ def down_sql(i: int) -> str:
 def body(sql: str) -> str:
     """The statements without the header comments (for tools that want their own wrapping)."""
     return "".join(line + "\n" for line in sql.splitlines() if not line.startswith("--"))
-
-
-def render_shim(mako: str, revision: str, down_revision: str | None, message: str) -> str:
-    """Our shim template (alembic/script.py.mako) filled in as `alembic revision` would."""
-    return (
-        mako.replace("${message}", message)
-        .replace("${up_revision}", revision)
-        .replace("${down_revision | comma,n}", down_revision or "")
-        .replace("${create_date}", "bench")
-        .replace("${repr(up_revision)}", repr(revision))
-        .replace("${repr(down_revision)}", repr(down_revision))
-    )
 
 
 def _shim(mako: str, i: int) -> str:

@@ -11,6 +11,7 @@ The suite stops every server it starts.
 
 import atexit
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -32,6 +33,7 @@ from vercel_stack import vercel_database, vercel_stack  # noqa: F401
 
 from migration_runner.servers import local_postgres
 from migration_runner.steps.database_url import URL_VARIABLES
+from migration_runner.tools.scaffold import append_revision, revision_ids
 
 ROOT = Path(__file__).resolve().parents[1]
 VERSION = os.environ.get("TEST_POSTGRES_VERSION", "15")
@@ -39,6 +41,11 @@ VERSION = os.environ.get("TEST_POSTGRES_VERSION", "15")
 # needs one, so tests can check authentication errors and least privilege.
 TEST_HBA = "host all postgres 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
 RUNNER_TABLES = {"alembic_version", "migration_history"}
+# The tree's revisions, base first, and its head: tests build on whatever head is today,
+# so a team's own revisions never turn the suite red.
+REVISIONS = revision_ids(ROOT)
+HEAD = REVISIONS[-1]
+# The tables 001 creates; the tables at head are those of the schema snapshot (make schema).
 V001_TABLES = {
     "organizations",
     "users",
@@ -50,6 +57,14 @@ V001_TABLES = {
     "assessment_results",
     "audit_logs",
 }
+HEAD_TABLES = set(
+    re.findall(r"^CREATE TABLE public\.(\w+) ", (ROOT / "sql" / "schema.sql").read_text(), re.M)
+)
+
+
+def ups(*revisions: str) -> list[tuple[str, str]]:
+    """migration_history's (revision, direction) rows of an upgrade through these revisions."""
+    return [(revision, "up") for revision in revisions]
 
 
 @dataclass
@@ -255,20 +270,6 @@ def tree_copy(tmp_path: Path) -> Path:
     return copy
 
 
-def add_revision(
-    tree: Path, number: str, slug: str, up: str, down: str, down_revision: str
-) -> None:
-    """Write a test-only revision into a tree copy, shaped like a real one."""
-    stem = f"{number}_{slug}"
-    shim = (tree / "alembic" / "script.py.mako").read_text()
-    shim = (
-        shim.replace("${message}", slug.replace("_", " "))
-        .replace("${up_revision}", number)
-        .replace("${down_revision | comma,n}", down_revision)
-        .replace("${create_date}", "test")
-        .replace("${repr(up_revision)}", repr(number))
-        .replace("${repr(down_revision)}", repr(down_revision))
-    )
-    (tree / "alembic" / "versions" / f"{stem}.py").write_text(shim)
-    (tree / "sql" / "up" / f"{stem}.sql").write_text(up)
-    (tree / "sql" / "down" / f"{stem}.sql").write_text(down)
+def add_revision(tree: Path, slug: str, up: str, down: str) -> str:
+    """Write a test-only revision on top of the tree copy's head, shaped like a real one; its id."""
+    return append_revision(tree, slug, up, down)

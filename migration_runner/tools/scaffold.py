@@ -65,6 +65,40 @@ def next_number(revisions) -> str:
     return f"{max(numbers, default=0) + 1:03d}"
 
 
+def revision_ids(tree: Path) -> list[str]:
+    """The tree's revision ids, base first, read from the shims' file names (no import)."""
+    shims = (tree / "alembic" / "versions").glob("[0-9][0-9][0-9]_*.py")
+    return sorted(shim.name[:3] for shim in shims)
+
+
+def render_shim(mako: str, revision: str, down_revision: str | None, message: str) -> str:
+    """alembic/script.py.mako filled in as `alembic revision` fills it, without Mako."""
+    return (
+        mako.replace("${message}", message)
+        .replace("${up_revision}", revision)
+        .replace("${down_revision | comma,n}", down_revision or "")
+        .replace("${create_date}", "generated")
+        .replace("${repr(up_revision)}", repr(revision))
+        .replace("${repr(down_revision)}", repr(down_revision))
+    )
+
+
+def append_revision(tree: Path, slug: str, up: str, down: str) -> str:
+    """Write revision head + 1 (shim and SQL pair) into tree, on top of its head; its id.
+
+    For tests and benchmarks that build on whatever the tree's head is today.
+    """
+    existing = revision_ids(tree)
+    number = next_number(existing)
+    stem = f"{number}_{slug}"
+    mako = (tree / "alembic" / "script.py.mako").read_text(encoding="utf-8")
+    shim = render_shim(mako, number, existing[-1] if existing else None, slug.replace("_", " "))
+    (tree / "alembic" / "versions" / f"{stem}.py").write_text(shim, encoding="utf-8")
+    (tree / "sql" / "up" / f"{stem}.sql").write_text(up, encoding="utf-8")
+    (tree / "sql" / "down" / f"{stem}.sql").write_text(down, encoding="utf-8")
+    return number
+
+
 def number_revision(context: MigrationContext, revision, directives) -> None:
     """process_revision_directives: give the new revision the next sequential id."""
     script = context.script

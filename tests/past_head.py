@@ -1,0 +1,140 @@
+"""A copy of the project with three ordinary revisions on top of its head, made as a team makes them.
+
+    python tests/past_head.py DEST
+
+Each revision is scaffolded by `alembic revision -m`, its SQL pair filled in
+and the models changed to match; then the schema snapshot is rewritten (what
+`make schema` runs). The three are the first changes teams make: a column
+(with its model), an index built without blocking writes, and a table (with
+its model). tests/test_past_head.py runs the suite's revision-sensitive tests
+in such a copy, so a suite that only holds at today's head fails in `make test`.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+COLUMN_UP = """\
+-- {stem} (up): add organizations.country, the ISO 3166-1 alpha-2 code of its seat.
+-- Destructive: no
+-- Transaction: yes
+--
+-- Nullable and without a default: no table rewrite, a brief ACCESS EXCLUSIVE lock.
+ALTER TABLE organizations ADD COLUMN country text;
+
+COMMENT ON COLUMN organizations.country IS 'ISO 3166-1 alpha-2 code of the seat, if known.';
+"""
+COLUMN_DOWN = """\
+-- {stem} (down): undo add organizations country.
+-- Destructive: yes
+-- Transaction: yes
+ALTER TABLE organizations DROP COLUMN country;
+"""
+INDEX_UP = """\
+-- {stem} (up): index organizations by country, built without blocking writes.
+-- Destructive: no
+-- Transaction: none
+CREATE INDEX CONCURRENTLY organizations_country_idx ON organizations (country);
+"""
+INDEX_DOWN = """\
+-- {stem} (down): undo index organizations country.
+-- Destructive: no
+-- Transaction: none
+DROP INDEX CONCURRENTLY organizations_country_idx;
+"""
+TABLE_UP = """\
+-- {stem} (up): organization_notes, free-text notes an administrator keeps on a tenant.
+-- Destructive: no
+-- Transaction: yes
+CREATE TABLE organization_notes (
+    id uuid NOT NULL DEFAULT gen_random_uuid(),
+    organization_id uuid NOT NULL,
+    body text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT organization_notes_pkey PRIMARY KEY (id),
+    CONSTRAINT organization_notes_organization_id_fkey FOREIGN KEY (organization_id)
+    REFERENCES organizations (id) ON DELETE CASCADE
+);
+
+CREATE INDEX organization_notes_organization_id_idx ON organization_notes (organization_id);
+
+COMMENT ON TABLE organization_notes IS 'Free-text notes an administrator keeps on a tenant.';
+"""
+TABLE_DOWN = """\
+-- {stem} (down): undo add organization notes.
+-- Destructive: yes
+-- Transaction: yes
+DROP TABLE organization_notes;
+"""
+COUNTRY_MODEL = """\
+    country: Mapped[str | None] = mapped_column(
+        Text, index=True, comment="ISO 3166-1 alpha-2 code of the seat, if known."
+    )
+"""
+NOTES_MODEL = '''
+
+class OrganizationNote(Base):
+    __tablename__ = "organization_notes"
+    __table_args__ = {"comment": "Free-text notes an administrator keeps on a tenant."}
+
+    id: Mapped[uuid.UUID] = uuid_key()
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = created_at()
+'''
+REVISIONS = (
+    ("add organizations country", COLUMN_UP, COLUMN_DOWN),
+    ("index organizations country", INDEX_UP, INDEX_DOWN),
+    ("add organization notes", TABLE_UP, TABLE_DOWN),
+)
+
+
+def copy_project(dest: Path) -> None:
+    """The files git knows (committed or not yet), as a clone with the user's changes has them."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT, capture_output=True, check=True,
+    ).stdout.decode().split("\0")  # fmt: skip
+    for name in filter(None, listed):
+        source = ROOT / name
+        if source.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+
+
+def _run(dest: Path, *args: str) -> None:
+    environ = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    result = subprocess.run(
+        [sys.executable, *args], cwd=dest, env=environ, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed in {dest}:\n{result.stdout}{result.stderr}")
+
+
+def add_three_revisions(dest: Path) -> None:
+    """Scaffold each revision, fill its SQL pair, change the models, rewrite sql/schema.sql."""
+    for message, up, down in REVISIONS:
+        _run(dest, "-m", "alembic", "revision", "-m", message)
+        stem = max((dest / "sql" / "up").glob("*.sql")).stem
+        (dest / "sql" / "up" / f"{stem}.sql").write_text(up.format(stem=stem))
+        (dest / "sql" / "down" / f"{stem}.sql").write_text(down.format(stem=stem))
+    tenancy = dest / "assessment_models" / "tenancy.py"
+    models = tenancy.read_text()
+    anchor = '    plan: Mapped[str] = mapped_column(Text, server_default=text("\'free\'"))\n'
+    assert anchor in models, "the Organization model changed: update tests/past_head.py"
+    tenancy.write_text(models.replace(anchor, anchor + COUNTRY_MODEL) + NOTES_MODEL)
+    _run(dest, "-m", "migration_runner.tools.schema_snapshot", "write")
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1])
+    target.mkdir(parents=True, exist_ok=True)
+    copy_project(target)
+    add_three_revisions(target)
+    print(target)
