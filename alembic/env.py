@@ -2,7 +2,8 @@
 
 A run reads as: resolve the URL, connect (retrying while the server wakes up),
 then inside Alembic's transaction take the migration lock and set timeouts,
-verify the checksums of applied files, back up what an allowed data loss will
+verify the checksums of applied files, refuse up front what any pending
+revision would be refused for, back up what an allowed data loss will
 destroy, migrate, and record each step in migration_history. Each revision
 commits with its history row, so no lock outlives it and a failure leaves the
 database at the last revision fully applied. A lock timeout rolls back only the
@@ -27,6 +28,7 @@ from migration_runner.steps.connect import connect
 from migration_runner.steps.history import HistoryRecorder, verify_checksums
 from migration_runner.steps.lock_report import lock_report_hook, write_lock_report
 from migration_runner.steps.lock_retry import one_attempt, run_with_lock_retries
+from migration_runner.steps.preflight import refuse_before_any_change
 from migration_runner.steps.settings import RunSettings, read_settings
 from migration_runner.steps.transaction import (
     commit_revision,
@@ -61,6 +63,7 @@ def run_one_attempt(recorder: HistoryRecorder, attempt: RunSettings) -> None:
             log.info("database is at head %s: nothing to apply", at_head.head)
             return
         verify_checksums(migration_context, migration_context.script)
+        refuse_before_any_change(migration_context, settings)  # a refusal never comes midway
         back_up_before_data_loss(
             migration_context, settings, tree=Path(config.config_file_name).parent
         )
@@ -133,7 +136,8 @@ def run_migrations_online() -> None:
         log.info("target %s (from %s)", target.shown, target.variable)
         for note in target.notes:
             log.warning(note)
-        with one_failed_line(), connect(target, settings.connect_timeout) as connection:
+        project = Path(config.config_file_name).parent  # its make migrate server, if stopped
+        with one_failed_line(), connect(target, settings.connect_timeout, project) as connection:
             run_migrations_with(connection, pooled=target.pooled)
 
 

@@ -27,9 +27,9 @@ from alembic.runtime.migration import MigrationContext
 
 from migration_runner.errors import MigrationError
 from migration_runner.pg_programs import find_client, libpq_arguments
-from migration_runner.steps import sql_files
 from migration_runner.steps.data_loss_guard import find_destruction, tables_with_rows
 from migration_runner.steps.emit import emit, fetch, literal
+from migration_runner.steps.preflight import pending_files
 from migration_runner.steps.settings import RunSettings
 
 log = logging.getLogger("migration_runner")
@@ -41,19 +41,6 @@ QUALIFIED = (
     "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class AS c"
     " INNER JOIN pg_namespace AS n ON c.relnamespace = n.oid WHERE c.oid = to_regclass({})"
 )
-
-
-def pending_files(ctx: MigrationContext) -> list[tuple[str, sql_files.SqlFile]]:
-    """(revision, SQL file) for every step this run will take, in order."""
-    steps = ctx.opts["fn"](ctx.get_current_heads(), ctx)  # the steps Alembic is about to run
-    found = []
-    for step in steps:
-        revision = getattr(step, "revision", None)
-        if revision is None or revision.path is None:
-            continue  # a stamp: nothing runs
-        direction = "up" if step.is_upgrade else "down"
-        found.append((revision.revision, sql_files.for_revision(revision.path, direction)))
-    return found
 
 
 def back_up_before_data_loss(ctx: MigrationContext, settings: RunSettings, tree: Path) -> None:

@@ -98,24 +98,42 @@ def tables_with_rows(ctx: MigrationContext, destruction: Destruction) -> list[tu
     return counted
 
 
+def losses(ctx: MigrationContext, destructions: list[Destruction]) -> list[str]:
+    """What these would destroy now, as "drops x (5 rows)"; empty when no row is lost."""
+    found = []
+    for destruction in destructions:
+        for table, rows in tables_with_rows(ctx, destruction):
+            count = f"{rows:,}+" if rows >= COUNT_CAP else f"{rows:,}"
+            found.append(f"{destruction.what} {table} ({count} rows)")
+    return found
+
+
+def refusal(sql_file: SqlFile, lost: list[str], state: str) -> MigrationError:
+    """The one message for a refused loss; state says what the run has changed so far."""
+    return MigrationError(
+        f"Refusing to run {sql_file.shown}: it {'; '.join(lost)}. {state} "
+        "If those rows may go, run again with `alembic -x allow-data-loss=true ...`: "
+        "the runner first writes a pg_dump backup of those tables (docs/rehearse-and-backup.md)."
+    )
+
+
 def refuse_data_loss(ctx: MigrationContext, sql_file: SqlFile, settings: RunSettings) -> None:
-    """Stop before sql_file runs if it would destroy rows; offline, emit the same check."""
-    destructions = find_destruction(sql_file)
-    if not destructions or settings.allow_data_loss:
+    """Stop before sql_file runs if it would destroy rows; offline, emit the same check.
+
+    The run's preflight (steps/preflight.py) has already refused every file that
+    would destroy rows present when the run began; this catches rows that an
+    earlier revision of the same run wrote.
+    """
+    destructions = [] if settings.allow_data_loss else find_destruction(sql_file)
+    if not destructions:
         return
     if ctx.as_sql:
         _emit_guard(ctx, sql_file, destructions)
         return
-    losses = []
-    for destruction in destructions:
-        for table, rows in tables_with_rows(ctx, destruction):
-            count = f"{rows:,}+" if rows >= COUNT_CAP else f"{rows:,}"
-            losses.append(f"{destruction.what} {table} ({count} rows)")
-    if losses:
-        raise MigrationError(
-            f"Refusing to run {sql_file.shown}: it {'; '.join(losses)}. Nothing was changed. "
-            "If those rows may go, run again with `alembic -x allow-data-loss=true ...`: "
-            "the runner first writes a pg_dump backup of those tables (docs/rehearse-and-backup.md)."
+    lost = losses(ctx, destructions)
+    if lost:
+        raise refusal(
+            sql_file, lost, "It was not run; the revisions before it in this run are applied."
         )
 
 

@@ -15,7 +15,7 @@ import re
 from alembic import op
 from sqlalchemy.exc import DBAPIError
 
-from migration_runner.errors import FileFailed, LockTimeout, MigrationError, database_error
+from migration_runner.errors import FileFailed, LockTimeout, database_error
 from migration_runner.steps import sql_files
 from migration_runner.steps.data_loss_guard import refuse_data_loss
 from migration_runner.steps.emit import emit, literal
@@ -58,13 +58,6 @@ def _run(sql_file: SqlFile) -> None:
         _run_whole(sql_file)
     elif sql_file.transactional:
         _run_statements(sql_file)
-    elif ctx.opts.get("pooled_target"):
-        raise MigrationError(
-            f"{sql_file.shown} is headed `-- Transaction: none`: it holds the migration lock "
-            "across commits, which needs one server connection, and this run goes through a "
-            "pooler (PgBouncer in transaction mode). Nothing was applied. Run it with the direct "
-            "URL: set POSTGRES_URL_NON_POOLING or DATABASE_URL_UNPOOLED."
-        )
     else:
         leftovers = invalid_indexes(ctx, sql_file)  # from an interrupted earlier run
         with outside_transaction(ctx, settings):
