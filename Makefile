@@ -13,7 +13,7 @@ WITH_DATABASE = if [ -z "$(URL_VARIABLES)" ]; then \
 	  DATABASE_URL=$$($(BIN)/python -m migration_runner.servers.local_postgres start) || exit 1; \
 	  export DATABASE_URL; fi;
 
-.PHONY: help migrate test lint bench bench-load db-stop db-remove db-url vercel-local vercel-local-stop
+.PHONY: help migrate test lint bench bench-load db-start db-stop db-remove db-url vercel-local vercel-local-stop
 .PHONY: schema check-schema drift adopt fmt lint-workflows system-packages restore rehearse
 
 help: ## List the targets
@@ -40,6 +40,7 @@ lint: $(INSTALLED) ## Lint the SQL (sqlfluff style, squawk safety), the Python (
 	@non_transactional=$$(grep -l '^-- Transaction: none' sql/up/*.sql); \
 	  if [ -n "$$non_transactional" ]; then $(BIN)/squawk --no-assume-in-transaction $$non_transactional; fi
 	$(BIN)/python -m migration_runner.tools.linear_history
+	$(BIN)/python -m migration_runner.tools.sql_headers
 
 test: system-packages lint lint-workflows check-schema ## Install missing Debian packages (as root), lint, check the workflows and sql/schema.sql, then the suite on PostgreSQL 15 and 18
 	@# The two versions run side by side, one pytest each (on 2 cores: 221 s instead of
@@ -74,11 +75,16 @@ adopt: $(INSTALLED) ## Stamp a database made before migrations 001, only if its 
 # Only SQL files git does not have yet: an applied migration must never change (checksums).
 NEW_SQL = $$(git ls-files --others --modified --exclude-standard -- 'sql/up/*.sql' 'sql/down/*.sql')
 
-fmt: $(INSTALLED) ## Format: sqlfluff fix on new SQL files, ruff (imports, format) on Python
-	@files="$(NEW_SQL)"; if [ -n "$$files" ]; then $(BIN)/sqlfluff fix $$files; \
-	  else echo "sqlfluff: no new or modified SQL file to fix"; fi
-	$(BIN)/ruff check --select I --fix --quiet .
-	$(BIN)/ruff format .
+fmt: $(INSTALLED) ## Format: sqlfluff fix on new SQL files, ruff (imports, format) on Python; reports each step
+	@files="$(NEW_SQL)"; failed=0; \
+	  step() { name=$$1; shift; if "$$@"; then echo "fmt: $$name: ok"; \
+	    else echo "fmt: $$name: FAILED (exit $$?): fix what it printed above"; failed=1; fi; }; \
+	  if [ -n "$$files" ]; then step "sqlfluff fix ($$(echo $$files | wc -w) new SQL file(s))" \
+	    $(BIN)/sqlfluff fix $$files; \
+	  else echo "fmt: sqlfluff fix: no new or modified SQL file"; fi; \
+	  step "ruff import order" $(BIN)/ruff check --select I --fix --quiet .; \
+	  step "ruff format" $(BIN)/ruff format --quiet .; \
+	  exit $$failed
 
 system-packages: ## Install the Debian packages make test needs (as root), or say the command
 	@$(PYTHON) tools/system_packages.py
@@ -113,6 +119,10 @@ bench: $(BENCH_INSTALLED) $(DBMATE) ## Benchmarks against psql, plain Alembic an
 # QUICK=1: 1 million responses instead of 10; PG=18: the wheel's PostgreSQL 18.
 bench-load: $(BENCH_INSTALLED) ## Common migrations naive vs safe on 10M responses under pgbench load (~13 min)
 	$(BIN)/python -m bench.load $(if $(QUICK),--quick) $(if $(PG),--version $(PG))
+
+db-start: $(INSTALLED) ## Start the local development PostgreSQL (after make db-stop) without migrating
+	@$(BIN)/python -m migration_runner.servers.local_postgres start --quiet && \
+	  echo "local PostgreSQL started: $$($(BIN)/python -m migration_runner.servers.local_postgres url)"
 
 db-stop: $(INSTALLED) ## Stop the local development PostgreSQL
 	@$(BIN)/python -m migration_runner.servers.local_postgres stop

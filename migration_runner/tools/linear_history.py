@@ -55,7 +55,7 @@ def problems(tree: Path) -> list[str]:
     numbers = sorted(int(number) for number in by_number if number.isdigit())
     gaps = sorted(set(range(1, (numbers[-1] if numbers else 0) + 1)) - set(numbers))
     if gaps:
-        found.append(f"numbering has gaps: {', '.join(f'{n:03d}' for n in gaps)} missing")
+        found.append(f"numbering has gaps: {_ranges(gaps)} missing")
     if found:
         return found  # Alembic cannot load an inconsistent tree reliably
 
@@ -74,6 +74,19 @@ def problems(tree: Path) -> list[str]:
                 f"expected {expected_down!r}"
             )
     return found
+
+
+def _ranges(numbers: list[int]) -> str:
+    """[2, 3, 4, 7] as "002-004, 007": a stray 999 gives one range, not 997 numbers."""
+    runs: list[list[int]] = []
+    for number in numbers:
+        if runs and number == runs[-1][-1] + 1:
+            runs[-1].append(number)
+        else:
+            runs.append([number])
+    return ", ".join(
+        f"{run[0]:03d}" if len(run) == 1 else f"{run[0]:03d}-{run[-1]:03d}" for run in runs
+    )
 
 
 def _config(tree: Path) -> Config:

@@ -12,6 +12,7 @@ lints clean and applies as it is: its files hold only comments.
 """
 
 import re
+import textwrap
 from pathlib import Path
 
 from alembic.runtime.migration import MigrationContext
@@ -26,7 +27,7 @@ GENERATED: dict[str, tuple[str, str]] = {}
 FILE_ONLY_COMMANDS = {"revision", "merge"}
 
 UP_TEMPLATE = """\
--- {stem} (up): {message}.
+{title}
 -- Say here what this migration does and why.
 -- Destructive: no
 -- Transaction: yes
@@ -37,11 +38,23 @@ UP_TEMPLATE = """\
 """
 
 DOWN_TEMPLATE = """\
--- {stem} (down): undo {message}.
--- Undoes sql/up/{stem}.sql exactly, its statements reversed in reverse order.
+{title}
+-- Undoes the up file exactly: its statements reversed, in reverse order.
 -- Destructive: no
 -- Transaction: yes
+--
+-- A down file usually drops what the up file made: then set Destructive to yes
+-- (make lint checks that it says so).
 """
+# The SQL linter's line length (.sqlfluff): a header comment wraps before it.
+MAX_LINE = 100
+
+
+def title(stem: str, direction: str, message: str) -> str:
+    """The file's first comment, `-- NNN_slug (up): message.`, wrapped to lint for any message."""
+    text = f"{stem} ({direction}): {'undo ' if direction == 'down' else ''}{message}."
+    lines = textwrap.wrap(text, MAX_LINE - len("-- "), break_long_words=True)
+    return "\n".join(f"-- {line}" for line in lines)
 
 
 def runs_without_database(config) -> bool:
@@ -100,13 +113,23 @@ def append_revision(tree: Path, slug: str, up: str, down: str) -> str:
 
 
 def number_revision(context: MigrationContext, revision, directives) -> None:
-    """process_revision_directives: give the new revision the next sequential id."""
+    """process_revision_directives: give the new revision the next sequential id.
+
+    `--rev-id` is accepted only when it is that number: any other id would leave a
+    gap or a duplicate that the linear-history check then refuses.
+    """
     script = context.script
+    expected = next_number(rev.revision for rev in script.walk_revisions())
+    asked = getattr(context.config.cmd_opts, "rev_id", None) if context.config else None
     for directive in directives:
         if not (directive.message or "").strip():
             raise CommandError('Give the migration a message: alembic revision -m "add widgets"')
-        if not NUMBER.match(directive.rev_id or ""):  # --rev-id 007 is respected
-            directive.rev_id = next_number(rev.revision for rev in script.walk_revisions())
+        if asked is not None and asked != expected:
+            raise CommandError(
+                f"--rev-id {asked} is not the next revision number: revisions are numbered in "
+                f"sequence, and the next is {expected}. Leave out --rev-id."
+            )
+        directive.rev_id = expected
 
 
 @write_hooks.register("sql_pair")
@@ -121,6 +144,10 @@ def write_sql_pair(path: str, options: dict) -> None:
         if target.exists():
             raise CommandError(f"{target} exists already; not overwriting it")
         target.parent.mkdir(parents=True, exist_ok=True)
-        content = drafted[index] if drafted else template.format(stem=shim.stem, message=message)
+        content = (
+            drafted[index]
+            if drafted
+            else template.format(title=title(shim.stem, direction, message))
+        )
         target.write_text(content, encoding="utf-8")
         print(f"  Generating {target} ...  done")
