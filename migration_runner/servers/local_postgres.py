@@ -331,6 +331,12 @@ def ensure_dev_server(project: Path) -> LocalServer:
     return server
 
 
+def stopped_dev_server(project: Path, port: int | None) -> bool:
+    """True when port is the development server's (make migrate's) and that server is stopped."""
+    server = dev_server(project)
+    return server is not None and server.port == port and not server.is_running()
+
+
 def remove_dev_server(project: Path) -> None:
     """Stop the development server and delete its data and .localdb/ (as root, the
     data folder lives outside the clone: deleting the clone alone would leave it)."""
@@ -366,17 +372,21 @@ def _create_database(server: LocalServer, name: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="The local development PostgreSQL.")
     parser.add_argument("action", choices=["start", "stop", "url", "remove"])
+    parser.add_argument("--quiet", action="store_true", help="start: print nothing")
     parser.add_argument("--project", type=Path, default=Path.cwd())
     args = parser.parse_args(argv)
     try:
         if args.action == "start":
             server = ensure_dev_server(args.project)
-            print(server.url(DEV_DATABASE))
+            if not args.quiet:
+                print(server.url(DEV_DATABASE))
         elif args.action == "url":
             server = dev_server(args.project)
             if server is None:
                 raise LocalServerError("No local server yet: run `make migrate` first.")
             print(server.url(DEV_DATABASE))
+            if not server.is_running():
+                print("local PostgreSQL is stopped: start it with `make db-start`", file=sys.stderr)
         elif args.action == "stop":
             server = dev_server(args.project)
             if server is not None and server.is_running():

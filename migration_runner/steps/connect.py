@@ -9,6 +9,7 @@ retried with backoff for a bounded time; errors that waiting cannot fix
 import math
 import sys
 import time
+from pathlib import Path
 
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection
@@ -57,8 +58,23 @@ def _attempt_timeout(left: float) -> str:
     return str(max(2, min(int(ATTEMPT_TIMEOUT), math.ceil(left))))
 
 
-def connect(target: DatabaseTarget, retry_seconds: float) -> Connection:
-    """A connection to target, retried with backoff for up to retry_seconds."""
+def _stopped_dev_server(target: DatabaseTarget, project: Path | None) -> bool:
+    """The target is `make migrate`'s local server, and it is stopped: waiting cannot help."""
+    if project is None or target.url.host not in ("127.0.0.1", "localhost"):
+        return False
+    from migration_runner.servers.local_postgres import stopped_dev_server  # on failure only
+
+    return stopped_dev_server(project, target.url.port)
+
+
+def connect(
+    target: DatabaseTarget, retry_seconds: float, project: Path | None = None
+) -> Connection:
+    """A connection to target, retried with backoff for up to retry_seconds.
+
+    project is the migration tree: a refused connection to its stopped development
+    server (`make db-stop`) fails at once and says how to start it.
+    """
     deadline = time.monotonic() + retry_seconds
     delay = 0.5
     while True:
@@ -72,6 +88,11 @@ def connect(target: DatabaseTarget, retry_seconds: float) -> Connection:
             return engine.connect()
         except OperationalError as error:
             reason = _reason(error)
+            if "refused" in reason and _stopped_dev_server(target, project):
+                raise MigrationError(
+                    f"Cannot connect to {target.shown} (from {target.variable}): the local "
+                    "development PostgreSQL is stopped. Start it with `make db-start`."
+                ) from None
             left = deadline - time.monotonic()
             if _is_permanent(reason) or left <= 0:
                 raise MigrationError(
