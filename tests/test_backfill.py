@@ -22,34 +22,37 @@ from conftest import (
 )
 
 ROWS = 5000
+# The template fills organizations.score; here the column has a name no real revision will use.
+COLUMN = "test_only_score"
 TEMPLATE = (ROOT / "docs" / "templates" / "batched_backfill.sql").read_text()
-ADD_SCORE_UP = "-- test-only\nALTER TABLE organizations ADD COLUMN score integer;\n"
-ADD_SCORE_DOWN = "ALTER TABLE organizations DROP COLUMN score;\n"
-FILLED = "SELECT count(*) FILTER (WHERE score IS NOT NULL), count(*) FROM organizations"
+BACKFILL = TEMPLATE.replace("score", COLUMN)
+ADD_SCORE_UP = f"-- test-only\nALTER TABLE organizations ADD COLUMN {COLUMN} integer;\n"
+ADD_SCORE_DOWN = f"ALTER TABLE organizations DROP COLUMN {COLUMN};\n"
+FILLED = f"SELECT count(*) FILTER (WHERE {COLUMN} IS NOT NULL), count(*) FROM organizations"
 
 
 @pytest.fixture
 def pending_backfill(database_url, tree_copy):
     assert run_alembic("upgrade", "head", url=database_url, tree=tree_copy).returncode == 0
     seed_organizations(database_url, ROWS)
-    add_revision(tree_copy, "002", "add_score", ADD_SCORE_UP, ADD_SCORE_DOWN, "001")
-    add_revision(
-        tree_copy, "003", "backfill_score", TEMPLATE, "-- Transaction: none\nSELECT 1;\n", "002"
+    add_revision(tree_copy, "add_score", ADD_SCORE_UP, ADD_SCORE_DOWN)
+    backfill = add_revision(
+        tree_copy, "backfill_score", BACKFILL, "-- Transaction: none\nSELECT 1;\n"
     )
-    return database_url, tree_copy
+    return database_url, tree_copy, backfill
 
 
 def test_backfill_fills_every_row_in_batches_and_reports_progress(pending_backfill):
-    url, tree = pending_backfill
+    url, tree, backfill = pending_backfill
     result = run_alembic(
         "-x", "batch-size=250", "-x", "batch-pause=20ms", "-x", "progress-interval=0.1",
         "upgrade", "head", url=url, tree=tree,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout
     assert query(url, FILLED) == [(ROWS, ROWS)]
-    assert current_version(url) == "003"
+    assert current_version(url) == backfill
     progress = [
-        line for line in result.stdout.splitlines() if "backfill organizations.score:" in line
+        line for line in result.stdout.splitlines() if f"backfill organizations.{COLUMN}:" in line
     ]
     assert progress, result.stdout
     assert " of 5,000 rows (" in progress[-1] and "rows/s" in progress[-1]
@@ -58,7 +61,7 @@ def test_backfill_fills_every_row_in_batches_and_reports_progress(pending_backfi
 def test_batch_blocked_by_a_row_lock_gives_way_and_the_rerun_resumes(pending_backfill):
     """A row held by the application: that batch's lock_timeout fires, the revision is retried
     and resumes where the committed batches stopped, once the row is free."""
-    url, tree = pending_backfill
+    url, tree, _ = pending_backfill
     holder = psycopg2.connect(libpq_dsn(url))
     holder.cursor().execute(
         "SELECT id FROM organizations ORDER BY id OFFSET 3000 LIMIT 1 FOR UPDATE"

@@ -2,14 +2,15 @@
 
 A small run of one pair on the test server: pgbench load, the naive and the
 safe index build through the runner, their rows in the report, and the
-database left at 001 with every generated row and no index of the bench's.
+database left at the tree's head with every generated row and no index of the
+bench's.
 """
 
 import subprocess
 import sys
 from pathlib import Path
 
-from conftest import current_version, fresh_database, query
+from conftest import HEAD, current_version, fresh_database, query
 
 ROOT = Path(__file__).resolve().parents[1]
 RESPONSES = 20_000
@@ -40,7 +41,7 @@ def test_load_benchmark_reports_naive_and_safe_and_leaves_the_table_as_it_was(
                 float(ms.replace(",", "")) for ms in row[3].removesuffix(" ms").split(" / ")
             )
             assert 0 <= p50 <= p99 <= worst
-        assert current_version(url) == "001"
+        assert current_version(url) == HEAD
         assert query(url, "SELECT count(*) FROM responses") == [(RESPONSES,)]
         assert query(url, "SELECT count(*) FROM audit_logs")[0][0] > 0  # the load wrote
         assert query(

@@ -7,7 +7,7 @@ application for as long as the slowest revision takes.
 
 import time
 
-from conftest import add_revision, current_version, query, run_alembic, start_alembic
+from conftest import REVISIONS, add_revision, current_version, query, run_alembic, start_alembic
 
 SLOW_UP = "-- test-only: a long second revision on another table.\nSELECT pg_sleep(3);\n"
 
@@ -24,11 +24,12 @@ def _runner_sleeping(url) -> int | None:
 
 def test_first_revisions_lock_is_released_before_the_next_revision_works(database_url, tree_copy):
     assert run_alembic("upgrade", "head", url=database_url, tree=tree_copy).returncode == 0
-    add_revision(
-        tree_copy, "002", "add_note", "ALTER TABLE organizations ADD COLUMN note text;\n",
-        "ALTER TABLE organizations DROP COLUMN note;\n", "001",
+    noted = add_revision(
+        tree_copy, "add_test_only_note",
+        "ALTER TABLE organizations ADD COLUMN test_only_note text;\n",
+        "ALTER TABLE organizations DROP COLUMN test_only_note;\n",
     )  # fmt: skip
-    add_revision(tree_copy, "003", "slow", SLOW_UP, "SELECT 1;\n", "002")
+    slow = add_revision(tree_copy, "slow", SLOW_UP, "SELECT 1;\n")
     migration = start_alembic("upgrade", "head", url=database_url, tree=tree_copy)
     deadline, pid = time.monotonic() + 30, None
     while pid is None and time.monotonic() < deadline:
@@ -44,13 +45,13 @@ def test_first_revisions_lock_is_released_before_the_next_revision_works(databas
     started = time.monotonic()
     assert query(database_url, "SELECT count(*) FROM organizations") == [(0,)]
     waited = time.monotonic() - started
-    assert query(database_url, "SELECT version_num FROM alembic_version") == [("002",)]
+    assert query(database_url, "SELECT version_num FROM alembic_version") == [(noted,)]
 
     output, _ = migration.communicate(timeout=60)
     assert migration.returncode == 0, output
     assert held == [], f"the runner still held {held} on organizations"
     assert waited < 0.5, f"a read of organizations waited {waited:.2f}s"
-    assert current_version(database_url) == "003"
+    assert current_version(database_url) == slow
     assert query(database_url, "SELECT revision FROM migration_history ORDER BY id") == [
-        ("001",), ("002",), ("003",),
-    ]  # fmt: skip
+        (revision,) for revision in (*REVISIONS, noted, slow)
+    ]

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from conftest import query, run_alembic
+from conftest import HEAD, query, run_alembic
 from migration_runner.servers.local_postgres import free_port
 
 SECRET = "s3cr3t-Pa55"
@@ -72,7 +72,7 @@ def test_postgres_scheme_and_bare_url_use_psycopg2(database_url):
     url = database_url.replace("postgresql://", "postgres://", 1)
     result = run_alembic("upgrade", "head", url=url)
     assert result.returncode == 0, result.stdout
-    assert query(database_url, "SELECT version_num FROM alembic_version") == [("001",)]
+    assert query(database_url, "SELECT version_num FROM alembic_version") == [(HEAD,)]
 
 
 @pytest.mark.parametrize(

@@ -20,28 +20,37 @@ def migrated(database_url):
     return database_url
 
 
-def test_downgrade_dropping_tables_with_rows_is_refused_with_counts(migrated):
-    seed_organizations(migrated, 3)
-    result = run_alembic("downgrade", "-1", url=migrated)
+@pytest.fixture
+def at_001(database_url):
+    """A database at 001, whose down file drops the tables it created: downgrade -1 from
+    there loses data whatever revisions the tree has on top of it."""
+    assert run_alembic("upgrade", "001", url=database_url).returncode == 0
+    return database_url
+
+
+def test_downgrade_dropping_tables_with_rows_is_refused_with_counts(at_001):
+    seed_organizations(at_001, 3)
+    result = run_alembic("downgrade", "-1", url=at_001)
     assert result.returncode != 0
     assert "drops organizations (3 rows)" in result.stdout
     assert "-x allow-data-loss=true" in result.stdout
     assert "Traceback" not in result.stdout
-    assert current_version(migrated) == "001"
-    assert "organizations" in public_tables(migrated)
-    assert query(migrated, "SELECT count(*) FROM organizations") == [(3,)]
+    assert current_version(at_001) == "001"
+    assert "organizations" in public_tables(at_001)
+    assert query(at_001, "SELECT count(*) FROM organizations") == [(3,)]
 
 
-def test_allow_data_loss_lets_the_downgrade_through(migrated):
-    seed_organizations(migrated, 3)
-    result = run_alembic("-x", "allow-data-loss=true", "downgrade", "-1", url=migrated)
+def test_allow_data_loss_lets_the_downgrade_through(at_001):
+    seed_organizations(at_001, 3)
+    result = run_alembic("-x", "allow-data-loss=true", "downgrade", "-1", url=at_001)
     assert result.returncode == 0, result.stdout
-    assert "organizations" not in public_tables(migrated)
-    assert current_version(migrated) is None
+    assert "organizations" not in public_tables(at_001)
+    assert current_version(at_001) is None
 
 
 def test_downgrade_of_empty_tables_needs_no_confirmation(migrated):
-    assert run_alembic("downgrade", "-1", url=migrated).returncode == 0
+    """From head to base: every down file, 001's table drops included, on empty tables."""
+    assert run_alembic("downgrade", "base", url=migrated).returncode == 0
     assert current_version(migrated) is None
 
 
@@ -49,11 +58,9 @@ def test_upgrade_dropping_a_column_with_rows_is_refused(migrated, tree_copy):
     seed_organizations(migrated, 2)
     add_revision(
         tree_copy,
-        "002",
         "drop_plan",
         "-- test-only: drops a column.\nALTER TABLE organizations DROP COLUMN plan;\n",
         "ALTER TABLE organizations ADD COLUMN plan text NOT NULL DEFAULT 'free';\n",
-        "001",
     )
     result = run_alembic("upgrade", "head", url=migrated, tree=tree_copy)
     assert result.returncode != 0
@@ -72,11 +79,11 @@ def test_upgrade_dropping_a_column_with_rows_is_refused(migrated, tree_copy):
     ) == [(0,)]
 
 
-def test_environment_variable_also_confirms_data_loss(migrated):
-    seed_organizations(migrated, 1)
-    result = run_alembic("downgrade", "-1", url=migrated, env={"MIGRATION_ALLOW_DATA_LOSS": "true"})
+def test_environment_variable_also_confirms_data_loss(at_001):
+    seed_organizations(at_001, 1)
+    result = run_alembic("downgrade", "-1", url=at_001, env={"MIGRATION_ALLOW_DATA_LOSS": "true"})
     assert result.returncode == 0, result.stdout
-    assert current_version(migrated) is None
+    assert current_version(at_001) is None
 
 
 def test_destructive_statements_are_found_by_parsing_not_by_words(tmp_path):

@@ -6,30 +6,38 @@ from pathlib import Path
 
 import pytest
 
-from conftest import add_revision, current_version, fresh_database, query, run_alembic
+from conftest import (
+    HEAD,
+    REVISIONS,
+    add_revision,
+    current_version,
+    fresh_database,
+    query,
+    run_alembic,
+)
 from migration_runner.pg_programs import find_client
 from migration_runner.tools.schema_snapshot import snapshot
 
-UP_002 = """-- 002_add_organizations_country (up): test-only revision.
+COLUMN_UP = """-- add_organizations_test_only_note (up): test-only revision.
 -- Destructive: no
 -- Transaction: yes
-ALTER TABLE organizations ADD COLUMN country text;
-COMMENT ON COLUMN organizations.country IS 'ISO 3166-1 alpha-2: e.g. DE';
+ALTER TABLE organizations ADD COLUMN test_only_note text;
+COMMENT ON COLUMN organizations.test_only_note IS 'Test-only note, kept verbatim: e.g. DE';
 """
-DOWN_002 = """-- 002_add_organizations_country (down): test-only revision.
+COLUMN_DOWN = """-- add_organizations_test_only_note (down): test-only revision.
 -- Destructive: yes
 -- Transaction: yes
-ALTER TABLE organizations DROP COLUMN country;
+ALTER TABLE organizations DROP COLUMN test_only_note;
 """
-UP_003 = """-- 003_index_organizations_country (up): test-only, outside a transaction.
+INDEX_UP = """-- index_organizations_test_only_note (up): test-only, outside a transaction.
 -- Destructive: no
 -- Transaction: none
-CREATE INDEX CONCURRENTLY organizations_country_idx ON organizations (country);
+CREATE INDEX CONCURRENTLY organizations_test_only_note_idx ON organizations (test_only_note);
 """
-DOWN_003 = """-- 003_index_organizations_country (down): test-only, outside a transaction.
+INDEX_DOWN = """-- index_organizations_test_only_note (down): test-only, outside a transaction.
 -- Destructive: no
 -- Transaction: none
-DROP INDEX CONCURRENTLY organizations_country_idx;
+DROP INDEX CONCURRENTLY organizations_test_only_note_idx;
 """
 HISTORY = "SELECT revision, direction, stamped, checksum FROM migration_history ORDER BY id"
 
@@ -42,9 +50,16 @@ def twin_url(postgres_server):
 
 
 @pytest.fixture
-def tree(tree_copy: Path) -> Path:
-    add_revision(tree_copy, "002", "add_organizations_country", UP_002, DOWN_002, "001")
-    add_revision(tree_copy, "003", "index_organizations_country", UP_003, DOWN_003, "002")
+def added(tree_copy: Path) -> tuple[str, str]:
+    """Two test-only revisions on top of head, a column then its index built concurrently;
+    their ids."""
+    column = add_revision(tree_copy, "add_organizations_test_only_note", COLUMN_UP, COLUMN_DOWN)
+    index = add_revision(tree_copy, "index_organizations_test_only_note", INDEX_UP, INDEX_DOWN)
+    return column, index
+
+
+@pytest.fixture
+def tree(tree_copy: Path, added: tuple[str, str]) -> Path:
     return tree_copy
 
 
@@ -75,15 +90,17 @@ def state(url: str) -> tuple:
     return snapshot(url), current_version(url), query(url, HISTORY)
 
 
-def test_offline_upgrade_script_gives_the_online_result(database_url, twin_url, tree, tmp_path):
+def test_offline_upgrade_script_gives_the_online_result(
+    database_url, twin_url, tree, added, tmp_path
+):
     script = offline_script(tree, "upgrade", "head")
     for step in (
         "pg_advisory_xact_lock",
         "SET LOCAL lock_timeout = '400ms'",
         "$verify$",
         "INSERT INTO migration_history",
-        "CREATE INDEX CONCURRENTLY",
-        "ISO 3166-1 alpha-2",  # the SQL files as written, comments included
+        "CREATE INDEX CONCURRENTLY organizations_test_only_note_idx",
+        "Test-only note, kept verbatim",  # the SQL files as written, comments included
     ):
         assert step in script
 
@@ -92,19 +109,20 @@ def test_offline_upgrade_script_gives_the_online_result(database_url, twin_url, 
 
     offline, online = state(database_url), state(twin_url)
     assert offline == online
-    assert offline[1] == "003"
+    assert offline[1] == added[-1]
     assert [row[:3] for row in offline[2]] == [
-        ("001", "up", False),
-        ("002", "up", False),
-        ("003", "up", False),
+        (revision, "up", False) for revision in (*REVISIONS, *added)
     ]
 
 
-def test_offline_downgrade_to_base_gives_the_online_result(database_url, twin_url, tree, tmp_path):
+def test_offline_downgrade_to_base_gives_the_online_result(
+    database_url, twin_url, tree, added, tmp_path
+):
     for url in (database_url, twin_url):
         assert run_alembic("upgrade", "head", url=url, tree=tree).returncode == 0
     script = offline_script(tree, "downgrade", "head:base")
-    assert "DROP INDEX CONCURRENTLY" in script and "$guard$" in script
+    assert "DROP INDEX CONCURRENTLY organizations_test_only_note_idx" in script
+    assert "$guard$" in script
 
     psql(database_url, script, tmp_path)
     assert run_alembic("downgrade", "base", url=twin_url, tree=tree).returncode == 0
@@ -112,22 +130,22 @@ def test_offline_downgrade_to_base_gives_the_online_result(database_url, twin_ur
     offline, online = state(database_url), state(twin_url)
     assert offline == online
     assert offline[1] is None and offline[0] == ""  # nothing but the runner's tables is left
-    assert [row[:2] for row in offline[2]][-3:] == [
-        ("003", "down"),
-        ("002", "down"),
-        ("001", "down"),
+    every = (*REVISIONS, *added)
+    assert [row[:2] for row in offline[2]][-len(every) :] == [
+        (revision, "down") for revision in reversed(every)
     ]
 
 
-def test_offline_ranges_give_the_online_result(database_url, twin_url, tree, tmp_path):
+def test_offline_ranges_give_the_online_result(database_url, twin_url, tree, added, tmp_path):
+    top = added[-1]
     for url in (database_url, twin_url):
-        assert run_alembic("upgrade", "001", url=url, tree=tree).returncode == 0
+        assert run_alembic("upgrade", HEAD, url=url, tree=tree).returncode == 0
 
-    psql(database_url, offline_script(tree, "upgrade", "001:003"), tmp_path)
-    assert run_alembic("upgrade", "003", url=twin_url, tree=tree).returncode == 0
+    psql(database_url, offline_script(tree, "upgrade", f"{HEAD}:{top}"), tmp_path)
+    assert run_alembic("upgrade", top, url=twin_url, tree=tree).returncode == 0
     assert state(database_url) == state(twin_url)
 
-    psql(database_url, offline_script(tree, "downgrade", "003:001"), tmp_path)
-    assert run_alembic("downgrade", "001", url=twin_url, tree=tree).returncode == 0
+    psql(database_url, offline_script(tree, "downgrade", f"{top}:{HEAD}"), tmp_path)
+    assert run_alembic("downgrade", HEAD, url=twin_url, tree=tree).returncode == 0
     assert state(database_url) == state(twin_url)
-    assert current_version(database_url) == "001"
+    assert current_version(database_url) == HEAD

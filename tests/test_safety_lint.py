@@ -27,9 +27,9 @@ def test_the_project_up_files_pass_squawk():
 
 
 def test_blocking_changes_to_an_existing_table_are_caught(tmp_path):
-    bad = tmp_path / "002_bad.sql"
+    bad = tmp_path / "bad.sql"
     bad.write_text(
-        "-- 002_bad (up): test-only, two classic outages.\n"
+        "-- bad (up): test-only, two classic outages.\n"
         "CREATE INDEX organizations_name_idx ON organizations (name);\n"
         "ALTER TABLE organizations ADD COLUMN region text NOT NULL;\n"
     )
@@ -40,9 +40,9 @@ def test_blocking_changes_to_an_existing_table_are_caught(tmp_path):
 
 
 def test_the_safe_versions_of_those_changes_pass(tmp_path):
-    good = tmp_path / "002_good.sql"
+    good = tmp_path / "good.sql"
     good.write_text(
-        "-- 002_good (up): test-only.\n"
+        "-- good (up): test-only.\n"
         "-- Transaction: none\n"
         "CREATE INDEX CONCURRENTLY organizations_name_idx ON organizations (name);\n"
     )

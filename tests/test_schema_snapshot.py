@@ -12,8 +12,8 @@ from migration_runner.tools.schema_snapshot import (
     snapshot,
 )
 
-ADD_COLUMN = "-- 002 (up): test.\nALTER TABLE organizations ADD COLUMN country text;\n"
-DROP_COLUMN = "-- 002 (down): test.\nALTER TABLE organizations DROP COLUMN country;\n"
+ADD_COLUMN = "-- test-only (up).\nALTER TABLE organizations ADD COLUMN test_only_note text;\n"
+DROP_COLUMN = "-- test-only (down).\nALTER TABLE organizations DROP COLUMN test_only_note;\n"
 
 
 def schema_command(action: str, tree, scratch_url: str) -> subprocess.CompletedProcess:
@@ -53,15 +53,15 @@ def test_committed_snapshot_is_byte_identical_to_a_migrated_database(database_ur
 
 
 def test_check_fails_with_the_diff_until_the_snapshot_is_regenerated(tree_copy, postgres_server):
-    add_revision(tree_copy, "002", "add_organizations_country", ADD_COLUMN, DROP_COLUMN, "001")
+    added = add_revision(tree_copy, "add_organizations_test_only_note", ADD_COLUMN, DROP_COLUMN)
 
     stale = schema_command("check", tree_copy, postgres_server.admin_url)
     assert stale.returncode == 1
-    assert "+    country text" in stale.stdout
+    assert "+    test_only_note text" in stale.stdout
     assert "make schema" in stale.stderr
 
     written = schema_command("write", tree_copy, postgres_server.admin_url)
     assert written.returncode == 0, written.stderr
     content = (tree_copy / "sql" / "schema.sql").read_text()
-    assert "revision 002" in content and "    country text" in content
+    assert f"revision {added}" in content and "    test_only_note text" in content
     assert schema_command("check", tree_copy, postgres_server.admin_url).returncode == 0

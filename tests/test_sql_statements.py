@@ -8,7 +8,7 @@ from migration_runner.errors import MigrationError
 from migration_runner.steps.data_loss_guard import find_destruction
 from migration_runner.steps.sql_files import SqlFile
 
-NON_ASCII = """-- 002_accents (up): é, ü and ß before the statements must not shift them.
+NON_ASCII = """-- accents (up): é, ü and ß before the statements must not shift them.
 COMMENT ON TABLE organizations IS 'Organisationen (ß)';
 /* nested /* comment */ ü */ ALTER TABLE organizations DROP COLUMN country;
 
@@ -17,7 +17,7 @@ DROP TABLE audit.évidence;
 
 
 def sql_file(text: str) -> SqlFile:
-    return SqlFile(path=Path("tree/sql/up/002_accents.sql"), text=text)
+    return SqlFile(path=Path("tree/sql/up/accents.sql"), text=text)
 
 
 def test_statements_keep_their_text_and_line_after_non_ascii_characters():

@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError
 
 from conftest import add_revision, current_version, query, run_alembic
 
-TRAPS_UP = """-- 002_verbatim_traps (up): test-only. Colons, percent signs, casts, dollar quotes.
+TRAPS_UP = """-- verbatim_traps (up): test-only. Colons, percent signs, casts, dollar quotes.
 CREATE TABLE traps (id integer PRIMARY KEY, note text NOT NULL);
 INSERT INTO traps VALUES (1, 'time: 12:30 :name :1 %s %(name)s 100%');
 INSERT INTO traps VALUES (2, '2026-01-01'::date::text || '::text');
@@ -26,7 +26,7 @@ $body$;
 CREATE TRIGGER traps_check BEFORE INSERT ON traps FOR EACH ROW EXECUTE FUNCTION traps_check();
 COMMENT ON TABLE traps IS 'ratio: 50% :ok';
 """
-TRAPS_DOWN = """-- 002_verbatim_traps (down): test-only.
+TRAPS_DOWN = """-- verbatim_traps (down): test-only.
 DROP TABLE traps;
 DROP FUNCTION traps_check();
 """
@@ -35,8 +35,8 @@ EXPECTED_ROWS = [(1, "time: 12:30 :name :1 %s %(name)s 100%"), (2, "2026-01-01::
 
 @pytest.fixture
 def traps_tree(tree_copy):
-    add_revision(tree_copy, "002", "verbatim_traps", TRAPS_UP, TRAPS_DOWN, "001")
-    return tree_copy
+    """The tree copy with the traps revision on top of head, and that revision's id."""
+    return tree_copy, add_revision(tree_copy, "verbatim_traps", TRAPS_UP, TRAPS_DOWN)
 
 
 def _assert_traps_intact(url):
@@ -51,13 +51,15 @@ def _assert_traps_intact(url):
 def test_online_run_sends_colons_percents_casts_and_dollar_quotes_verbatim(
     database_url, traps_tree
 ):
-    result = run_alembic("upgrade", "head", url=database_url, tree=traps_tree)
+    tree, _ = traps_tree
+    result = run_alembic("upgrade", "head", url=database_url, tree=tree)
     assert result.returncode == 0, result.stdout
     _assert_traps_intact(database_url)
 
 
 def test_offline_script_applies_with_psql_to_the_same_result(database_url, traps_tree):
-    script = run_alembic("upgrade", "head", "--sql", tree=traps_tree)
+    tree, traps = traps_tree
+    script = run_alembic("upgrade", "head", "--sql", tree=tree)
     assert script.returncode == 0, script.stdout
     sql = "\n".join(line for line in script.stdout.splitlines() if not line.startswith("INFO "))
     assert "100%');" in sql and "%%(name)s" not in sql
@@ -71,5 +73,5 @@ def test_offline_script_applies_with_psql_to_the_same_result(database_url, traps
     )
 
     assert applied.returncode == 0, applied.stderr
-    assert current_version(database_url) == "002"
+    assert current_version(database_url) == traps
     _assert_traps_intact(database_url)

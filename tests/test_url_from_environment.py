@@ -2,7 +2,7 @@
 
 from sqlalchemy.engine import make_url
 
-from conftest import V001_TABLES, public_tables, run_alembic
+from conftest import HEAD_TABLES, public_tables, run_alembic
 
 
 def test_password_with_unencoded_at_sign_is_refused_with_how_to_encode_it(database_url):
@@ -28,7 +28,7 @@ def test_libpq_variables_alone_name_the_target_as_for_psql(database_url):
     result = run_alembic("upgrade", "head", env=environ)
     assert result.returncode == 0, result.stdout
     assert "as psql reads them" in result.stdout
-    assert V001_TABLES <= public_tables(database_url)
+    assert HEAD_TABLES <= public_tables(database_url)
 
 
 def test_pgservice_names_a_service_file_section(database_url, tmp_path):
@@ -46,4 +46,4 @@ def test_pgservice_names_a_service_file_section(database_url, tmp_path):
     }
     result = run_alembic("upgrade", "head", env=environ)
     assert result.returncode == 0, result.stdout
-    assert V001_TABLES <= public_tables(database_url)
+    assert HEAD_TABLES <= public_tables(database_url)
