@@ -28,6 +28,7 @@ from migration_runner.steps.connect import connect
 from migration_runner.steps.history import HistoryRecorder, verify_checksums
 from migration_runner.steps.lock_report import lock_report_hook, write_lock_report
 from migration_runner.steps.lock_retry import one_attempt, run_with_lock_retries
+from migration_runner.steps.offline_start import check_starting_revision
 from migration_runner.steps.preflight import refuse_before_any_change
 from migration_runner.steps.settings import RunSettings, read_settings
 from migration_runner.steps.transaction import (
@@ -57,6 +58,8 @@ def run_one_attempt(recorder: HistoryRecorder, attempt: RunSettings) -> None:
         migration_context = context.get_context()
         migration_context.opts["run_settings"] = attempt  # a retry waits longer for locks
         take_migration_lock(migration_context, attempt)
+        if migration_context.as_sql:
+            check_starting_revision(migration_context)  # the script is applied where it starts
         at_head = nothing_to_apply(migration_context)  # the usual deploy: read ids, import no shim
         if at_head is not None:
             verify_checksums(migration_context, migration_context.script, at_head.shims)

@@ -58,7 +58,9 @@ V001_TABLES = {
     "audit_logs",
 }
 HEAD_TABLES = set(
-    re.findall(r"^CREATE TABLE public\.(\w+) ", (ROOT / "sql" / "schema.sql").read_text(), re.M)
+    re.findall(
+        r"^CREATE TABLE public\.(\w+) ", (ROOT / "sql" / "schema.sql").read_text(), re.MULTILINE
+    )
 )
 
 

@@ -75,7 +75,7 @@ COUNTRY_MODEL = """\
         Text, index=True, comment="ISO 3166-1 alpha-2 code of the seat, if known."
     )
 """
-NOTES_MODEL = '''
+NOTES_MODEL = """
 
 class OrganizationNote(Base):
     __tablename__ = "organization_notes"
@@ -87,7 +87,7 @@ class OrganizationNote(Base):
     )
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = created_at()
-'''
+"""
 REVISIONS = (
     ("add organizations country", COLUMN_UP, COLUMN_DOWN),
     ("index organizations country", INDEX_UP, INDEX_DOWN),
@@ -126,7 +126,7 @@ def add_three_revisions(dest: Path) -> None:
         (dest / "sql" / "down" / f"{stem}.sql").write_text(down.format(stem=stem))
     tenancy = dest / "assessment_models" / "tenancy.py"
     models = tenancy.read_text()
-    anchor = '    plan: Mapped[str] = mapped_column(Text, server_default=text("\'free\'"))\n'
+    anchor = "    plan: Mapped[str] = mapped_column(Text, server_default=text(\"'free'\"))\n"
     assert anchor in models, "the Organization model changed: update tests/past_head.py"
     tenancy.write_text(models.replace(anchor, anchor + COUNTRY_MODEL) + NOTES_MODEL)
     _run(dest, "-m", "migration_runner.tools.schema_snapshot", "write")

@@ -16,7 +16,13 @@ from migration_runner.steps.settings import RunSettings
 
 
 def pending_files(ctx: MigrationContext) -> list[tuple[str, sql_files.SqlFile]]:
-    """(revision, SQL file) for every step this run will take, in order."""
+    """(revision, SQL file) for every step this run will take, in order.
+
+    None for `alembic check` and `revision --autogenerate`: they apply nothing, and
+    asking their migration function for its steps would run the comparison itself.
+    """
+    if ctx.opts.get("target_metadata") is not None:
+        return []
     steps = ctx.opts["fn"](ctx.get_current_heads(), ctx)  # the steps Alembic is about to run
     found = []
     for step in steps:

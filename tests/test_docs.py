@@ -1,0 +1,163 @@
+"""The docs' commands run as shown.
+
+docs/first-migration.md, the one page that tells the core loop, is run block by
+block in a copy of the project, with its SQL and model snippets put where the
+page says. Every other shell block in the docs is checked against what exists:
+each `make` target in the Makefile, each `alembic` command and `-x` option in
+Alembic and the runner, each `python -m` module in the tree.
+"""
+
+import os
+import re
+import shlex
+import subprocess
+from pathlib import Path
+
+import alembic.command
+
+from conftest import ROOT, clean_environ, current_version, query
+from migration_runner.steps.settings import OPTIONS
+from migration_runner.tools.scaffold import revision_ids
+from past_head import copy_project
+
+PAGES = sorted([ROOT / "README.md", ROOT / "MIGRATIONS.md", *(ROOT / "docs").glob("*.md")])
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
+# Programs a shell block may call besides make, alembic and python: the system's and Vercel's.
+EXTERNAL = {"psql", "pg_restore", "pg_dump", "vercel", "set", "export", "source", "eval", "cd"}
+# make test is this suite: the first-migration run stops before it.
+NOT_RUN_HERE = "make test"
+
+
+def blocks(page: Path, language: str) -> list[str]:
+    return [body for lang, body in FENCE.findall(page.read_text()) if lang == language]
+
+
+def commands(block: str) -> list[str]:
+    """The block's command lines, comments cut (a `#` inside quotes is kept by shlex)."""
+    found = []
+    for line in block.splitlines():
+        words = shlex.split(line, comments=True)
+        if words:
+            found.append(" ".join(shlex.quote(word) for word in words))
+    return found
+
+
+def make_targets() -> set[str]:
+    return set(re.findall(r"^([a-z][a-z-]*):", (ROOT / "Makefile").read_text(), re.MULTILINE))
+
+
+def problems_in(command: str) -> list[str]:
+    words = shlex.split(command)
+    # Leading VARIABLE=value assignments, as in `DATABASE_URL=... make rehearse`.
+    while words and re.match(r"^[A-Z_]+=", words[0]):
+        words.pop(0)
+    if not words:
+        return []
+    program, args = words[0], words[1:]
+    if program == "make":
+        targets = [arg for arg in args if not arg.startswith("-") and "=" not in arg]
+        return [
+            f"make {target}: no such target" for t in targets if (target := t) not in make_targets()
+        ]
+    if program == "alembic":
+        known = {name for name, value in vars(alembic.command).items() if callable(value)}
+        options = (
+            dict(arg.split("=", 1) for arg in args[1::2] if "=" in arg) if "-x" in args else {}
+        )
+        subcommand = next((arg for arg in args if not arg.startswith("-") and "=" not in arg), "")
+        unknown = [
+            name for name in options if name not in {option.name for option in OPTIONS} | {"phase"}
+        ]
+        return ([f"alembic {subcommand}: no such command"] if subcommand not in known else []) + [
+            f"alembic -x {name}: no such option" for name in unknown
+        ]
+    if program.startswith("python"):
+        module = args[args.index("-m") + 1] if "-m" in args else ""
+        path = ROOT / Path(*module.split("."))
+        exists = path.with_suffix(".py").exists() or (path / "__main__.py").exists()
+        return [] if not module or exists else [f"python -m {module}: no such module"]
+    return [] if program in EXTERNAL else [f"{program}: not a command these docs may use"]
+
+
+def test_every_documented_command_exists():
+    found = [
+        f"{page.relative_to(ROOT)}: {command}: {problem}"
+        for page in PAGES
+        for block in blocks(page, "bash")
+        for command in commands(block)
+        for problem in problems_in(command)
+    ]
+    assert found == []
+
+
+def test_the_first_migration_page_runs_as_written(tmp_path):
+    """The page's blocks in order, in a copy of the project: scaffold, SQL, model, autogenerate
+    (which then finds nothing left to write), fmt, lint, schema, upgrade, downgrade."""
+    page = ROOT / "docs" / "first-migration.md"
+    project = tmp_path / "project"
+    copy_project(project)
+    (project / ".venv").symlink_to(ROOT / ".venv")  # make's venv, installed once
+    installed = (ROOT / ".venv" / ".installed").stat().st_mtime  # never reinstalled from the copy
+    os.utime(project / "pyproject.toml", (installed - 1, installed - 1))
+    git = ["git", "-c", "user.name=docs", "-c", "user.email=docs@example.invalid"]
+    for step in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "clone"]):  # as a clone is
+        subprocess.run([*git, *step], cwd=project, capture_output=True, check=True)
+    shell = [block for block in blocks(page, "bash")]
+    sql = blocks(page, "sql")
+    model = blocks(page, "python")[0]
+    assert NOT_RUN_HERE in shell[-1]
+    environ = clean_environ()
+    environ.pop("MIGRATION_BACKUP_DIR")
+    before = revision_ids(project)
+
+    def run(block: str) -> str:
+        script = "set -euo pipefail\n" + block  # as written: bash reads its own comments
+        saved = shlex.quote(str(state))  # the shell's variables, from one block to the next
+        result = subprocess.run(
+            ["bash", "-c", f"source {saved} 2>/dev/null || true\n{script}\nexport -p > {saved}"],
+            cwd=project, env=environ, capture_output=True, text=True, timeout=600, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, f"{block}\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+        return result.stdout + result.stderr
+
+    state = tmp_path / "shell-state"
+    try:
+        run(shell[0])  # make migrate, the venv, DATABASE_URL
+        url = re.search(
+            r"^declare -x DATABASE_URL=\"(.*)\"$", state.read_text(), re.MULTILINE
+        ).group(1)
+        run(shell[1])  # alembic revision -m
+        added = revision_ids(project)[-1]
+        assert revision_ids(project) == [*before, added]
+        for snippet in sql:
+            target = project / re.match(r"-- (sql/[^, ]+)", snippet).group(1).replace("002", added)
+            text = target.read_text() + "\n" + snippet.split("\n", 1)[1]
+            if "Destructive: yes" in snippet.splitlines()[0]:
+                text = text.replace("-- Destructive: no", "-- Destructive: yes", 1)
+            target.write_text(text)
+        tenancy = project / "assessment_models" / "tenancy.py"
+        anchor = (
+            "    last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))\n"
+        )
+        code = tenancy.read_text().replace(
+            anchor, anchor + "    " + model.replace("\n", "\n    ").rstrip() + "\n"
+        )
+        code = code.replace(
+            "from sqlalchemy.dialects.postgresql import UUID",
+            "from sqlalchemy.dialects.postgresql import INET, UUID",
+        )
+        tenancy.write_text(code)
+        nothing_left = run(shell[2])  # autogenerate: the hand-written pair already matches
+        assert "No changes" in nothing_left and revision_ids(project) == [*before, added]
+        run("\n".join(line for line in shell[3].splitlines() if NOT_RUN_HERE not in line))
+        assert current_version(url) == added
+        assert query(
+            url,
+            "SELECT data_type FROM information_schema.columns"
+            " WHERE table_name = 'users' AND column_name = 'last_login_ip'",
+        ) == [("inet",)]
+        assert "last_login_ip inet" in (project / "sql" / "schema.sql").read_text()
+    finally:
+        subprocess.run(
+            ["make", "-s", "db-remove"], cwd=project, env=environ, capture_output=True, check=False
+        )
