@@ -72,7 +72,7 @@ def offline_script(tree: Path, *args: str) -> str:
     )
 
 
-def psql(url: str, script: str, tmp_path: Path) -> None:
+def psql(url: str, script: str, tmp_path: Path, succeeds: bool = True) -> str:
     path = tmp_path / f"script_{uuid.uuid4().hex[:6]}.sql"
     path.write_text(script)
     result = subprocess.run(
@@ -82,7 +82,8 @@ def psql(url: str, script: str, tmp_path: Path) -> None:
         timeout=120,
         check=False,
     )
-    assert result.returncode == 0, result.stderr
+    assert (result.returncode == 0) == succeeds, result.stderr
+    return result.stderr
 
 
 def state(url: str) -> tuple:
@@ -149,3 +150,42 @@ def test_offline_ranges_give_the_online_result(database_url, twin_url, tree, add
     assert run_alembic("downgrade", HEAD, url=twin_url, tree=tree).returncode == 0
     assert state(database_url) == state(twin_url)
     assert current_version(database_url) == HEAD
+
+
+def test_script_from_empty_refuses_a_migrated_database_naming_the_command(
+    database_url, tree, added, tmp_path
+):
+    assert run_alembic("upgrade", HEAD, url=database_url, tree=tree).returncode == 0
+    history = query(database_url, HISTORY)
+
+    failed = psql(database_url, offline_script(tree, "upgrade", "head"), tmp_path, succeeds=False)
+
+    assert (
+        f"This script starts from an empty database, but the database is at revision {HEAD}. "
+        f"Write the script from its revision: alembic upgrade {HEAD}:head --sql" in failed
+    )
+    assert "already exists" not in failed
+    assert current_version(database_url) == HEAD and query(database_url, HISTORY) == history
+
+
+def test_script_from_a_revision_refuses_a_database_elsewhere(database_url, tree, added, tmp_path):
+    script = offline_script(tree, "upgrade", f"{added[0]}:head")
+    assert run_alembic("upgrade", HEAD, url=database_url, tree=tree).returncode == 0
+
+    failed = psql(database_url, script, tmp_path, succeeds=False)
+
+    assert f"starts from revision {added[0]}, but the database is at revision {HEAD}" in failed
+    assert current_version(database_url) == HEAD
+
+
+def test_script_from_empty_applies_to_a_database_downgraded_to_base(
+    database_url, twin_url, tree, added, tmp_path
+):
+    """After `downgrade base` alembic_version is still there, empty: that is the empty state."""
+    assert run_alembic("upgrade", "head", url=database_url, tree=tree).returncode == 0
+    assert run_alembic("downgrade", "base", url=database_url, tree=tree).returncode == 0
+    assert query(database_url, "SELECT count(*) FROM alembic_version") == [(0,)]
+
+    psql(database_url, offline_script(tree, "upgrade", "head"), tmp_path)
+
+    assert current_version(database_url) == added[-1]
