@@ -112,13 +112,15 @@ $(DBMATE): bench/package.json
 	cd bench && npm install --no-audit --no-fund --no-save --no-package-lock --loglevel=error
 	@touch $@
 
-bench: $(BENCH_INSTALLED) $(DBMATE) ## Benchmarks against psql, plain Alembic and peers: bench/results.md
+# Runs write to bench/runs/<time>/ (git-ignored); COMMIT=1 updates bench/results.md and its plots.
+QUICK_BENCH := --sizes 1,100 --repeats 3 --no-tests
+bench: $(BENCH_INSTALLED) $(DBMATE) ## Benchmarks against psql, plain Alembic and peers (QUICK=1: N=1,100; COMMIT=1: bench/results.md)
 	@command -v sqitch >/dev/null || echo "note: sqitch not installed (apt-get install sqitch libdbd-pg-perl); it is skipped" >&2
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run $(if $(QUICK),$(QUICK_BENCH)) $(if $(COMMIT),--commit)
 
 # QUICK=1: 1 million responses instead of 10; PG=18: the wheel's PostgreSQL 18.
 bench-load: $(BENCH_INSTALLED) ## Common migrations naive vs safe on 10M responses under pgbench load (~13 min)
-	$(BIN)/python -m bench.load $(if $(QUICK),--quick) $(if $(PG),--version $(PG))
+	$(BIN)/python -m bench.load $(if $(QUICK),--quick) $(if $(PG),--version $(PG)) $(if $(COMMIT),--commit)
 
 db-start: $(INSTALLED) ## Start the local development PostgreSQL (after make db-stop) without migrating
 	@$(BIN)/python -m migration_runner.servers.local_postgres start --quiet && \

@@ -15,8 +15,8 @@ outside the measure. Per run: the application's p50/p99/max latency and worst
 one-second p99 from the migration's start to a few seconds after its end,
 against a baseline (the runner applying an empty revision under the same load),
 failed transactions, the longest lock wait seen in pg_stat_activity, the
-migration's duration and the WAL it wrote. Results go to bench/results.md (a
-section per PostgreSQL major) and bench/load_latency_pg<major>.png.
+migration's duration and the WAL it wrote. Results go to a run folder, bench/runs/<time>/ (with --commit, make COMMIT=1: to
+bench/results.md, a section per PostgreSQL major, and bench/load_latency_pg<major>.png).
 """
 
 import argparse
@@ -35,6 +35,7 @@ from pathlib import Path
 
 import psycopg2
 
+from bench.output import LOAD_SECTION, output_folder, require_matplotlib
 from migration_runner.errors import interrupt_on_sigterm
 from migration_runner.pg_programs import find_client
 from migration_runner.servers import local_postgres
@@ -43,9 +44,7 @@ from migration_runner.tools.scaffold import append_revision, revision_ids
 ROOT = Path(__file__).resolve().parents[1]
 # The revision the benchmark migrations go on top of: the project's head today.
 HEAD = revision_ids(ROOT)[-1]
-RESULTS = ROOT / "bench" / "results.md"
-PLOTS = ROOT / "bench"  # load_latency_pg<major>.png
-SECTION = "## Migrations under load"
+SECTION = LOAD_SECTION
 QUESTIONS = 100
 RATE = 200  # application transactions per second
 CLIENTS = 4
@@ -416,13 +415,20 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--url", help="an empty database to use instead of a throwaway server")
     parser.add_argument("--lead", type=float, default=LEAD, help="seconds of load before each")
     parser.add_argument("--tail", type=float, default=TAIL, help="seconds of load after")
-    parser.add_argument("--results", type=Path, default=RESULTS, help="markdown file to update")
-    parser.add_argument("--plot", type=Path, help="PNG to write ('-': none; default bench/)")
+    parser.add_argument(
+        "--commit",
+        action="store_true",
+        help="update bench/results.md and its plots (else a run folder)",
+    )
+    parser.add_argument("--no-plot", action="store_true", help="write no PNG or CSV")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     options = arguments(argv)
+    if not options.no_plot:
+        require_matplotlib()  # before the data set is generated, not after
+    folder = output_folder(options.commit)
     interrupt_on_sigterm()  # stopped: the throwaway server goes too
     responses = options.responses or (1_000_000 if options.quick else 10_000_000)
     assessments = max(1, responses // QUESTIONS)
@@ -464,12 +470,13 @@ def main(argv: list[str] | None = None) -> int:
                 log(run.summary())
                 runs.append(run)
         minutes = (time.monotonic() - began) / 60
-        write_results(options.results, runs, responses, major, generation, size, minutes, bench)
-        if str(options.plot) != "-":
-            target = options.plot or PLOTS / plot_name(major)
-            plot(target, runs, major)
-            write_per_second(target.with_suffix(".csv"), runs)
-        log(f"done in {minutes:.1f} min: {options.results}")
+        write_results(
+            folder / "results.md", runs, responses, major, generation, size, minutes, bench
+        )
+        if not options.no_plot:
+            plot(folder / plot_name(major), runs, major)
+            write_per_second(folder / csv_name(major), runs)
+        log(f"done in {minutes:.1f} min: {folder / 'results.md'}")
     finally:
         if server is not None:
             local_postgres.remove_throwaway(server)
