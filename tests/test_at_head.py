@@ -1,10 +1,14 @@
 """A run with nothing to apply (every deploy's) imports no shim, yet still verifies checksums."""
 
-from conftest import add_revision, current_version, query, run_alembic
+from conftest import HEAD, REVISIONS, add_revision, current_version, query, run_alembic, ups
 from migration_runner.steps.at_head import _ids
 
-UP = "-- 002_add_country (up): test-only revision.\nALTER TABLE organizations ADD COLUMN country text;\n"
-DOWN = "-- 002_add_country (down): test-only revision.\nALTER TABLE organizations DROP COLUMN country;\n"
+UP = """-- add_test_only_note (up): test-only revision.
+ALTER TABLE organizations ADD COLUMN test_only_note text;
+"""
+DOWN = """-- add_test_only_note (down): test-only revision.
+ALTER TABLE organizations DROP COLUMN test_only_note;
+"""
 SHORT_CUT = "nothing to apply"
 
 
@@ -27,9 +31,9 @@ def test_second_upgrade_takes_the_short_cut_and_records_nothing(database_url):
     assert result.returncode == 0, result.stdout
     assert SHORT_CUT in result.stdout
     assert "Running upgrade" not in result.stdout
-    assert query(database_url, "SELECT revision, direction FROM migration_history") == [
-        ("001", "up")
-    ]
+    assert query(
+        database_url, "SELECT revision, direction FROM migration_history ORDER BY id"
+    ) == ups(*REVISIONS)
 
 
 def test_the_short_cut_still_refuses_an_edited_applied_file(database_url, tree_copy):
@@ -46,11 +50,11 @@ def test_the_short_cut_still_refuses_an_edited_applied_file(database_url, tree_c
 
 def test_a_pending_revision_takes_alembics_path(database_url, tree_copy):
     assert run_alembic("upgrade", "head", url=database_url, tree=tree_copy).returncode == 0
-    add_revision(tree_copy, "002", "add_country", UP, DOWN, "001")
+    added = add_revision(tree_copy, "add_test_only_note", UP, DOWN)
     result = run_alembic("upgrade", "head", url=database_url, tree=tree_copy)
     assert result.returncode == 0, result.stdout
     assert SHORT_CUT not in result.stdout
-    assert current_version(database_url) == "002"
+    assert current_version(database_url) == added
 
 
 def test_a_shim_with_computed_ids_falls_back_to_alembic(database_url, tree_copy):
@@ -60,12 +64,12 @@ def test_a_shim_with_computed_ids_falls_back_to_alembic(database_url, tree_copy)
     result = run_alembic("upgrade", "head", url=database_url, tree=tree_copy)
     assert result.returncode == 0, result.stdout
     assert SHORT_CUT not in result.stdout
-    assert current_version(database_url) == "001"
+    assert current_version(database_url) == HEAD
 
 
 def test_other_targets_and_commands_take_alembics_path(database_url):
     assert run_alembic("upgrade", "head", url=database_url).returncode == 0
-    for args in (("upgrade", "001"), ("current",), ("downgrade", "base")):
+    for args in (("upgrade", HEAD), ("current",), ("downgrade", "base")):
         result = run_alembic(*args, url=database_url)
         assert result.returncode == 0, result.stdout
         assert SHORT_CUT not in result.stdout

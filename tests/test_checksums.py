@@ -3,10 +3,20 @@
 import hashlib
 import subprocess
 
-from conftest import ROOT, add_revision, current_version, query, run_alembic
+from conftest import HEAD, REVISIONS, ROOT, add_revision, current_version, query, run_alembic
 
-UP = "-- 002_add_country (up): test-only revision.\nALTER TABLE organizations ADD COLUMN country text;\n"
-DOWN = "-- 002_add_country (down): test-only revision.\nALTER TABLE organizations DROP COLUMN country;\n"
+UP = """-- add_test_only_note (up): test-only revision.
+ALTER TABLE organizations ADD COLUMN test_only_note text;
+"""
+DOWN = """-- add_test_only_note (down): test-only revision.
+ALTER TABLE organizations DROP COLUMN test_only_note;
+"""
+
+
+def checksum(direction: str, revision: str) -> str:
+    """The sha256 of the real tree's sql/<direction>/ file of revision."""
+    (path,) = (ROOT / "sql" / direction).glob(f"{revision}_*.sql")
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_history_records_each_step_with_the_checksum_of_its_file(database_url):
@@ -18,16 +28,19 @@ def test_history_records_each_step_with_the_checksum_of_its_file(database_url):
         SELECT revision, direction, stamped, checksum, applied_by = current_user, duration_ms >= 0
         FROM migration_history ORDER BY id""",
     )
-    up = hashlib.sha256((ROOT / "sql/up/001_initial_schema.sql").read_bytes()).hexdigest()
-    down = hashlib.sha256((ROOT / "sql/down/001_initial_schema.sql").read_bytes()).hexdigest()
-    assert rows == [("001", "up", False, up, True, True), ("001", "down", False, down, True, True)]
+    steps = [(revision, "up") for revision in REVISIONS]
+    steps += [(revision, "down") for revision in reversed(REVISIONS)]
+    assert rows == [
+        (revision, direction, False, checksum(direction, revision), True, True)
+        for revision, direction in steps
+    ]
 
 
 def test_edited_applied_file_stops_the_run_before_anything_changes(database_url, tree_copy):
     assert run_alembic("upgrade", "head", url=database_url, tree=tree_copy).returncode == 0
     up_file = tree_copy / "sql" / "up" / "001_initial_schema.sql"
     up_file.write_text(up_file.read_text() + "\n-- an innocent-looking edit\n")
-    add_revision(tree_copy, "002", "add_country", UP, DOWN, "001")
+    add_revision(tree_copy, "add_test_only_note", UP, DOWN)
 
     result = run_alembic("upgrade", "head", url=database_url, tree=tree_copy)
 
@@ -35,26 +48,26 @@ def test_edited_applied_file_stops_the_run_before_anything_changes(database_url,
     assert "001 (sql/up/001_initial_schema.sql)" in result.stdout
     assert "fix forward with a new revision" in result.stdout
     assert "Traceback" not in result.stdout
-    assert current_version(database_url) == "001"
-    assert query(database_url, "SELECT count(*) FROM migration_history") == [(1,)]
+    assert current_version(database_url) == HEAD
+    assert query(database_url, "SELECT count(*) FROM migration_history") == [(len(REVISIONS),)]
     downgrade = run_alembic("downgrade", "base", url=database_url, tree=tree_copy)
-    assert downgrade.returncode != 0 and current_version(database_url) == "001"
+    assert downgrade.returncode != 0 and current_version(database_url) == HEAD
 
 
 def test_unedited_files_pass_verification(database_url, tree_copy):
     assert run_alembic("upgrade", "head", url=database_url, tree=tree_copy).returncode == 0
-    add_revision(tree_copy, "002", "add_country", UP, DOWN, "001")
+    added = add_revision(tree_copy, "add_test_only_note", UP, DOWN)
     result = run_alembic("upgrade", "head", url=database_url, tree=tree_copy)
     assert result.returncode == 0, result.stdout
-    assert current_version(database_url) == "002"
+    assert current_version(database_url) == added
 
 
 def test_offline_script_refuses_an_edited_history_too(database_url, tree_copy):
     assert run_alembic("upgrade", "head", url=database_url, tree=tree_copy).returncode == 0
     up_file = tree_copy / "sql" / "up" / "001_initial_schema.sql"
     up_file.write_text(up_file.read_text() + "\n-- edited\n")
-    add_revision(tree_copy, "002", "add_country", UP, DOWN, "001")
-    script = run_alembic("upgrade", "001:head", "--sql", tree=tree_copy, env={})
+    add_revision(tree_copy, "add_test_only_note", UP, DOWN)
+    script = run_alembic("upgrade", f"{HEAD}:head", "--sql", tree=tree_copy, env={})
     assert script.returncode == 0, script.stdout
     sql = tree_copy / "upgrade.sql"
     sql.write_text(
@@ -70,4 +83,4 @@ def test_offline_script_refuses_an_edited_history_too(database_url, tree_copy):
 
     assert applied.returncode != 0
     assert "were edited after they ran" in applied.stderr
-    assert current_version(database_url) == "001"
+    assert current_version(database_url) == HEAD

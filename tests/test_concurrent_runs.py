@@ -1,6 +1,15 @@
 """Eight `alembic upgrade head` at once: all succeed, the schema is applied once."""
 
-from conftest import RUNNER_TABLES, V001_TABLES, public_tables, query, run_alembic_concurrently
+from conftest import (
+    HEAD,
+    HEAD_TABLES,
+    REVISIONS,
+    RUNNER_TABLES,
+    public_tables,
+    query,
+    run_alembic_concurrently,
+    ups,
+)
 
 RUNNERS = 8
 
@@ -10,8 +19,8 @@ def test_eight_concurrent_upgrades_apply_the_schema_exactly_once(database_url):
 
     assert [result.returncode for result in results] == [0] * RUNNERS, [r.stdout for r in results]
     assert sum("Running upgrade" in result.stdout for result in results) == 1
-    assert public_tables(database_url) == V001_TABLES | RUNNER_TABLES
-    assert query(database_url, "SELECT revision, direction FROM migration_history") == [
-        ("001", "up")
-    ]
-    assert query(database_url, "SELECT version_num FROM alembic_version") == [("001",)]
+    assert public_tables(database_url) == HEAD_TABLES | RUNNER_TABLES
+    assert query(
+        database_url, "SELECT revision, direction FROM migration_history ORDER BY id"
+    ) == ups(*REVISIONS)
+    assert query(database_url, "SELECT version_num FROM alembic_version") == [(HEAD,)]

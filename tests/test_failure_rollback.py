@@ -1,8 +1,16 @@
 """A revision failing half-way leaves no trace; the revisions before it stay applied."""
 
-from conftest import add_revision, current_version, public_tables, query, run_alembic
+from conftest import (
+    HEAD,
+    REVISIONS,
+    add_revision,
+    current_version,
+    public_tables,
+    query,
+    run_alembic,
+)
 
-FAILING_UP = """-- 002_half_done (up): test-only revision that fails after doing some work.
+FAILING_UP = """-- half_done (up): test-only revision that fails after doing some work.
 CREATE TABLE half_done (id integer);
 INSERT INTO half_done VALUES (1);
 ALTER TABLE organizations ADD COLUMN half_done integer;
@@ -12,12 +20,12 @@ SELECT 1 / 0;
 
 def test_failing_revision_rolls_back_everything_it_did(database_url, tree_copy):
     assert run_alembic("upgrade", "head", url=database_url, tree=tree_copy).returncode == 0
-    add_revision(tree_copy, "002", "half_done", FAILING_UP, "DROP TABLE half_done;\n", "001")
+    added = add_revision(tree_copy, "half_done", FAILING_UP, "DROP TABLE half_done;\n")
 
     result = run_alembic("upgrade", "head", url=database_url, tree=tree_copy)
 
     assert result.returncode != 0
-    assert "sql/up/002_half_done.sql line 5 failed" in result.stdout
+    assert f"sql/up/{added}_half_done.sql line 5 failed" in result.stdout
     assert "division by zero" in result.stdout
     assert "Traceback" not in result.stdout
     assert "half_done" not in public_tables(database_url)
@@ -25,22 +33,26 @@ def test_failing_revision_rolls_back_everything_it_did(database_url, tree_copy):
         database_url,
         "SELECT count(*) FROM information_schema.columns WHERE column_name = 'half_done'",
     ) == [(0,)]
-    assert current_version(database_url) == "001"
-    assert query(database_url, "SELECT revision FROM migration_history") == [("001",)]
+    assert current_version(database_url) == HEAD
+    assert query(database_url, "SELECT revision FROM migration_history ORDER BY id") == [
+        (revision,) for revision in REVISIONS
+    ]
 
 
 def test_failing_run_stops_at_the_last_revision_fully_applied(database_url, tree_copy):
-    """Each revision commits on its own: 001 stays applied, 002 leaves no trace, and a rerun
-    with 002 fixed finishes the job."""
-    add_revision(tree_copy, "002", "half_done", FAILING_UP, "DROP TABLE half_done;\n", "001")
+    """Each revision commits on its own: the tree's revisions up to its head stay applied, the
+    failing one on top leaves no trace, and a rerun with it fixed finishes the job."""
+    added = add_revision(tree_copy, "half_done", FAILING_UP, "DROP TABLE half_done;\n")
     result = run_alembic("upgrade", "head", url=database_url, tree=tree_copy)
     assert result.returncode != 0
-    assert current_version(database_url) == "001"
+    assert current_version(database_url) == HEAD
     assert "half_done" not in public_tables(database_url) and "organizations" in public_tables(
         database_url
     )
-    assert query(database_url, "SELECT revision FROM migration_history") == [("001",)]
+    assert query(database_url, "SELECT revision FROM migration_history ORDER BY id") == [
+        (revision,) for revision in REVISIONS
+    ]
     fixed = FAILING_UP.replace("SELECT 1 / 0;", "SELECT 1;")
-    (tree_copy / "sql" / "up" / "002_half_done.sql").write_text(fixed)
+    (tree_copy / "sql" / "up" / f"{added}_half_done.sql").write_text(fixed)
     assert run_alembic("upgrade", "head", url=database_url, tree=tree_copy).returncode == 0
-    assert current_version(database_url) == "002"
+    assert current_version(database_url) == added

@@ -2,12 +2,29 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
-from conftest import ROOT, add_revision
+from conftest import HEAD, REVISIONS, ROOT, add_revision
 from migration_runner.tools.linear_history import problems
+from migration_runner.tools.scaffold import render_shim
 
 UP = "-- test-only revision.\nSELECT 1;\n"
 DOWN = "-- test-only revision.\nSELECT 1;\n"
+
+
+def after(revision: str) -> str:
+    """The id that follows revision: one more, zero-padded to three digits."""
+    return f"{int(revision) + 1:03d}"
+
+
+def write_revision(tree: Path, number: str, slug: str, parent: str) -> None:
+    """A test-only revision with the number and parent given, as another branch may have made it
+    (add_revision always takes the next number on top of the head)."""
+    mako = (tree / "alembic" / "script.py.mako").read_text()
+    shim = render_shim(mako, number, parent, slug.replace("_", " "))
+    (tree / "alembic" / "versions" / f"{number}_{slug}.py").write_text(shim)
+    (tree / "sql" / "up" / f"{number}_{slug}.sql").write_text(UP)
+    (tree / "sql" / "down" / f"{number}_{slug}.sql").write_text(DOWN)
 
 
 def test_the_project_history_is_linear():
@@ -18,43 +35,46 @@ def test_the_project_history_is_linear():
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert "001 to" in result.stdout
+    assert f"{len(REVISIONS)} revision(s), 001 to {HEAD}," in result.stdout
 
 
 def test_two_branches_adding_the_same_number_collide(tree_copy):
-    add_revision(tree_copy, "002", "add_widgets", UP, DOWN, "001")
-    add_revision(tree_copy, "002", "add_gadgets", UP, DOWN, "001")
+    added = add_revision(tree_copy, "add_widgets", UP, DOWN)
+    write_revision(tree_copy, added, "add_gadgets", HEAD)
     found = problems(tree_copy)
-    assert any("number 002 is used twice" in problem for problem in found), found
+    assert any(f"number {added} is used twice" in problem for problem in found), found
     result = subprocess.run(
         [sys.executable, "-m", "migration_runner.tools.linear_history", str(tree_copy)],
         capture_output=True,
         text=True,
         check=False,
     )
-    assert result.returncode == 1 and "002_add_gadgets, 002_add_widgets" in result.stderr
+    assert result.returncode == 1 and f"{added}_add_gadgets, {added}_add_widgets" in result.stderr
 
 
 def test_a_gap_in_numbering_is_refused(tree_copy):
-    add_revision(tree_copy, "003", "add_widgets", UP, DOWN, "001")
-    assert any("gaps: 002 missing" in problem for problem in problems(tree_copy))
+    missing = after(HEAD)
+    write_revision(tree_copy, after(missing), "add_widgets", HEAD)
+    assert any(f"gaps: {missing} missing" in problem for problem in problems(tree_copy))
 
 
 def test_a_shim_without_its_sql_files_is_refused(tree_copy):
-    add_revision(tree_copy, "002", "add_widgets", UP, DOWN, "001")
-    (tree_copy / "sql" / "down" / "002_add_widgets.sql").unlink()
-    assert problems(tree_copy) == ["002_add_widgets: missing sql/down/002_add_widgets.sql"]
+    added = add_revision(tree_copy, "add_widgets", UP, DOWN)
+    (tree_copy / "sql" / "down" / f"{added}_add_widgets.sql").unlink()
+    assert problems(tree_copy) == [f"{added}_add_widgets: missing sql/down/{added}_add_widgets.sql"]
 
 
 def test_sql_files_without_a_shim_are_refused(tree_copy):
-    (tree_copy / "sql" / "up" / "002_orphan.sql").write_text(UP)
-    (tree_copy / "sql" / "down" / "002_orphan.sql").write_text(DOWN)
-    assert problems(tree_copy) == ["002_orphan: missing alembic/versions/002_orphan.py"]
+    orphan = f"{after(HEAD)}_orphan"
+    (tree_copy / "sql" / "up" / f"{orphan}.sql").write_text(UP)
+    (tree_copy / "sql" / "down" / f"{orphan}.sql").write_text(DOWN)
+    assert problems(tree_copy) == [f"{orphan}: missing alembic/versions/{orphan}.py"]
 
 
 def test_a_revision_pointing_at_the_wrong_parent_is_refused(tree_copy):
-    add_revision(tree_copy, "002", "add_widgets", UP, DOWN, "001")
-    add_revision(tree_copy, "003", "add_gadgets", UP, DOWN, "001")
+    widgets = add_revision(tree_copy, "add_widgets", UP, DOWN)
+    gadgets = after(widgets)
+    write_revision(tree_copy, gadgets, "add_gadgets", HEAD)
     found = problems(tree_copy)
-    assert "more than one head: 002, 003; history must be linear" in found
-    assert any("down_revision is '001', expected '002'" in problem for problem in found)
+    assert f"more than one head: {widgets}, {gadgets}; history must be linear" in found
+    assert any(f"down_revision is '{HEAD}', expected '{widgets}'" in problem for problem in found)

@@ -69,12 +69,12 @@ def test_index_expression_changed_in_the_sql_alone_fails_naming_it(at_head):
 def test_index_predicate_only_in_the_sql_fails_naming_it(at_head):
     query(
         at_head,
-        "CREATE INDEX assessments_open_idx ON assessments (organization_id)"
+        "CREATE INDEX test_only_assessments_open_idx ON assessments (organization_id)"
         " WHERE status <> 'archived'",
     )
     result = check(at_head)
     assert result.returncode != 0
-    assert "assessments_open_idx" in result.stdout
+    assert "test_only_assessments_open_idx" in result.stdout
 
 
 def test_foreign_key_action_changed_in_the_models_alone_fails(at_head, tree_copy):

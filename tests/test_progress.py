@@ -8,16 +8,14 @@ from conftest import add_revision, libpq_dsn, run_alembic
 
 INDEX_UP = """-- test-only
 -- Transaction: none
-CREATE INDEX CONCURRENTLY organizations_name_idx ON organizations (name);
+CREATE INDEX CONCURRENTLY test_only_organizations_name_idx ON organizations (name);
 """
 
 
 def test_concurrent_index_build_reports_its_phase_while_it_waits(database_url, tree_copy):
     """An open snapshot keeps the build in a phase of pg_stat_progress_create_index for 1.5 s."""
     assert run_alembic("upgrade", "head", url=database_url, tree=tree_copy).returncode == 0
-    add_revision(
-        tree_copy, "002", "index_name", INDEX_UP, "-- Transaction: none\nSELECT 1;\n", "001"
-    )
+    added = add_revision(tree_copy, "index_name", INDEX_UP, "-- Transaction: none\nSELECT 1;\n")
     holder = psycopg2.connect(libpq_dsn(database_url))
     holder.set_session(isolation_level="REPEATABLE READ")
     holder.cursor().execute("SELECT 1")
@@ -32,6 +30,6 @@ def test_concurrent_index_build_reports_its_phase_while_it_waits(database_url, t
     lines = [line for line in result.stdout.splitlines() if "building index" in line]
     assert lines, result.stdout
     assert (
-        "sql/up/002_index_name.sql line 3: building index organizations_name_idx (waiting for"
-        in lines[0]
+        f"sql/up/{added}_index_name.sql line 3:"
+        " building index test_only_organizations_name_idx (waiting for" in lines[0]
     )

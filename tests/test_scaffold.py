@@ -4,7 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import ROOT, add_revision, current_version, query, run_alembic
+from conftest import HEAD, REVISIONS, ROOT, add_revision, current_version, query, run_alembic, ups
 
 # A URL nothing listens on: `alembic revision` must not try it.
 UNREACHABLE = "postgresql://nobody:secret@127.0.0.1:1/nowhere"
@@ -16,18 +16,32 @@ def run(*args: str, cwd) -> subprocess.CompletedProcess:
     )
 
 
+def after(revision: str) -> str:
+    """The id that follows revision: one more, zero-padded to three digits."""
+    return f"{int(revision) + 1:03d}"
+
+
+def revision_files(tree: Path) -> list[str]:
+    """The tree's shims and SQL files, as paths relative to it."""
+    patterns = ("alembic/versions/*.py", "sql/up/*.sql", "sql/down/*.sql")
+    return sorted(
+        str(path.relative_to(tree)) for pattern in patterns for path in tree.glob(pattern)
+    )
+
+
 def test_revision_writes_next_number_shim_and_sql_pair_that_apply(database_url, tree_copy):
+    new = after(HEAD)
     result = run_alembic("revision", "-m", "add widgets", url=UNREACHABLE, tree=tree_copy)
     assert result.returncode == 0, result.stdout
 
-    shim = tree_copy / "alembic" / "versions" / "002_add_widgets.py"
-    up = tree_copy / "sql" / "up" / "002_add_widgets.sql"
-    down = tree_copy / "sql" / "down" / "002_add_widgets.sql"
-    assert 'revision = "002"' in shim.read_text()
-    assert 'down_revision = "001"' in shim.read_text()
+    shim = tree_copy / "alembic" / "versions" / f"{new}_add_widgets.py"
+    up = tree_copy / "sql" / "up" / f"{new}_add_widgets.sql"
+    down = tree_copy / "sql" / "down" / f"{new}_add_widgets.sql"
+    assert f'revision = "{new}"' in shim.read_text()
+    assert f'down_revision = "{HEAD}"' in shim.read_text()
     for sql in (up, down):
         lines = sql.read_text().splitlines()
-        assert lines[0].startswith("-- 002_add_widgets (")
+        assert lines[0].startswith(f"-- {new}_add_widgets (")
         assert "-- Destructive: no" in lines and "-- Transaction: yes" in lines
     # Lint clean as it is: sqlfluff, squawk, ruff, the linear-history check.
     sqlfluff = [sys.executable, "-m", "sqlfluff", "lint", "--config", str(ROOT / ".sqlfluff")]
@@ -44,28 +58,27 @@ def test_revision_writes_next_number_shim_and_sql_pair_that_apply(database_url, 
 
     # Applies and reverts as it is.
     assert run_alembic("upgrade", "head", url=database_url, tree=tree_copy).returncode == 0
-    assert current_version(database_url) == "002"
-    assert query(database_url, "SELECT revision, direction FROM migration_history ORDER BY id") == [
-        ("001", "up"),
-        ("002", "up"),
-    ]
+    assert current_version(database_url) == new
+    assert query(
+        database_url, "SELECT revision, direction FROM migration_history ORDER BY id"
+    ) == ups(*REVISIONS, new)
     assert run_alembic("downgrade", "-1", url=database_url, tree=tree_copy).returncode == 0
-    assert current_version(database_url) == "001"
+    assert current_version(database_url) == HEAD
 
     # The next one follows on, with the previous head as its parent.
     assert run_alembic("revision", "-m", "Add gadgets, v2!", tree=tree_copy).returncode == 0
-    shim = tree_copy / "alembic" / "versions" / "003_add_gadgets_v2.py"
-    assert 'revision = "003"' in shim.read_text() and 'down_revision = "002"' in shim.read_text()
-    assert (tree_copy / "sql" / "up" / "003_add_gadgets_v2.sql").exists()
+    following = after(new)
+    shim = tree_copy / "alembic" / "versions" / f"{following}_add_gadgets_v2.py"
+    assert f'revision = "{following}"' in shim.read_text()
+    assert f'down_revision = "{new}"' in shim.read_text()
+    assert (tree_copy / "sql" / "up" / f"{following}_add_gadgets_v2.sql").exists()
 
 
 def test_revision_without_message_is_refused_and_writes_nothing(tree_copy):
     result = run_alembic("revision", tree=tree_copy)
     assert result.returncode != 0
     assert "alembic revision -m" in result.stdout
-    assert sorted(p.name for p in (tree_copy / "alembic" / "versions").glob("*.py")) == [
-        "001_initial_schema.py"
-    ]
+    assert revision_files(tree_copy) == revision_files(ROOT)
 
 
 def test_two_branches_adding_the_same_number_collide(tree_copy):
@@ -85,14 +98,14 @@ def test_two_branches_adding_the_same_number_collide(tree_copy):
         sys.executable, "-m", "migration_runner.tools.linear_history", str(tree_copy), cwd=ROOT
     )
     assert check.returncode != 0
-    assert "002" in check.stdout + check.stderr
+    assert after(HEAD) in check.stdout + check.stderr
 
 
 def test_history_and_current_show_the_sequential_ids(database_url, tree_copy):
-    add_revision(tree_copy, "002", "add_widgets", "SELECT 1;\n", "SELECT 1;\n", "001")
+    added = add_revision(tree_copy, "add_widgets", "SELECT 1;\n", "SELECT 1;\n")
     history = run_alembic("history", url=UNREACHABLE, tree=tree_copy)  # needs no database
     assert history.returncode == 0, history.stdout
-    assert "001 -> 002 (head), add widgets" in history.stdout
+    assert f"{HEAD} -> {added} (head), add widgets" in history.stdout
     assert "<base> -> 001, Initial schema" in history.stdout
 
     assert run_alembic("upgrade", "001", url=database_url, tree=tree_copy).returncode == 0

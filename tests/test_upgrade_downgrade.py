@@ -1,6 +1,16 @@
-"""The story's core: upgrade creates v001, downgrade removes all of it, both repeatable."""
+"""The story's core: upgrade builds the schema at head, downgrade removes it all, repeatably."""
 
-from conftest import RUNNER_TABLES, V001_TABLES, current_version, public_tables, query, run_alembic
+from conftest import (
+    HEAD,
+    HEAD_TABLES,
+    REVISIONS,
+    RUNNER_TABLES,
+    current_version,
+    public_tables,
+    query,
+    run_alembic,
+    ups,
+)
 
 # Every object a migration can leave behind, by kind, outside the runner's own tables.
 OBJECTS_SQL = """
@@ -21,16 +31,16 @@ SELECT 'extension', extname FROM pg_extension WHERE extname <> 'plpgsql'
 """
 
 
-def test_upgrade_head_on_empty_database_creates_the_nine_tables(database_url):
+def test_upgrade_head_on_empty_database_creates_the_tables_at_head(database_url):
     result = run_alembic("upgrade", "head", url=database_url)
     assert result.returncode == 0, result.stdout
-    assert public_tables(database_url) == V001_TABLES | RUNNER_TABLES
-    assert current_version(database_url) == "001"
+    assert public_tables(database_url) == HEAD_TABLES | RUNNER_TABLES
+    assert current_version(database_url) == HEAD
 
 
 def test_downgrade_removes_every_object_of_v001(database_url):
     before = set(query(database_url, OBJECTS_SQL))
-    assert run_alembic("upgrade", "head", url=database_url).returncode == 0
+    assert run_alembic("upgrade", "001", url=database_url).returncode == 0
     assert len(set(query(database_url, OBJECTS_SQL)) - before) > 40
 
     result = run_alembic("downgrade", "-1", url=database_url)
@@ -46,9 +56,10 @@ def test_upgrade_after_downgrade_recreates_the_schema(database_url):
     assert run_alembic("downgrade", "base", url=database_url).returncode == 0
     assert run_alembic("upgrade", "head", url=database_url).returncode == 0
     assert set(query(database_url, OBJECTS_SQL)) == first
-    assert current_version(database_url) == "001"
+    assert current_version(database_url) == HEAD
     steps = query(database_url, "SELECT revision, direction FROM migration_history ORDER BY id")
-    assert steps == [("001", "up"), ("001", "down"), ("001", "up")]
+    downs = [(revision, "down") for revision in reversed(REVISIONS)]
+    assert steps == ups(*REVISIONS) + downs + ups(*REVISIONS)
 
 
 def test_second_upgrade_head_is_a_no_op(database_url):
@@ -56,13 +67,16 @@ def test_second_upgrade_head_is_a_no_op(database_url):
     result = run_alembic("upgrade", "head", url=database_url)
     assert result.returncode == 0, result.stdout
     assert "Running upgrade" not in result.stdout
-    assert query(database_url, "SELECT count(*) FROM migration_history") == [(1,)]
+    assert query(database_url, "SELECT count(*) FROM migration_history") == [(len(REVISIONS),)]
     assert query(database_url, "SELECT count(*) FROM alembic_version") == [(1,)]
 
 
 def test_current_and_history_show_sequential_ids(database_url):
     assert run_alembic("upgrade", "head", url=database_url).returncode == 0
     current = run_alembic("current", url=database_url)
-    assert current.returncode == 0 and "001 (head)" in current.stdout
+    assert current.returncode == 0 and f"{HEAD} (head)" in current.stdout
     history = run_alembic("history")
-    assert history.returncode == 0 and "<base> -> 001 (head)" in history.stdout
+    assert history.returncode == 0
+    for parent, revision in zip(["<base>", *REVISIONS[:-1]], REVISIONS, strict=True):
+        assert f"{parent} -> {revision}" in history.stdout
+    assert f"-> {HEAD} (head)" in history.stdout
