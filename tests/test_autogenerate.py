@@ -7,20 +7,23 @@ on a scratch database; they lint (sqlfluff, squawk) as written; they apply;
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import make_url
 
-from conftest import ROOT, query, run_alembic
+from conftest import HEAD, REVISIONS, ROOT, query, run_alembic
 from migration_runner.tools.autogenerate.draft import same_but_column_order
+from migration_runner.tools.scaffold import revision_ids
 from migration_runner.tools.schema_snapshot import snapshot
 
-VENV_BIN = ROOT / ".venv" / "bin"
+# The venv running the suite (not necessarily ROOT's: a copy of the project may have none).
+VENV_BIN = Path(sys.executable).parent
 
 
 @pytest.fixture
 def at_head(database_url, postgres_server, tree_copy):
-    """A database at 001, a tree whose models the test edits, and a server for scratch drafts."""
+    """A database at head, a tree whose models the test edits, and a server for scratch drafts."""
     assert run_alembic("upgrade", "head", url=database_url).returncode == 0
     scratch = make_url(postgres_server.admin_url).render_as_string(hide_password=False)
     return database_url, tree_copy, scratch
@@ -42,7 +45,18 @@ def in_tree(tree, url, scratch, *args):
 
 
 def new_files(tree) -> list:
-    return sorted(p for p in (tree / "sql").glob("*/*.sql") if not p.name.startswith("001_"))
+    """The SQL files of revisions the test made: the tree's own revisions are REVISIONS."""
+    return sorted(p for p in (tree / "sql").glob("*/*.sql") if p.name[:3] not in REVISIONS)
+
+
+def shims(tree) -> list[str]:
+    return sorted(p.name for p in (tree / "alembic" / "versions").glob("*.py"))
+
+
+def next_ids(tree, count: int) -> list[str]:
+    """The ids the tree's next count revisions get: its head's number plus 1, 2, ..."""
+    head = int(revision_ids(tree)[-1])
+    return [f"{head + n:03d}" for n in range(1, count + 1)]
 
 
 def lint(tree, files) -> None:
@@ -64,14 +78,14 @@ def lint(tree, files) -> None:
 
 
 def round_trip(tree, url, scratch, columns_dropped: bool = False) -> None:
-    """Upgrade, check clean, downgrade to 001: the schema is exactly what it was (a dropped
-    column comes back as its table's last column: PostgreSQL cannot insert one)."""
+    """Upgrade, check clean, downgrade to head as it was: the schema is exactly what it was (a
+    dropped column comes back as its table's last column: PostgreSQL cannot insert one)."""
     before = snapshot(url)
     upgraded = in_tree(tree, url, scratch, "-x", "allow-data-loss=true", "upgrade", "head")
     assert upgraded.returncode == 0, upgraded.stdout
     checked = in_tree(tree, url, scratch, "check")
     assert checked.returncode == 0, checked.stdout
-    downgraded = in_tree(tree, url, scratch, "downgrade", "001")
+    downgraded = in_tree(tree, url, scratch, "downgrade", HEAD)
     assert downgraded.returncode == 0, downgraded.stdout
     if columns_dropped:
         assert same_but_column_order(before, snapshot(url))
@@ -83,24 +97,25 @@ def test_additions_become_an_online_safe_pair_that_round_trips(at_head):
     """A column with an index, a NOT NULL on an existing column, a CHECK, a new table with a
     foreign key, and a foreign key column on an existing table, in one model change."""
     url, tree, scratch = at_head
+    first, second = next_ids(tree, 2)
     edit(tree, "tenancy.py", '''    plan: Mapped[str] = mapped_column(Text, server_default=text("'free'"))''',
          '''    plan: Mapped[str] = mapped_column(Text, server_default=text("'free'"))
-    country: Mapped[str | None] = mapped_column(Text, index=True)''')  # fmt: skip
+    test_only_country: Mapped[str | None] = mapped_column(Text, index=True)''')  # fmt: skip
     edit(tree, "tenancy.py", "full_name: Mapped[str | None] = mapped_column(Text)",
          "full_name: Mapped[str] = mapped_column(Text)")  # fmt: skip
     edit(tree, "assessments.py", '''        CheckConstraint("char_length(btrim(version)) BETWEEN 1 AND 50", name="version"),''',
          '''        CheckConstraint("char_length(btrim(version)) BETWEEN 1 AND 50", name="version"),
-        CheckConstraint("char_length(description) <= 2000", name="description"),''')  # fmt: skip
+        CheckConstraint("char_length(description) <= 2000", name="test_only_description"),''')  # fmt: skip
     edit(tree, "assessments.py", '''    title: Mapped[str] = mapped_column(Text)''',
          '''    title: Mapped[str] = mapped_column(Text)
-    reviewed_by: Mapped[uuid.UUID | None] = _fk("users.id", "SET NULL", index=True)''')  # fmt: skip
-    (tree / "assessment_models" / "tags.py").write_text(
+    test_only_reviewed_by: Mapped[uuid.UUID | None] = _fk("users.id", "SET NULL", index=True)''')  # fmt: skip
+    (tree / "assessment_models" / "test_only_tags.py").write_text(
         "import uuid\n\nfrom sqlalchemy import ForeignKey, Text\n"
         "from sqlalchemy.dialects.postgresql import UUID\n"
         "from sqlalchemy.orm import Mapped, mapped_column\n\n"
         "from assessment_models.base import Base, uuid_key\n\n\n"
-        "class Tag(Base):\n"
-        '    __tablename__ = "tags"\n'
+        "class TestOnlyTag(Base):\n"
+        '    __tablename__ = "test_only_tags"\n'
         '    __table_args__ = {"comment": "Labels an organization puts on its assessments."}\n\n'
         "    id: Mapped[uuid.UUID] = uuid_key()\n"
         "    organization_id: Mapped[uuid.UUID] = mapped_column(\n"
@@ -109,40 +124,49 @@ def test_additions_become_an_online_safe_pair_that_round_trips(at_head):
         "    name: Mapped[str] = mapped_column(Text)\n"
     )
     edit(tree, "__init__.py", "from assessment_models.base import Base\n",
-         "from assessment_models.base import Base\nfrom assessment_models.tags import Tag  # noqa: F401\n")  # fmt: skip
+         "from assessment_models.base import Base\n"
+         "from assessment_models.test_only_tags import TestOnlyTag  # noqa: F401\n")  # fmt: skip
 
     result = in_tree(tree, url, scratch, "revision", "--autogenerate", "-m", "add country and tags")
     assert result.returncode == 0, result.stdout
     files = new_files(tree)
     names = [
         f"{d}/{n}"
-        for n in ("002_add_country_and_tags.sql", "003_add_country_and_tags_online_steps.sql")
+        for n in (
+            f"{first}_add_country_and_tags.sql",
+            f"{second}_add_country_and_tags_online_steps.sql",
+        )
         for d in ("down", "up")
     ]
     assert [f"{f.parent.name}/{f.name}" for f in files] == sorted(names)
-    up = (tree / "sql/up/002_add_country_and_tags.sql").read_text()
+    up = (tree / f"sql/up/{first}_add_country_and_tags.sql").read_text()
     assert "-- Destructive: no" in up and "-- Transaction: yes" in up
-    assert "CREATE TABLE tags" in up and "ADD COLUMN reviewed_by uuid" in up
-    online = (tree / "sql/up/003_add_country_and_tags_online_steps.sql").read_text()
+    assert "CREATE TABLE test_only_tags" in up and "ADD COLUMN test_only_reviewed_by uuid" in up
+    online = (tree / f"sql/up/{second}_add_country_and_tags_online_steps.sql").read_text()
     assert "-- Transaction: none" in online
     assert "CHECK (full_name IS NOT NULL) NOT VALID" in online and "SET NOT NULL" in online
-    assert "frameworks_description_check CHECK" in online
-    assert "ALTER TABLE assessments VALIDATE CONSTRAINT assessments_reviewed_by_fkey" in online
-    assert "CREATE INDEX CONCURRENTLY IF NOT EXISTS organizations_country_idx" in online
-    assert "-- Destructive: yes" in (tree / "sql/down/002_add_country_and_tags.sql").read_text()
+    assert "frameworks_test_only_description_check CHECK" in online
+    assert (
+        "ALTER TABLE assessments VALIDATE CONSTRAINT assessments_test_only_reviewed_by_fkey"
+        in online
+    )
+    assert "CREATE INDEX CONCURRENTLY IF NOT EXISTS organizations_test_only_country_idx" in online
+    down = (tree / f"sql/down/{first}_add_country_and_tags.sql").read_text()
+    assert "-- Destructive: yes" in down
     lint(tree, files)
     round_trip(tree, url, scratch)
-    assert query(url, "SELECT to_regclass('tags')") == [(None,)]
+    assert query(url, "SELECT to_regclass('test_only_tags')") == [(None,)]
 
 
 def test_dropped_column_is_destructive_and_a_likely_rename_is_flagged(at_head):
     url, tree, scratch = at_head
+    (added,) = next_ids(tree, 1)
     edit(tree, "tenancy.py", "    full_name: Mapped[str | None] = mapped_column(Text)\n",
-         "    display_name: Mapped[str | None] = mapped_column(Text)\n")  # fmt: skip
+         "    test_only_display_name: Mapped[str | None] = mapped_column(Text)\n")  # fmt: skip
     result = in_tree(tree, url, scratch, "revision", "--autogenerate", "-m", "rename full name")
     assert result.returncode == 0, result.stdout
     assert "if this is a rename" in result.stdout
-    up = (tree / "sql/up/002_rename_full_name.sql").read_text()
+    up = (tree / f"sql/up/{added}_rename_full_name.sql").read_text()
     assert "-- Destructive: yes" in up and "-- Warning: users.full_name is dropped" in up
     assert "Hazard: deletes every value of users.full_name" in up
     lint(tree, new_files(tree))
@@ -155,9 +179,7 @@ def test_no_model_change_writes_nothing(at_head):
     assert result.returncode == 0, result.stdout
     assert "No changes: the models and the database at head agree" in result.stdout
     assert new_files(tree) == []
-    assert sorted(p.name for p in (tree / "alembic" / "versions").glob("*.py")) == [
-        "001_initial_schema.py"
-    ]
+    assert shims(tree) == shims(ROOT)
 
 
 def test_unreachable_database_is_one_failed_line(tree_copy):

@@ -12,29 +12,36 @@ import sys
 
 import pytest
 
-from conftest import ROOT, add_revision, clean_environ, current_version, query, run_alembic
+from conftest import (
+    HEAD,
+    ROOT,
+    add_revision,
+    clean_environ,
+    current_version,
+    query,
+    run_alembic,
+)
 
 COLUMN_PLAN = "SELECT count(*) FROM information_schema.columns WHERE column_name = 'plan'"
 
 
 @pytest.fixture
 def with_plans(database_url, tree_copy):
-    """At 002 pending (drops organizations.plan), with six organizations on three plans."""
+    """At head with six organizations on three plans, and a test-only revision on top pending
+    (it drops organizations.plan); its id."""
     assert run_alembic("upgrade", "head", url=database_url).returncode == 0
     query(
         database_url,
         "INSERT INTO organizations (name, slug, plan) SELECT 'Org', 'org-' || i,"
         " (ARRAY['free', 'team', 'enterprise'])[1 + i % 3] FROM generate_series(1, 6) AS i",
     )
-    add_revision(
+    added = add_revision(
         tree_copy,
-        "002",
         "drop_plan",
         "-- test-only: drops a column.\n-- Destructive: yes\nALTER TABLE organizations DROP COLUMN plan;\n",
         "ALTER TABLE organizations ADD COLUMN plan text NOT NULL DEFAULT 'free';\n",
-        "001",
     )
-    return database_url, tree_copy
+    return database_url, tree_copy, added
 
 
 def restore(url: str, backup) -> subprocess.CompletedProcess:
@@ -52,7 +59,7 @@ def only_backup(folder):
 
 
 def test_dropped_column_is_backed_up_and_restored_value_for_value(with_plans, tmp_path):
-    url, tree = with_plans
+    url, tree, added = with_plans
     before = query(url, "SELECT id, plan FROM organizations ORDER BY id")
     result = run_alembic(
         "-x", "allow-data-loss=true", "upgrade", "head",
@@ -60,13 +67,13 @@ def test_dropped_column_is_backed_up_and_restored_value_for_value(with_plans, tm
     )  # fmt: skip
     assert result.returncode == 0, result.stdout
     dump, manifest = only_backup(tmp_path)
-    assert dump.name.startswith("002-") and f"backup before 002: {dump}" in result.stdout
+    assert dump.name.startswith(f"{added}-") and f"backup before {added}: {dump}" in result.stdout
     assert manifest["destroys"] == [
         {"table": "public.organizations", "destroys": "drops column plan of", "rows": 6}
     ]
     assert query(url, COLUMN_PLAN) == [(0,)]
 
-    assert run_alembic("downgrade", "001", url=url, tree=tree).returncode == 0
+    assert run_alembic("downgrade", HEAD, url=url, tree=tree).returncode == 0
     assert query(url, "SELECT DISTINCT plan FROM organizations") == [("free",)]
     restored = restore(url, dump)
     assert restored.returncode == 0, restored.stderr
@@ -76,7 +83,14 @@ def test_dropped_column_is_backed_up_and_restored_value_for_value(with_plans, tm
 
 def test_dropped_tables_are_backed_up_and_restored_row_for_row(with_plans, tmp_path):
     """Downgrading 001 drops every table: the ones holding rows are in the backup."""
-    url, _tree = with_plans
+    url, _tree, _added = with_plans
+    # Down to 001 first (the revisions above it may destroy rows too: their backups go
+    # elsewhere), so that the backup below is the one of 001's downgrade alone.
+    to_001 = run_alembic(
+        "-x", "allow-data-loss=true", "downgrade", "001",
+        url=url, env={"MIGRATION_BACKUP_DIR": str(tmp_path / "above-001")},
+    )  # fmt: skip
+    assert to_001.returncode == 0, to_001.stdout
     query(
         url,
         "INSERT INTO users (organization_id, email, full_name, role) SELECT id, slug || '@example.com', 'A', 'member' FROM organizations",
@@ -101,7 +115,7 @@ def test_dropped_tables_are_backed_up_and_restored_row_for_row(with_plans, tmp_p
 
 
 def test_backup_that_cannot_be_written_stops_the_run_before_any_change(with_plans):
-    url, tree = with_plans
+    url, tree, _added = with_plans
     result = run_alembic(
         "-x", "allow-data-loss=true", "upgrade", "head",
         url=url, tree=tree, env={"MIGRATION_BACKUP_DIR": "/dev/null/backups"},
@@ -110,7 +124,7 @@ def test_backup_that_cannot_be_written_stops_the_run_before_any_change(with_plan
     failed = [line for line in result.stdout.splitlines() if line.startswith("FAILED:")]
     assert len(failed) == 1 and "nothing was changed" in failed[0]
     assert "MIGRATION_BACKUP_DIR" in failed[0] and "Traceback" not in result.stdout
-    assert current_version(url) == "001"
+    assert current_version(url) == HEAD
     assert query(url, COLUMN_PLAN) == [(1,)]
     assert query(url, "SELECT count(*) FROM organizations") == [(6,)]
 

@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from conftest import (
+    HEAD,
     ROOT,
     add_revision,
     clean_environ,
@@ -17,10 +18,10 @@ from conftest import (
 from migration_runner.pg_programs import find_client
 from migration_runner.tools.schema_snapshot import read_file, snapshot
 
-ADD_COLUMN = "-- 002 (up): test.\nALTER TABLE organizations ADD COLUMN country text;\n"
-DROP_COLUMN = "-- 002 (down): test.\nALTER TABLE organizations DROP COLUMN country;\n"
+ADD_COLUMN = "-- (up): test.\nALTER TABLE organizations ADD COLUMN test_only_country text;\n"
+DROP_COLUMN = "-- (down): test.\nALTER TABLE organizations DROP COLUMN test_only_country;\n"
 HAND_CHANGES = """
-ALTER TABLE organizations ADD COLUMN notes text;
+ALTER TABLE organizations ADD COLUMN hand_made_notes text;
 DROP INDEX users_organization_id_idx;
 CREATE TABLE hand_made (id integer PRIMARY KEY);
 """
@@ -80,19 +81,19 @@ def test_every_hand_change_is_listed_with_vercel_variables(database_url):
     assert "different:  TABLE organizations" in result.stdout
     assert "missing:    INDEX users_organization_id_idx" in result.stdout
     assert "unexpected: TABLE hand_made" in result.stdout
-    assert "+    notes text" in result.stdout
+    assert "+    hand_made_notes text" in result.stdout
     assert "DRIFT" in result.stderr
 
 
 def test_drift_at_an_older_revision_uses_that_revision_schema(
     database_url, tree_copy, postgres_server
 ):
-    add_revision(tree_copy, "002", "add_organizations_country", ADD_COLUMN, DROP_COLUMN, "001")
-    assert run_alembic("upgrade", "001", url=database_url, tree=tree_copy).returncode == 0
+    add_revision(tree_copy, "add_test_only_country", ADD_COLUMN, DROP_COLUMN)
+    assert run_alembic("upgrade", HEAD, url=database_url, tree=tree_copy).returncode == 0
     scratch = ("--scratch-url", postgres_server.admin_url)
 
     assert tool("drift", *scratch, tree=tree_copy, DATABASE_URL=database_url).returncode == 0
-    query(database_url, "ALTER TABLE organizations ADD COLUMN country text")
+    query(database_url, "ALTER TABLE organizations ADD COLUMN test_only_country text")
     result = tool("drift", *scratch, tree=tree_copy, DATABASE_URL=database_url)
     assert result.returncode == 1
     assert "different:  TABLE organizations" in result.stdout
@@ -121,9 +122,9 @@ def test_adopt_stamps_a_database_that_is_exactly_v001(predates_migrations):
 
 
 def test_adopt_refuses_any_difference_and_writes_nothing(predates_migrations, tree_copy):
-    # Head is 002 in this tree, so v001's schema is built from the migrations
+    # Head is past 001 in this tree, so v001's schema is built from the migrations
     # on a throwaway server (no --scratch-url): the default path of the command.
-    add_revision(tree_copy, "002", "add_organizations_country", ADD_COLUMN, DROP_COLUMN, "001")
+    add_revision(tree_copy, "add_test_only_country", ADD_COLUMN, DROP_COLUMN)
     query(predates_migrations, HAND_CHANGES)
 
     result = tool("adopt", tree=tree_copy, DATABASE_URL=predates_migrations)

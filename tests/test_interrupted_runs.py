@@ -19,6 +19,7 @@ import psycopg2
 import pytest
 
 from conftest import (
+    HEAD,
     VERSION,
     Server,
     add_revision,
@@ -36,41 +37,47 @@ from migration_runner.tools.schema_snapshot import snapshot
 ROWS = 2000
 BARRIER = 4242  # advisory lock class of the test's barriers: (4242, n)
 ADD_SCORE_UP = """-- test-only: a column and a backfill, in one transaction.
-ALTER TABLE organizations ADD COLUMN score integer;
-SELECT pg_advisory_xact_lock(4242, 1);  -- barrier 1: after ADD COLUMN score
-UPDATE organizations SET score = length(slug);
+ALTER TABLE organizations ADD COLUMN test_only_score integer;
+SELECT pg_advisory_xact_lock(4242, 1);  -- barrier 1: after ADD COLUMN test_only_score
+UPDATE organizations SET test_only_score = length(slug);
 SELECT pg_advisory_xact_lock(4242, 2);  -- barrier 2: after the UPDATE
 """
-ADD_SCORE_DOWN = "ALTER TABLE organizations DROP COLUMN score;\n"
+ADD_SCORE_DOWN = "ALTER TABLE organizations DROP COLUMN test_only_score;\n"
 INDEX_UP = """-- test-only: an index built without blocking writes.
 -- Transaction: none
-SELECT pg_advisory_xact_lock(4242, 3);  -- barrier 3: 002 committed, the build not begun
-CREATE INDEX CONCURRENTLY IF NOT EXISTS organizations_score_idx ON organizations (score);
+SELECT pg_advisory_xact_lock(4242, 3);  -- barrier 3: add_score committed, the build not begun
+CREATE INDEX CONCURRENTLY IF NOT EXISTS organizations_test_only_score_idx ON organizations (test_only_score);
 """
-INDEX_DOWN = "-- Transaction: none\nDROP INDEX CONCURRENTLY IF EXISTS organizations_score_idx;\n"
+INDEX_DOWN = (
+    "-- Transaction: none\nDROP INDEX CONCURRENTLY IF EXISTS organizations_test_only_score_idx;\n"
+)
 NOTE_UP = """-- test-only: one more transactional revision after the index.
-ALTER TABLE organizations ADD COLUMN note text;
-SELECT pg_advisory_xact_lock(4242, 4);  -- barrier 4: after ADD COLUMN note
+ALTER TABLE organizations ADD COLUMN test_only_note text;
+SELECT pg_advisory_xact_lock(4242, 4);  -- barrier 4: after ADD COLUMN test_only_note
 """
-NOTE_DOWN = "ALTER TABLE organizations DROP COLUMN note;\n"
+NOTE_DOWN = "ALTER TABLE organizations DROP COLUMN test_only_note;\n"
 INVALID = "SELECT count(*) FROM pg_index WHERE NOT indisvalid"
 DURING_INDEX_BUILD = 0  # not a barrier: the build itself, kept waiting by an old snapshot
-# Where a run interrupted at each point leaves the database: the last revision fully applied.
-LEFT_AT = {1: "001", 2: "001", 3: "002", DURING_INDEX_BUILD: "002", 4: "003"}
+# Where a run interrupted at each point leaves the database: the last revision fully applied,
+# as how many of the three test revisions are (0: still at the tree's head).
+APPLIED_WHEN_LEFT = {1: 0, 2: 0, 3: 1, DURING_INDEX_BUILD: 1, 4: 2}
 
 
 @pytest.fixture
-def tree(tree_copy):
-    """The project's tree plus 002 (transactional), 003 (index), 004 (transactional)."""
-    add_revision(tree_copy, "002", "add_score", ADD_SCORE_UP, ADD_SCORE_DOWN, "001")
-    add_revision(tree_copy, "003", "index_score", INDEX_UP, INDEX_DOWN, "002")
-    add_revision(tree_copy, "004", "add_note", NOTE_UP, NOTE_DOWN, "003")
-    return tree_copy
+def pending(tree_copy):
+    """The project's tree plus add_score (transactional), index_score (index) and add_note
+    (transactional) on top of its head; the tree and the three ids."""
+    added = [
+        add_revision(tree_copy, "add_score", ADD_SCORE_UP, ADD_SCORE_DOWN),
+        add_revision(tree_copy, "index_score", INDEX_UP, INDEX_DOWN),
+        add_revision(tree_copy, "add_note", NOTE_UP, NOTE_DOWN),
+    ]
+    return tree_copy, added
 
 
 def _pending_run(url, tree):
-    """A database at 001 with rows, 002 to 004 pending."""
-    assert run_alembic("upgrade", "001", url=url, tree=tree).returncode == 0
+    """A database at the tree's head with rows, the three test revisions pending."""
+    assert run_alembic("upgrade", HEAD, url=url, tree=tree).returncode == 0
     seed_organizations(url, ROWS)
 
 
@@ -78,8 +85,9 @@ _clean: dict[str, str] = {}
 
 
 @pytest.fixture
-def clean_schema(postgres_server, tree):
+def clean_schema(postgres_server, pending):
     """The schema an uninterrupted run gives, from a database of its own (once per server)."""
+    tree, _added = pending
     if postgres_server.admin_url not in _clean:
         with fresh_database(postgres_server) as url:
             _pending_run(url, tree)
@@ -148,8 +156,9 @@ def _runner_waiting_at(url, barrier: int, timeout: float = 30) -> int:
     ids=lambda value: {0: "index build"}.get(value, str(value)).replace(" ", "-"),
 )
 def test_interrupted_run_ends_in_one_line_and_a_rerun_reaches_head(
-    request, postgres_server, tree, clean_schema, barrier, fault
+    request, postgres_server, pending, clean_schema, barrier, fault
 ):
+    tree, added = pending
     if fault == "restart server":
         restartable = request.getfixturevalue("restartable_server")
         server = Server(restartable.url(), VERSION)
@@ -176,13 +185,15 @@ def test_interrupted_run_ends_in_one_line_and_a_rerun_reaches_head(
             assert len(failed) == 1, output
             assert "Traceback" not in output, output
 
-        assert current_version(url) == LEFT_AT[barrier]
+        assert current_version(url) == [HEAD, *added][APPLIED_WHEN_LEFT[barrier]]
         left_invalid = 1 if barrier == DURING_INDEX_BUILD else 0
         assert query(url, INVALID) == [(left_invalid,)]
 
         rerun = run_alembic("upgrade", "head", url=url, tree=tree)
         assert rerun.returncode == 0, rerun.stdout
-        assert current_version(url) == "004"
+        assert current_version(url) == added[-1]
         assert query(url, INVALID) == [(0,)]
         assert snapshot(url) == clean_schema
-        assert query(url, "SELECT count(*), count(score) FROM organizations") == [(ROWS, ROWS)]
+        assert query(url, "SELECT count(*), count(test_only_score) FROM organizations") == [
+            (ROWS, ROWS)
+        ]

@@ -11,6 +11,7 @@ import psycopg2
 import pytest
 
 from conftest import (
+    HEAD,
     add_revision,
     current_version,
     libpq_dsn,
@@ -19,8 +20,8 @@ from conftest import (
     start_alembic,
 )
 
-ADD_NOTE_UP = "-- test-only: needs ACCESS EXCLUSIVE on organizations.\nALTER TABLE organizations ADD COLUMN note text;\n"
-ADD_NOTE_DOWN = "ALTER TABLE organizations DROP COLUMN note;\n"
+ADD_NOTE_UP = "-- test-only: needs ACCESS EXCLUSIVE on organizations.\nALTER TABLE organizations ADD COLUMN test_only_note text;\n"
+ADD_NOTE_DOWN = "ALTER TABLE organizations DROP COLUMN test_only_note;\n"
 HOLD_SECONDS = 1.5
 
 
@@ -68,9 +69,10 @@ def _wait_until_migration_queues(url):
 
 @pytest.fixture
 def migrated_with_pending(database_url, tree_copy):
+    """A database at head, a tree with one test-only revision on top, and that revision's id."""
     assert run_alembic("upgrade", "head", url=database_url, tree=tree_copy).returncode == 0
-    add_revision(tree_copy, "002", "add_note", ADD_NOTE_UP, ADD_NOTE_DOWN, "001")
-    return database_url, tree_copy
+    added = add_revision(tree_copy, "add_note", ADD_NOTE_UP, ADD_NOTE_DOWN)
+    return database_url, tree_copy, added
 
 
 def _migrate_under_load(url, tree, *x_options):
@@ -91,16 +93,16 @@ def _migrate_under_load(url, tree, *x_options):
 
 
 def test_application_is_never_blocked_much_longer_than_the_lock_timeout(migrated_with_pending):
-    url, tree = migrated_with_pending
+    url, tree, added = migrated_with_pending
     code, output, worst = _migrate_under_load(
         url, tree, "-x", "lock-timeout=200ms", "-x", "lock-retries=10"
     )
     assert code == 0, output
     assert "waited too long for a lock" in output  # at least one retry happened
     assert worst < 0.2 + 0.5, f"application blocked {worst:.2f}s"
-    assert current_version(url) == "002"
+    assert current_version(url) == added
     assert query(
-        url, "SELECT count(*) FROM information_schema.columns WHERE column_name = 'note'"
+        url, "SELECT count(*) FROM information_schema.columns WHERE column_name = 'test_only_note'"
     ) == [(1,)]
 
 
@@ -108,24 +110,24 @@ def test_default_schedule_keeps_every_application_query_under_half_a_second(
     migrated_with_pending,
 ):
     """With no settings at all: short, growing lock timeouts; the migration still applies."""
-    url, tree = migrated_with_pending
+    url, tree, added = migrated_with_pending
     code, output, worst = _migrate_under_load(url, tree)
     assert code == 0, output
     assert "(lock_timeout 100ms); rolled back, attempt 2" in output
     assert worst < 0.5, f"application blocked {worst:.2f}s"
-    assert current_version(url) == "002"
+    assert current_version(url) == added
 
 
 def test_without_lock_timeout_the_application_queues_behind_the_migration(migrated_with_pending):
     """The outage the guard prevents, measured the same way, so the test above means something."""
-    url, tree = migrated_with_pending
+    url, tree, _added = migrated_with_pending
     code, output, worst = _migrate_under_load(url, tree, "-x", "lock-timeout=0")
     assert code == 0, output
     assert worst > HOLD_SECONDS * 0.8, f"application blocked only {worst:.2f}s"
 
 
 def test_migration_fails_cleanly_when_the_lock_never_comes(migrated_with_pending):
-    url, tree = migrated_with_pending
+    url, tree, added = migrated_with_pending
     holder = _hold_table(url)
     try:
         result = run_alembic(
@@ -147,8 +149,10 @@ def test_migration_fails_cleanly_when_the_lock_never_comes(migrated_with_pending
     assert "SELECT count(*) FROM organizations" in result.stdout
     assert "pg_stat_activity" in result.stdout
     assert "Traceback" not in result.stdout
-    assert current_version(url) == "001"
-    assert query(url, "SELECT count(*) FROM migration_history WHERE revision = '002'") == [(0,)]
+    assert current_version(url) == HEAD
+    assert query(
+        url, "SELECT count(*) FROM migration_history WHERE revision = :added", added=added
+    ) == [(0,)]
 
 
 def test_lock_settings_are_transaction_scoped(database_url):

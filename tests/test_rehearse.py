@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import add_revision, clean_environ, current_version, query, run_alembic
+from conftest import HEAD, add_revision, clean_environ, current_version, query, run_alembic
 from migration_runner.tools.schema_snapshot import snapshot
 
 ROW_COUNTS = "SELECT (SELECT count(*) FROM organizations), (SELECT count(*) FROM users)"
@@ -19,7 +19,7 @@ SCRATCH_DATABASES = "SELECT count(*) FROM pg_database WHERE datname LIKE 'rehear
 
 @pytest.fixture
 def target(database_url, tree_copy):
-    """A database at 001 holding organizations, one of them with an over-long name."""
+    """A database at head holding organizations, some of them with over-long names."""
     assert run_alembic("upgrade", "head", url=database_url).returncode == 0
     query(
         database_url,
@@ -39,42 +39,42 @@ def rehearse(url, tree) -> subprocess.CompletedProcess:
 
 def test_good_revision_is_reported_and_the_target_is_left_identical(target):
     url, tree = target
-    add_revision(
-        tree, "002", "add_country",
-        "-- test-only\nALTER TABLE organizations ADD COLUMN country text;\n"
-        "UPDATE organizations SET country = 'NZ';\n",
-        "ALTER TABLE organizations DROP COLUMN country;\n", "001",
+    added = add_revision(
+        tree, "add_test_only_country",
+        "-- test-only\nALTER TABLE organizations ADD COLUMN test_only_country text;\n"
+        "UPDATE organizations SET test_only_country = 'NZ';\n",
+        "ALTER TABLE organizations DROP COLUMN test_only_country;\n",
     )  # fmt: skip
     schema_before, rows_before = snapshot(url), query(url, ROW_COUNTS)
     result = rehearse(url, tree)
     assert result.returncode == 0, result.stdout + result.stderr
     report = result.stdout
-    assert "002: applied in" in report
+    assert f"{added}: applied in" in report
     assert "public.organizations AccessExclusiveLock" in report
     assert "rows written: public.organizations 20" in report
     assert "rehearsal passed: 1 revision(s) applied" in report and "no drift" in report
     assert snapshot(url) == schema_before
     assert query(url, ROW_COUNTS) == rows_before
-    assert current_version(url) == "001"
+    assert current_version(url) == HEAD
     assert query(url, SCRATCH_DATABASES) == [(0,)]
 
 
 def test_revision_failing_on_the_targets_rows_fails_the_rehearsal_naming_it(target):
     url, tree = target
-    add_revision(
-        tree, "002", "short_names",
+    added = add_revision(
+        tree, "short_names",
         "-- test-only: rows with long names violate it.\n"
-        "ALTER TABLE organizations ADD CONSTRAINT organizations_name_short_check"
+        "ALTER TABLE organizations ADD CONSTRAINT organizations_test_only_short_name_check"
         " CHECK (length(name) <= 100);\n",
-        "ALTER TABLE organizations DROP CONSTRAINT organizations_name_short_check;\n", "001",
+        "ALTER TABLE organizations DROP CONSTRAINT organizations_test_only_short_name_check;\n",
     )  # fmt: skip
     schema_before = snapshot(url)
     result = rehearse(url, tree)
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "REHEARSAL FAILED at 002" in result.stdout
+    assert f"REHEARSAL FAILED at {added}" in result.stdout
     assert "is violated by some row" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
-    assert snapshot(url) == schema_before and current_version(url) == "001"
+    assert snapshot(url) == schema_before and current_version(url) == HEAD
     assert query(url, SCRATCH_DATABASES) == [(0,)]
 
 
@@ -82,8 +82,9 @@ def test_copy_falls_back_to_pg_dump_while_someone_is_connected_to_the_target(tar
     """CREATE DATABASE ... TEMPLATE needs the target to itself; an open session must not stop us."""
     url, tree = target
     add_revision(
-        tree, "002", "add_country", "ALTER TABLE organizations ADD COLUMN country text;\n",
-        "ALTER TABLE organizations DROP COLUMN country;\n", "001",
+        tree, "add_test_only_country",
+        "ALTER TABLE organizations ADD COLUMN test_only_country text;\n",
+        "ALTER TABLE organizations DROP COLUMN test_only_country;\n",
     )  # fmt: skip
     from conftest import engine_for
 
@@ -102,9 +103,7 @@ def test_interrupted_rehearsal_drops_its_scratch_database(target):
     import time
 
     url, tree = target
-    add_revision(
-        tree, "002", "slow", "-- test-only\nSELECT pg_sleep(30);\n", "SELECT 1;\n", "001"
-    )  # fmt: skip
+    add_revision(tree, "slow", "-- test-only\nSELECT pg_sleep(30);\n", "SELECT 1;\n")
     rehearsal = subprocess.Popen(
         [sys.executable, "-m", "migration_runner.tools.rehearse", "--tree", str(tree)],
         env=clean_environ(DATABASE_URL=url), cwd=tree,
@@ -123,4 +122,4 @@ def test_interrupted_rehearsal_drops_its_scratch_database(target):
     assert rehearsal.returncode == 130, output
     assert "interrupted; the scratch database was dropped" in output
     assert query(url, SCRATCH_DATABASES) == [(0,)]
-    assert current_version(url) == "001"
+    assert current_version(url) == HEAD

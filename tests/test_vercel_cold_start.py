@@ -7,13 +7,15 @@ import time
 import pytest
 from vercel_stack import ENDPOINT_VARIABLES as VARIABLES
 
-from conftest import ROOT, V001_TABLES, clean_environ, public_tables, run_alembic
+from conftest import HEAD_TABLES, REVISIONS, ROOT, clean_environ, public_tables, run_alembic
 
 
 @pytest.mark.parametrize("endpoint", list(VARIABLES))
 def test_runner_retries_while_the_compute_wakes_up_then_migrates(vercel_database, endpoint):
     stack = vercel_database.stack
     variable = VARIABLES[endpoint]
+    start = vercel_database.start_for(endpoint)  # the pooler's floor, if the tree has one
+    first = REVISIONS[REVISIONS.index(start) + 1] if start else REVISIONS[0]
     # PgBouncer (pooled, and the direct endpoint when the binaries lack TLS) holds a
     # login while it cannot reach the server, as Neon's proxy does while a compute
     # wakes; a short connect_timeout (Vercel's Prisma URL carries one) makes retries.
@@ -47,8 +49,8 @@ def test_runner_retries_while_the_compute_wakes_up_then_migrates(vercel_database
     retries = [line for line in output if "database not reachable yet" in line]
     assert len(retries) >= 1, stdout
     assert all("retrying in" in line and "s left" in line for line in retries)
-    assert "Running upgrade  -> 001" in stdout
-    assert V001_TABLES <= public_tables(stack.superuser_url(vercel_database.name))
+    assert f"Running upgrade {start or ''} -> {first}" in stdout
+    assert HEAD_TABLES <= public_tables(stack.superuser_url(vercel_database.name))
 
 
 def test_compute_that_stays_down_fails_clearly_after_the_connect_timeout(vercel_database):

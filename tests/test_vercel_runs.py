@@ -10,9 +10,12 @@ import pytest
 from vercel_stack import ENDPOINT_VARIABLES
 
 from conftest import (
+    HEAD,
+    HEAD_TABLES,
+    REVISIONS,
     RUNNER_TABLES,
-    V001_TABLES,
     add_revision,
+    current_version,
     public_tables,
     run_alembic,
     run_alembic_concurrently,
@@ -21,20 +24,20 @@ from migration_runner.servers.vercel_local import OWNER
 
 VARIABLES = ENDPOINT_VARIABLES
 RUNNERS = 4  # the suite's own test runs eight; four show the lock through each endpoint
-FAILING_UP = """-- 002_half_done (up): test-only revision that fails after doing some work.
+FAILING_UP = """-- half_done (up): test-only revision that fails after doing some work.
 CREATE TABLE half_done (id integer);
 INSERT INTO half_done VALUES (1);
 ALTER TABLE organizations ADD COLUMN half_done integer;
 SELECT 1 / 0;
 """
-CONCURRENT_INDEX_UP = """-- 002_index_organizations_name (up): test-only.
+CONCURRENT_INDEX_UP = """-- index_organizations_name (up): test-only.
 -- Destructive: no
 -- Transaction: none
-CREATE INDEX CONCURRENTLY organizations_name_idx ON organizations (name);
+CREATE INDEX CONCURRENTLY organizations_test_only_name_idx ON organizations (name);
 """
-CONCURRENT_INDEX_DOWN = """-- 002_index_organizations_name (down): test-only.
+CONCURRENT_INDEX_DOWN = """-- index_organizations_name (down): test-only.
 -- Transaction: none
-DROP INDEX CONCURRENTLY organizations_name_idx;
+DROP INDEX CONCURRENTLY organizations_test_only_name_idx;
 """
 
 
@@ -58,39 +61,54 @@ def _tables(database) -> set[str]:
     return public_tables(database.stack.superuser_url(database.name))
 
 
+def _above(start: str | None) -> list[str]:
+    """The tree's revisions above start (all of them for an empty database)."""
+    return REVISIONS[REVISIONS.index(start) + 1 :] if start else REVISIONS
+
+
 def test_upgrade_downgrade_upgrade_over_vercel_url(vercel_database, endpoint):
     environment = _only(vercel_database, endpoint)
     assert environment[VARIABLES[endpoint]].startswith("postgres://")
     assert "sslmode=require" in environment[VARIABLES[endpoint]]
+    start = vercel_database.start_for(endpoint)  # the pooler's floor, if the tree has one
+    start_tables = _tables(vercel_database) | RUNNER_TABLES
 
     upgrade = run_alembic("upgrade", "head", env=environment)
     assert upgrade.returncode == 0, upgrade.stdout
     assert f"(from {VARIABLES[endpoint]})" in upgrade.stdout
-    assert _tables(vercel_database) == V001_TABLES | RUNNER_TABLES
+    assert _tables(vercel_database) == HEAD_TABLES | RUNNER_TABLES
 
-    downgrade = run_alembic("downgrade", "base", env=environment)
+    downgrade = run_alembic("downgrade", start or "base", env=environment)
     assert downgrade.returncode == 0, downgrade.stdout
-    assert _tables(vercel_database) == RUNNER_TABLES
+    assert _tables(vercel_database) == start_tables
 
     again = run_alembic("upgrade", "head", env=environment)
     assert again.returncode == 0, again.stdout
-    assert _tables(vercel_database) == V001_TABLES | RUNNER_TABLES
+    assert _tables(vercel_database) == HEAD_TABLES | RUNNER_TABLES
+    ran = _above(start)
     assert vercel_database.superuser_query(
         "SELECT revision, direction, applied_by FROM migration_history ORDER BY id"
-    ) == [("001", "up", OWNER), ("001", "down", OWNER), ("001", "up", OWNER)]
-    assert vercel_database.superuser_query("SELECT version_num FROM alembic_version") == [("001",)]
+    ) == (
+        [(revision, "up", OWNER) for revision in REVISIONS]
+        + [(revision, "down", OWNER) for revision in reversed(ran)]
+        + [(revision, "up", OWNER) for revision in ran]
+    )
+    assert vercel_database.superuser_query("SELECT version_num FROM alembic_version") == [(HEAD,)]
     _assert_went_through(vercel_database, endpoint)
 
 
 def test_concurrent_upgrades_over_vercel_url_apply_the_schema_once(vercel_database, endpoint):
+    vercel_database.start_for(endpoint)
     results = run_alembic_concurrently(
         RUNNERS, "upgrade", "head", env=_only(vercel_database, endpoint)
     )
 
     assert [result.returncode for result in results] == [0] * RUNNERS, [r.stdout for r in results]
     assert sum("Running upgrade" in result.stdout for result in results) == 1
-    assert _tables(vercel_database) == V001_TABLES | RUNNER_TABLES
-    assert vercel_database.superuser_query("SELECT revision FROM migration_history") == [("001",)]
+    assert _tables(vercel_database) == HEAD_TABLES | RUNNER_TABLES
+    assert vercel_database.superuser_query(
+        "SELECT revision FROM migration_history ORDER BY id"
+    ) == [(revision,) for revision in REVISIONS]
     _assert_went_through(vercel_database, endpoint)
 
 
@@ -98,28 +116,32 @@ def test_failing_revision_over_vercel_url_rolls_back_everything(
     vercel_database, endpoint, tree_copy
 ):
     environment = _only(vercel_database, endpoint)
+    vercel_database.start_for(endpoint, pending=False)
     assert run_alembic("upgrade", "head", env=environment, tree=tree_copy).returncode == 0
-    add_revision(tree_copy, "002", "half_done", FAILING_UP, "DROP TABLE half_done;\n", "001")
+    added = add_revision(tree_copy, "half_done", FAILING_UP, "DROP TABLE half_done;\n")
 
     result = run_alembic("upgrade", "head", env=environment, tree=tree_copy)
 
     assert result.returncode != 0
-    assert "sql/up/002_half_done.sql line 5 failed" in result.stdout
+    assert f"sql/up/{added}_half_done.sql line 5 failed" in result.stdout
     assert "half_done" not in _tables(vercel_database)
     assert vercel_database.superuser_query(
         "SELECT count(*) FROM information_schema.columns WHERE column_name = 'half_done'"
     ) == [(0,)]
-    assert vercel_database.superuser_query("SELECT version_num FROM alembic_version") == [("001",)]
-    assert vercel_database.superuser_query("SELECT count(*) FROM migration_history") == [(1,)]
+    assert vercel_database.superuser_query("SELECT version_num FROM alembic_version") == [(HEAD,)]
+    assert vercel_database.superuser_query("SELECT count(*) FROM migration_history") == [
+        (len(REVISIONS),)
+    ]
 
 
 def test_pooled_url_run_leaves_no_advisory_lock_or_session_setting_on_server_connections(
     vercel_database,
 ):
     environment = _only(vercel_database, "pooled")
+    start = vercel_database.start_for("pooled")
     results = run_alembic_concurrently(4, "upgrade", "head", env=environment)
     assert [result.returncode for result in results] == [0] * 4, [r.stdout for r in results]
-    assert run_alembic("downgrade", "base", env=environment).returncode == 0
+    assert run_alembic("downgrade", start or "base", env=environment).returncode == 0
 
     # The server connections PgBouncer keeps for this database after the runs.
     servers = vercel_database.server_connections()
@@ -162,19 +184,19 @@ def test_pooled_url_run_leaves_no_advisory_lock_or_session_setting_on_server_con
 
 
 def test_non_transactional_revision_is_refused_over_the_pooled_url(vercel_database, tree_copy):
-    add_revision(
-        tree_copy,
-        "002",
-        "index_organizations_name",
-        CONCURRENT_INDEX_UP,
-        CONCURRENT_INDEX_DOWN,
-        "001",
+    start = vercel_database.start_for("pooled", pending=False)  # the tree's own are above it
+    tables = _tables(vercel_database)
+    added = add_revision(
+        tree_copy, "index_organizations_name", CONCURRENT_INDEX_UP, CONCURRENT_INDEX_DOWN
     )
     result = run_alembic("upgrade", "head", env=_only(vercel_database, "pooled"), tree=tree_copy)
 
     assert result.returncode != 0
+    assert f"sql/up/{added}_index_organizations_name.sql" in result.stdout
     assert "Transaction: none" in result.stdout and "POSTGRES_URL_NON_POOLING" in result.stdout
-    assert _tables(vercel_database) == set()  # 001 of the same run was rolled back too
+    # Nothing of the run was applied, the revisions before this one included.
+    assert _tables(vercel_database) == tables
+    assert current_version(vercel_database.stack.superuser_url(vercel_database.name)) == start
     assert vercel_database.superuser_query(
         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
     ) == [(0,)]
@@ -182,5 +204,6 @@ def test_non_transactional_revision_is_refused_over_the_pooled_url(vercel_databa
     direct = run_alembic("upgrade", "head", env=_only(vercel_database, "direct"), tree=tree_copy)
     assert direct.returncode == 0, direct.stdout
     assert vercel_database.superuser_query(
-        "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass('organizations_name_idx')"
+        "SELECT indisvalid FROM pg_index"
+        " WHERE indexrelid = to_regclass('organizations_test_only_name_idx')"
     ) == [(True,)]

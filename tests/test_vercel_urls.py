@@ -5,7 +5,7 @@ import time
 import psycopg2
 import pytest
 
-from conftest import public_tables, run_alembic
+from conftest import HEAD, REVISIONS, public_tables, run_alembic
 from migration_runner.servers.vercel_local import OWNER
 from migration_runner.steps.database_url import resolve_target
 
@@ -24,7 +24,7 @@ def test_all_vercel_variables_set_migrates_over_the_direct_url(vercel_database):
     assert _chosen(result) == "POSTGRES_URL_NON_POOLING"
     assert environment["POSTGRES_PASSWORD"] not in result.stdout
     assert f"{OWNER}:***@" in result.stdout
-    assert vercel_database.owner_query("SELECT version_num FROM alembic_version") == [("001",)]
+    assert vercel_database.owner_query("SELECT version_num FROM alembic_version") == [(HEAD,)]
     # Not one transaction of the run went through PgBouncer.
     assert vercel_database.pool_stats().get("total_xact_count", 0) == 0
 
@@ -37,12 +37,15 @@ def test_neon_integration_variables_prefer_the_unpooled_url(vercel_database):
     assert result.returncode == 0, result.stdout
     assert _chosen(result) == "DATABASE_URL_UNPOOLED"
     assert vercel_database.pool_stats().get("total_xact_count", 0) == 0
-    assert vercel_database.owner_query("SELECT applied_by FROM migration_history") == [(OWNER,)]
+    assert vercel_database.owner_query("SELECT applied_by FROM migration_history") == [
+        (OWNER,)
+    ] * len(REVISIONS)
 
 
 def test_pooled_variables_only_use_postgres_url_never_the_prisma_url(vercel_database):
     environment = vercel_database.environment
     pooled = {name: environment[name] for name in ("POSTGRES_URL", "POSTGRES_PRISMA_URL")}
+    vercel_database.start_for("pooled", pending=False)
     result = run_alembic("upgrade", "head", env=pooled)
 
     assert result.returncode == 0, result.stdout
@@ -50,7 +53,7 @@ def test_pooled_variables_only_use_postgres_url_never_the_prisma_url(vercel_data
     assert "goes through the pooler" in result.stdout
     assert "ignored pgbouncer" not in result.stdout  # the Prisma URL's parameter: not read
     assert vercel_database.pool_stats()["total_xact_count"] > 0
-    assert vercel_database.owner_query("SELECT version_num FROM alembic_version") == [("001",)]
+    assert vercel_database.owner_query("SELECT version_num FROM alembic_version") == [(HEAD,)]
 
 
 def test_prisma_url_alone_is_never_used(vercel_database):
@@ -67,11 +70,12 @@ def test_pgbouncer_parameter_is_dropped_with_a_visible_note(vercel_database):
     url = vercel_database.stack.pooled_url(
         vercel_database.name, "pgbouncer=true&connect_timeout=15&sslmode=require"
     )
+    vercel_database.start_for("pooled", pending=False)
     result = run_alembic("upgrade", "head", env={"DATABASE_URL": url})
 
     assert result.returncode == 0, result.stdout
     assert "ignored pgbouncer from DATABASE_URL: libpq does not accept them" in result.stdout
-    assert vercel_database.owner_query("SELECT version_num FROM alembic_version") == [("001",)]
+    assert vercel_database.owner_query("SELECT version_num FROM alembic_version") == [(HEAD,)]
 
 
 def test_sslmode_require_against_a_server_without_tls_fails_without_fallback(database_url):
@@ -118,7 +122,7 @@ def test_stack_owner_is_no_superuser_and_the_server_allows_only_tls_scram(vercel
 
 
 def test_v001_needs_no_superuser_and_no_extension(vercel_database):
-    result = run_alembic("upgrade", "head", env={"DATABASE_URL": vercel_database.direct_url})
+    result = run_alembic("upgrade", "001", env={"DATABASE_URL": vercel_database.direct_url})
     assert result.returncode == 0, result.stdout
     assert vercel_database.owner_query(
         "SELECT count(*) FROM pg_extension WHERE extname <> 'plpgsql'"

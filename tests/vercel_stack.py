@@ -11,16 +11,41 @@ import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg2
 import pytest
 
 from migration_runner.servers import vercel_local
 from migration_runner.servers.vercel_local import VercelStack
+from migration_runner.steps import sql_files
+from migration_runner.tools.scaffold import revision_ids
 
 VERSION = os.environ.get("TEST_POSTGRES_VERSION", "15")
 # Vercel's variable for each way in: direct TLS to the server, or PgBouncer in transaction mode.
 ENDPOINT_VARIABLES = {"direct": "POSTGRES_URL_NON_POOLING", "pooled": "POSTGRES_URL"}
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pooler_floor(tree: Path = ROOT) -> str | None:
+    """The tree's last revision that a run through PgBouncer cannot take, up or down; None
+    when every file runs in a transaction.
+
+    A `-- Transaction: none` file (CREATE INDEX CONCURRENTLY) holds the migration lock
+    across commits, which needs one server connection: the runner refuses it through a
+    transaction pooler, by design. A deploy through the pooler therefore starts at or above
+    this revision, brought there over the direct URL; the pooled tests do the same.
+    """
+    floor = None
+    for shim in sorted((tree / "alembic" / "versions").glob("[0-9][0-9][0-9]_*.py")):
+        files = (sql_files.for_revision(shim, direction) for direction in sql_files.DIRECTIONS)
+        if not all(sql_file.transactional for sql_file in files):
+            floor = shim.name[:3]
+    return floor
+
+
+REVISIONS = revision_ids(ROOT)
+POOLER_FLOOR = pooler_floor()
 
 
 @pytest.fixture(scope="session")
@@ -50,6 +75,33 @@ class VercelDatabase:
     @property
     def pooled_url(self) -> str:
         return self.environment["POSTGRES_URL"]
+
+    @property
+    def server_url(self) -> str:
+        """The owner straight to the server, past both PgBouncers: for setting up only."""
+        sslmode = "require" if self.stack.server_tls else "disable"
+        return self.stack._url("postgres", self.stack.server_port, self.name, f"sslmode={sslmode}")
+
+    def start_for(self, endpoint: str, pending: bool = True) -> str | None:
+        """Ready this empty database for runs through endpoint; the revision it is then at.
+
+        Through the pooler it is first migrated to POOLER_FLOOR, if the tree has one, as
+        the owner straight on the server (no PgBouncer keeps a connection of it). pending
+        asks for a revision left for the pooled run to apply: without one (head itself
+        cannot go through the pooler) the test is skipped.
+        """
+        if endpoint != "pooled" or POOLER_FLOOR is None:
+            return None
+        if pending and POOLER_FLOOR == REVISIONS[-1]:
+            pytest.skip(
+                f"head {POOLER_FLOOR} has a `-- Transaction: none` file: no revision is left "
+                "that a run through the pooler may apply"
+            )
+        from conftest import run_alembic  # conftest imports this module: at call time
+
+        setup = run_alembic("upgrade", POOLER_FLOOR, env={"DATABASE_URL": self.server_url})
+        assert setup.returncode == 0, setup.stdout
+        return POOLER_FLOOR
 
     def superuser_query(self, sql: str) -> list[tuple]:
         """Rows of sql run by the server's superuser straight on the server (for checks)."""
