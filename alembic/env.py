@@ -107,7 +107,7 @@ def run_migrations_offline() -> None:
     run_one_attempt(recorder, one_attempt(settings))  # psql cannot retry: the longest wait
 
 
-def run_migrations_with(connection: Connection, pooled: bool = False) -> None:
+def run_migrations_with(connection: Connection, pooled: bool | None = None) -> None:
     """Migrate over an open connection, retrying after lock timeouts."""
     recorder = HistoryRecorder()
     context.configure(

@@ -207,3 +207,27 @@ def test_non_transactional_revision_is_refused_over_the_pooled_url(vercel_databa
         "SELECT indisvalid FROM pg_index"
         " WHERE indexrelid = to_regclass('organizations_test_only_name_idx')"
     ) == [(True,)]
+
+
+def test_pooled_url_under_another_name_is_recognised_by_asking_pgbouncer(
+    vercel_database, tree_copy
+):
+    """A Neon integration's DATABASE_URL is pooled, and its name does not say so: the runner
+    asks the server (its port, then PgBouncer's console) before a `Transaction: none` file."""
+    start = vercel_database.start_for("pooled", pending=False)
+    added = add_revision(
+        tree_copy, "index_organizations_name", CONCURRENT_INDEX_UP, CONCURRENT_INDEX_DOWN
+    )
+    pooled_as_database_url = {"DATABASE_URL": vercel_database.pooled_url}
+
+    result = run_alembic("upgrade", "head", env=pooled_as_database_url, tree=tree_copy)
+
+    assert result.returncode != 0
+    assert f"FAILED: sql/up/{added}_index_organizations_name.sql is headed" in result.stdout
+    assert "goes through a pooler (PgBouncer)" in result.stdout
+    assert current_version(vercel_database.stack.superuser_url(vercel_database.name)) == start
+    assert vercel_database.superuser_query(
+        "SELECT count(*) FROM pg_indexes WHERE indexname = 'organizations_test_only_name_idx'"
+    ) == [(0,)]
+    direct = run_alembic("upgrade", "head", env=_only(vercel_database, "direct"), tree=tree_copy)
+    assert direct.returncode == 0, direct.stdout  # the same server, directly: no refusal

@@ -38,6 +38,8 @@ NEVER_USED = ("POSTGRES_PRISMA_URL", "POSTGRES_URL_NO_SSL")
 FALLBACK_SSLMODES = {"disable", "allow", "prefer"}
 # Vercel's and Neon's pooled variables; Neon's pooled hosts are ep-NAME-pooler.REGION...
 POOLED_VARIABLES = {"POSTGRES_URL"}
+# Vercel's and Neon's names for the URL that reaches the server without a pooler.
+DIRECT_VARIABLES = {"POSTGRES_URL_NON_POOLING", "DATABASE_URL_UNPOOLED"}
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", ""}
 DRIVER = "postgresql+psycopg2"
 SCHEMES = {"postgres", "postgresql", "postgresql+psycopg2"}
@@ -50,7 +52,9 @@ class DatabaseTarget:
     notes: list[str] = field(default_factory=list)
     # True when the URL goes through a pooler (PgBouncer in transaction mode):
     # Vercel's POSTGRES_URL, a Neon `-pooler` host, or a URL marked pgbouncer=true.
-    pooled: bool = False
+    # False for the variables named direct; None when only the server can tell
+    # (steps/pooler.py asks it before a `-- Transaction: none` file).
+    pooled: bool | None = None
 
     @property
     def shown(self) -> str:
@@ -117,6 +121,7 @@ def resolve_target(environ=os.environ) -> DatabaseTarget:
         variable in POOLED_VARIABLES
         or host.split(".")[0].endswith("-pooler")
         or "pgbouncer" in url.query
+        or (False if variable in DIRECT_VARIABLES else None)
     )
     dropped = [name for name in CLIENT_ONLY_PARAMETERS if name in url.query]
     if dropped:

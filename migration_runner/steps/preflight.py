@@ -4,7 +4,7 @@ Each revision commits on its own, so a refusal raised when revision k starts
 would leave revisions before k applied. The preflight reads every file the run
 will execute, in order, and refuses the whole run up front:
 - a file that would destroy rows present now (unless `-x allow-data-loss=true`);
-- a `-- Transaction: none` file when the run goes through a transaction pooler.
+- a `-- Transaction: none` file when the run goes through PgBouncer (steps/pooler.py).
 """
 
 from alembic.runtime.migration import MigrationContext
@@ -12,6 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from migration_runner.errors import MigrationError
 from migration_runner.steps import sql_files
 from migration_runner.steps.data_loss_guard import find_destruction, losses, refusal
+from migration_runner.steps.pooler import behind_pgbouncer
 from migration_runner.steps.settings import RunSettings
 
 
@@ -41,13 +42,15 @@ def refuse_before_any_change(ctx: MigrationContext, settings: RunSettings) -> No
     """
     if ctx.as_sql:
         return
+    if ctx.opts.get("pooled_target") is None:  # the URL does not say: the server tells
+        ctx.opts["pooled_target"] = behind_pgbouncer(ctx)  # one transaction if it pools
     for _, sql_file in pending_files(ctx):
-        if not sql_file.transactional and ctx.opts.get("pooled_target"):
+        if not sql_file.transactional and ctx.opts["pooled_target"]:
             raise MigrationError(
                 f"{sql_file.shown} is headed `-- Transaction: none`: it holds the migration lock "
                 "across commits, which needs one server connection, and this run goes through a "
-                "pooler (PgBouncer in transaction mode). Nothing was applied. Run it with the "
-                "direct URL: set POSTGRES_URL_NON_POOLING or DATABASE_URL_UNPOOLED."
+                "pooler (PgBouncer). Nothing was applied. Run it with the direct URL: set "
+                "POSTGRES_URL_NON_POOLING or DATABASE_URL_UNPOOLED."
             )
         destructions = [] if settings.allow_data_loss else find_destruction(sql_file)
         lost = losses(ctx, destructions) if destructions else []
