@@ -34,6 +34,7 @@ from vercel_stack import vercel_database, vercel_stack  # noqa: F401
 from migration_runner.servers import local_postgres
 from migration_runner.steps.database_url import URL_VARIABLES
 from migration_runner.tools.scaffold import append_revision, revision_ids
+from past_head import copy_project
 
 ROOT = Path(__file__).resolve().parents[1]
 VERSION = os.environ.get("TEST_POSTGRES_VERSION", "15")
@@ -257,6 +258,30 @@ def current_version(url: str) -> str | None:
         return None
     rows = query(url, "SELECT version_num FROM alembic_version")
     return rows[0][0] if rows else None
+
+
+@pytest.fixture
+def project_copy(tmp_path: Path) -> Path:
+    """The whole project as a clone has it (a git repository), whose `make` targets use this
+    checkout's venv: for tests that run the documented commands themselves."""
+    project = tmp_path / "project"
+    copy_project(project)
+    (project / ".venv").symlink_to(ROOT / ".venv")
+    # make reinstalls when pyproject.toml is newer than the venv: never from a copy.
+    installed = (ROOT / ".venv" / ".installed").stat().st_mtime
+    os.utime(project / "pyproject.toml", (installed - 1, installed - 1))
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid"]
+    for step in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "clone"]):
+        subprocess.run([*git, *step], cwd=project, capture_output=True, check=True)
+    return project
+
+
+def run_make(project: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """`make ARGS` in a project copy, with no database URL or runner setting from this process."""
+    return subprocess.run(
+        ["make", *args], cwd=project, env=clean_environ(), capture_output=True, text=True,
+        check=False, timeout=timeout,
+    )  # fmt: skip
 
 
 @pytest.fixture

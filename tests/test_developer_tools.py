@@ -5,7 +5,7 @@ import sys
 
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, run_make
 
 WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
 
@@ -61,3 +61,19 @@ def test_actionlint_passes_the_workflow_and_catches_a_broken_one(tmp_path):
     result = run(*lint, str(broken))
     assert result.returncode == 1
     assert "step" in result.stdout
+
+
+def test_make_fmt_runs_every_step_and_reports_each(project_copy):
+    """A SQL file sqlfluff cannot fix no longer stops `make fmt` before ruff runs."""
+    unfixable = project_copy / "sql" / "up" / "999_unfixable.sql"
+    unfixable.write_text("-- " + "x" * 120 + "\nSELECT 1;\n")  # a comment too long to wrap
+    messy = project_copy / "migration_runner" / "messy.py"
+    messy.write_text("import sys\nimport os\nx = [1,2]\n")
+
+    fmt = run_make(project_copy, "fmt")
+
+    assert fmt.returncode != 0
+    assert "fmt: sqlfluff fix (1 new SQL file(s)): FAILED" in fmt.stdout
+    assert "fmt: ruff import order: ok" in fmt.stdout
+    assert "fmt: ruff format: ok" in fmt.stdout
+    assert messy.read_text() == "import os\nimport sys\n\nx = [1, 2]\n"  # ruff ran after it

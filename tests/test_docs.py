@@ -7,7 +7,6 @@ each `make` target in the Makefile, each `alembic` command and `-x` option in
 Alembic and the runner, each `python -m` module in the tree.
 """
 
-import os
 import re
 import shlex
 import subprocess
@@ -15,10 +14,9 @@ from pathlib import Path
 
 import alembic.command
 
-from conftest import ROOT, clean_environ, current_version, query
+from conftest import ROOT, clean_environ, current_version, query, run_make
 from migration_runner.steps.settings import OPTIONS
 from migration_runner.tools.scaffold import revision_ids
-from past_head import copy_project
 
 PAGES = sorted([ROOT / "README.md", ROOT / "MIGRATIONS.md", *(ROOT / "docs").glob("*.md")])
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
@@ -90,18 +88,11 @@ def test_every_documented_command_exists():
     assert found == []
 
 
-def test_the_first_migration_page_runs_as_written(tmp_path):
+def test_the_first_migration_page_runs_as_written(tmp_path, project_copy):
     """The page's blocks in order, in a copy of the project: scaffold, SQL, model, autogenerate
     (which then finds nothing left to write), fmt, lint, schema, upgrade, downgrade."""
     page = ROOT / "docs" / "first-migration.md"
-    project = tmp_path / "project"
-    copy_project(project)
-    (project / ".venv").symlink_to(ROOT / ".venv")  # make's venv, installed once
-    installed = (ROOT / ".venv" / ".installed").stat().st_mtime  # never reinstalled from the copy
-    os.utime(project / "pyproject.toml", (installed - 1, installed - 1))
-    git = ["git", "-c", "user.name=docs", "-c", "user.email=docs@example.invalid"]
-    for step in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "clone"]):  # as a clone is
-        subprocess.run([*git, *step], cwd=project, capture_output=True, check=True)
+    project = project_copy
     shell = [block for block in blocks(page, "bash")]
     sql = blocks(page, "sql")
     model = blocks(page, "python")[0]
@@ -158,6 +149,4 @@ def test_the_first_migration_page_runs_as_written(tmp_path):
         ) == [("inet",)]
         assert "last_login_ip inet" in (project / "sql" / "schema.sql").read_text()
     finally:
-        subprocess.run(
-            ["make", "-s", "db-remove"], cwd=project, env=environ, capture_output=True, check=False
-        )
+        run_make(project, "-s", "db-remove")

@@ -12,7 +12,7 @@ import time
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from conftest import engine_for, query
+from conftest import HEAD, add_revision, current_version, engine_for, query, run_alembic, run_make
 
 
 def _local_server(action, project):
@@ -58,3 +58,39 @@ def test_dev_server_starts_once_is_reused_and_is_removed_with_its_data(tmp_path)
     assert removed.returncode == 0, removed.stderr
     assert not (project / ".localdb").exists()
     assert not os.path.exists(datadir)
+
+
+def test_a_stopped_dev_server_restarts_without_migrating_and_alembic_names_make_db_start(
+    project_copy,
+):
+    """After `make db-stop`, `alembic` fails at once saying `make db-start`, which brings the
+    same server and data back without applying anything."""
+    project = project_copy
+
+    def make(target: str) -> subprocess.CompletedProcess:
+        return run_make(project, "-s", target)
+
+    try:
+        assert make("migrate").returncode == 0
+        url = make("db-url").stdout.strip()
+        query(url, "INSERT INTO organizations (name, slug) VALUES ('Kept', 'kept')")
+        assert make("db-stop").returncode == 0
+        assert "make db-start" in make("db-url").stderr
+
+        started = time.monotonic()
+        refused = run_alembic("upgrade", "head", url=url, tree=project)
+        assert refused.returncode != 0
+        assert "the local development PostgreSQL is stopped. Start it with `make db-start`." in (
+            refused.stdout
+        )
+        assert time.monotonic() - started < 5  # no retrying a server that is not there
+
+        add_revision(project, "add_test_only_note", "ALTER TABLE organizations ADD test_only_note text;\n",
+                     "ALTER TABLE organizations DROP COLUMN test_only_note;\n")  # fmt: skip
+        restarted = make("db-start")
+        assert restarted.returncode == 0, restarted.stderr
+        assert f"local PostgreSQL started: {url}" in restarted.stdout
+        assert current_version(url) == HEAD  # started, not migrated: the pending one waits
+        assert query(url, "SELECT name FROM organizations") == [("Kept",)]
+    finally:
+        make("db-remove")

@@ -113,3 +113,45 @@ def test_history_and_current_show_the_sequential_ids(database_url, tree_copy):
     assert current.returncode == 0 and "001" in current.stdout.split()
     marked = run_alembic("history", "--indicate-current", url=database_url, tree=tree_copy)
     assert "<base> -> 001 (current), Initial schema" in marked.stdout
+
+
+def test_scaffold_lints_clean_for_a_long_message(tree_copy):
+    """A slug of 29 characters or more once made the down file's header 101 columns wide."""
+    message = "add organizations country code of the billing address for invoices and tax"
+    assert run_alembic("revision", "-m", message, tree=tree_copy).returncode == 0
+    files = [tree_copy / name for name in revision_files(tree_copy) if after(HEAD) in name]
+    assert len(files) == 3
+    sqlfluff = [sys.executable, "-m", "sqlfluff", "lint", "--config", str(ROOT / ".sqlfluff")]
+    linted = run(*sqlfluff, *(str(path) for path in files if path.suffix == ".sql"), cwd=tree_copy)
+    assert linted.returncode == 0, linted.stdout
+    assert all(len(line) <= 100 for path in files for line in path.read_text().splitlines())
+
+
+def test_rev_id_other_than_the_next_number_is_refused_and_writes_nothing(tree_copy):
+    before = revision_files(tree_copy)
+    refused = run_alembic("revision", "-m", "add widgets", "--rev-id", "999", tree=tree_copy)
+    assert refused.returncode != 0
+    assert (
+        f"FAILED: --rev-id 999 is not the next revision number: revisions are numbered in "
+        f"sequence, and the next is {after(HEAD)}. Leave out --rev-id." in refused.stdout
+    )
+    assert revision_files(tree_copy) == before
+    accepted = run_alembic("revision", "-m", "add widgets", "--rev-id", after(HEAD), tree=tree_copy)
+    assert accepted.returncode == 0, accepted.stdout
+    assert f"sql/up/{after(HEAD)}_add_widgets.sql" in revision_files(tree_copy)
+
+
+def test_a_header_that_hides_a_drop_fails_lint_with_the_fix(tree_copy):
+    added = add_revision(
+        tree_copy,
+        "drop_plan",
+        "-- drop_plan (up): test-only.\n-- Destructive: no\nALTER TABLE organizations DROP plan;\n",
+        "-- drop_plan (down): test-only.\nALTER TABLE organizations ADD plan text;\n",
+    )
+    lint = run(sys.executable, "-m", "migration_runner.tools.sql_headers", str(tree_copy), cwd=ROOT)
+    assert lint.returncode == 1
+    assert lint.stderr.strip() == (
+        f"FAILED: sql/up/{added}_drop_plan.sql drops column plan of organizations, but its header "
+        "does not say so: set `-- Destructive: yes` (a reviewer reads it before the SQL)"
+    )
+    assert run(sys.executable, "-m", "migration_runner.tools.sql_headers", cwd=ROOT).returncode == 0
