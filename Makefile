@@ -41,6 +41,7 @@ lint: $(INSTALLED) ## Lint the SQL (sqlfluff style, squawk safety), the Python (
 	  if [ -n "$$non_transactional" ]; then $(BIN)/squawk --no-assume-in-transaction $$non_transactional; fi
 	$(BIN)/python -m migration_runner.tools.linear_history
 	$(BIN)/python -m migration_runner.tools.sql_headers
+	$(BIN)/python -m migration_runner.tools.phase_order
 
 test: system-packages lint lint-workflows check-schema ## Install missing Debian packages (as root), lint, check the workflows and sql/schema.sql, then the suite on PostgreSQL 15 and 18
 	@# The two versions run side by side, one pytest each (on 2 cores: 221 s instead of

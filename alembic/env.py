@@ -29,6 +29,7 @@ from migration_runner.steps.history import HistoryRecorder, verify_checksums
 from migration_runner.steps.lock_report import lock_report_hook, write_lock_report
 from migration_runner.steps.lock_retry import one_attempt, run_with_lock_retries
 from migration_runner.steps.offline_start import check_starting_revision
+from migration_runner.steps.phases import limit_to_phase
 from migration_runner.steps.preflight import refuse_before_any_change
 from migration_runner.steps.settings import RunSettings, read_settings
 from migration_runner.steps.transaction import (
@@ -104,6 +105,7 @@ def run_migrations_offline() -> None:
         on_version_apply=recorder,
         run_settings=settings,
     )
+    limit_to_phase(context.get_context(), settings.phase)  # -x phase=expand: before the deploy
     run_one_attempt(recorder, one_attempt(settings))  # psql cannot retry: the longest wait
 
 
@@ -118,6 +120,7 @@ def run_migrations_with(connection: Connection, pooled: bool | None = None) -> N
         run_settings=settings,
         pooled_target=pooled,  # one transaction, and non-transactional revisions refused
     )
+    limit_to_phase(context.get_context(), settings.phase)  # -x phase=expand: before the deploy
     run_with_lock_retries(
         lambda attempt: run_one_attempt_naming_lines(recorder, attempt),
         settings,

@@ -5,9 +5,14 @@ import re
 from dataclasses import dataclass
 
 from migration_runner.errors import MigrationError
+from migration_runner.steps.lock_report import read_lock_report
 
 # PostgreSQL accepts these units for time settings; a bare number means ms.
-DURATION = re.compile(r"^\d+\s*(us|ms|s|min|h|d)?$")
+DURATION = re.compile(r"^[0-9]+\s*(us|ms|s|min|h|d)?$")
+# PostgreSQL's largest lock_timeout and statement_timeout, in ms (about 24 days).
+LONGEST_DURATION = 2_147_483_647
+# Units of a range in the message that names it.
+RANGE_UNITS = {"duration": "ms", "count": "", "seconds": " s"}
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off"}
 
@@ -19,6 +24,7 @@ class Option:
     default: str
     kind: str  # duration, count, seconds or flag
     help: str
+    limits: tuple[float, float] | None = None  # the allowed range, in ms for a duration
 
 
 OPTIONS = (
@@ -28,6 +34,7 @@ OPTIONS = (
         "100ms",
         "duration",
         "first attempt's wait for a table lock; each retry waits longer, up to lock-timeout-max",
+        limits=(0, LONGEST_DURATION),
     ),
     Option(
         "lock-timeout-max",
@@ -35,6 +42,7 @@ OPTIONS = (
         "400ms",
         "duration",
         "the longest any attempt waits for a lock: how long application queries may queue",
+        limits=(0, LONGEST_DURATION),
     ),
     Option(
         "statement-timeout",
@@ -42,6 +50,7 @@ OPTIONS = (
         "0",
         "duration",
         "longest run of one statement (0: no limit)",
+        limits=(0, LONGEST_DURATION),
     ),
     Option(
         "lock-retries",
@@ -49,6 +58,7 @@ OPTIONS = (
         "30",
         "count",
         "how many times a run that hit the lock timeout is retried (30: about 4 minutes)",
+        limits=(0, 1000),
     ),
     Option(
         "connect-timeout",
@@ -56,6 +66,7 @@ OPTIONS = (
         "10",
         "seconds",
         "how long to keep retrying the first connection (a suspended compute waking up)",
+        limits=(0, 3600),
     ),
     Option(
         "allow-data-loss",
@@ -70,6 +81,7 @@ OPTIONS = (
         "1000",
         "count",
         "rows per batch of a batched backfill (read as migration.batch_size)",
+        limits=(1, 1_000_000),
     ),
     Option(
         "batch-pause",
@@ -77,6 +89,7 @@ OPTIONS = (
         "100ms",
         "duration",
         "pause between a backfill's batches (read as migration.batch_pause)",
+        limits=(0, LONGEST_DURATION),
     ),
     Option(
         "progress-interval",
@@ -84,6 +97,7 @@ OPTIONS = (
         "5",
         "seconds",
         "a statement running longer than this reports progress this often",
+        limits=(0.1, 3600),
     ),
     Option(
         "backup",
@@ -100,6 +114,14 @@ OPTIONS = (
         "where those backups go (relative to the project folder)",
     ),
     Option(
+        "phase",
+        "MIGRATION_PHASE",
+        "all",
+        "phase",
+        "expand: the pending revisions before the first contract one (before a deploy); "
+        "contract or all: every pending revision",
+    ),
+    Option(
         "lock-report",
         "MIGRATION_LOCK_REPORT",
         "",
@@ -108,6 +130,7 @@ OPTIONS = (
     ),
 )
 BACKUP_KINDS = ("tables", "full")
+PHASES = ("all", "expand", "contract")
 
 
 @dataclass(frozen=True)
@@ -123,6 +146,7 @@ class RunSettings:
     progress_interval: float
     backup: str
     backup_dir: str
+    phase: str
     lock_report: str
 
 
@@ -130,13 +154,15 @@ def _convert(option: Option, raw: str, source: str):
     value = raw.strip().lower()
     if option.kind == "duration" and DURATION.match(value):
         return value.replace(" ", "")
-    if option.kind == "count" and value.isdigit():
+    if option.kind == "count" and re.fullmatch("[0-9]+", value):
         return int(value)
-    if option.kind == "seconds" and re.fullmatch(r"\d+(\.\d+)?", value):
+    if option.kind == "seconds" and re.fullmatch(r"[0-9]+(\.[0-9]+)?", value):
         return float(value)
     if option.kind == "flag" and value in TRUE_WORDS | FALSE_WORDS:
         return value in TRUE_WORDS
     if option.kind == "backup" and value in BACKUP_KINDS:
+        return value
+    if option.kind == "phase" and value in PHASES:
         return value
     if option.kind == "path" and raw.strip():
         return raw.strip()
@@ -148,10 +174,23 @@ def _convert(option: Option, raw: str, source: str):
         "seconds": "a number of seconds such as 30",
         "flag": "true or false",
         "backup": " or ".join(BACKUP_KINDS),
+        "phase": ", ".join(PHASES),
         "path": "a folder",
         "file": "a file name",
     }[option.kind]
     raise MigrationError(f"{source} must be {expected}, not {raw!r}.")
+
+
+def _check_range(option: Option, value, raw: str, source: str) -> None:
+    """Refuse a value outside the option's limits (a retry count whose growing lock timeout
+    overflows, a timeout PostgreSQL rejects midway) before anything connects."""
+    if option.limits is None:
+        return
+    low, high = option.limits
+    size = milliseconds(value) if option.kind == "duration" else value
+    if not low <= size <= high:
+        unit = RANGE_UNITS[option.kind]
+        raise MigrationError(f"{source} must be from {low:,}{unit} to {high:,}{unit}, not {raw!r}.")
 
 
 def read_settings(x_arguments: dict[str, str], environ=os.environ) -> RunSettings:
@@ -170,13 +209,17 @@ def read_settings(x_arguments: dict[str, str], environ=os.environ) -> RunSetting
             raw, source = environ[option.env], option.env
         else:
             raw, source = option.default, option.name
-        values[option.name.replace("-", "_")] = _convert(option, raw, source)
+        value = _convert(option, raw, source)
+        _check_range(option, value, raw, source)
+        values[option.name.replace("-", "_")] = value
+    if values["lock_report"]:
+        read_lock_report(values["lock_report"])  # a bad file fails now, not before a commit
     return RunSettings(**values)
 
 
 def milliseconds(duration: str) -> float:
     """A PostgreSQL duration (as accepted above) in milliseconds."""
-    match = re.fullmatch(r"(\d+)(us|ms|s|min|h|d)?", duration)
+    match = re.fullmatch(r"([0-9]+)(us|ms|s|min|h|d)?", duration)
     number, unit = int(match.group(1)), match.group(2) or "ms"
     return (
         number

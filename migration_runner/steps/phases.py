@@ -1,0 +1,71 @@
+"""Two phases in one linear history: expand before the new code is deployed, contract after.
+
+An up file headed `-- Phase: contract` removes or narrows something the running
+release may still use (a column it reads, a table it writes); it runs only once
+the new code is live everywhere. Every other revision is `expand` (the default):
+backward compatible, safe while the old code still serves.
+
+    alembic -x phase=expand upgrade head     # before the deploy: up to the first contract one
+    alembic -x phase=contract upgrade head   # after it: the rest (as plain `upgrade head`)
+
+The history stays one line: the expand phase stops at the first pending contract
+revision, so an expand revision numbered after it waits too (`make lint` refuses
+that order among the revisions the running release does not have yet).
+"""
+
+import logging
+
+from alembic.runtime.migration import MigrationContext
+
+from migration_runner.steps import sql_files
+
+log = logging.getLogger("migration_runner")
+PHASE_HEADER = "phase"
+EXPAND, CONTRACT = "expand", "contract"
+
+
+def phase_of(sql_file: sql_files.SqlFile) -> str:
+    """The phase an up file declares: contract, or expand when it says nothing else."""
+    return CONTRACT if sql_file.headers.get(PHASE_HEADER, EXPAND).lower() == CONTRACT else EXPAND
+
+
+def _contract_step(step) -> sql_files.SqlFile | None:
+    revision = getattr(step, "revision", None)
+    if not step.is_upgrade or revision is None or revision.path is None:
+        return None
+    up = sql_files.for_revision(revision.path, "up")
+    return up if phase_of(up) == CONTRACT else None
+
+
+def limit_to_phase(ctx: MigrationContext, phase: str) -> None:
+    """For `-x phase=expand`, make the run's steps end before the first contract revision.
+
+    Alembic's migration function (the steps from the current revision to the target)
+    is wrapped in place; downgrades are never held back.
+    """
+    if phase != EXPAND:
+        return
+    steps_of = ctx.opts["fn"]
+
+    def expand_steps(heads, context):
+        steps = list(steps_of(heads, context))
+        for index, step in enumerate(steps):
+            contract = _contract_step(step)
+            if contract is not None:
+                _report_held_back(steps[index:], contract)
+                return steps[:index]
+        return steps
+
+    # Alembic reads the function from both places: opts (our preflight and backup) and
+    # the attribute its run_migrations loop calls.
+    ctx.opts["fn"] = ctx._migrations_fn = expand_steps
+
+
+def _report_held_back(held: list, contract: sql_files.SqlFile) -> None:
+    ids = ", ".join(step.revision.revision for step in held)
+    log.info(
+        "phase expand: holding back %s: %s is headed `Phase: contract` and runs only after the "
+        "new code is live everywhere (alembic -x phase=contract upgrade head)",
+        ids,
+        contract.shown,
+    )
