@@ -44,6 +44,24 @@ def make_targets() -> set[str]:
     return set(re.findall(r"^([a-z][a-z-]*):", (ROOT / "Makefile").read_text(), re.MULTILINE))
 
 
+def alembic_problems(args: list[str]) -> list[str]:
+    """An Alembic command that exists, with known `-x` options before it (Alembic's rule)."""
+    commands = {name for name, value in vars(alembic.command).items() if callable(value)}
+    found, subcommand = [], None
+    for index, arg in enumerate(args):
+        if arg == "-x":
+            name = args[index + 1].split("=", 1)[0]
+            if name not in {option.name for option in OPTIONS}:
+                found.append(f"alembic -x {name}: no such option")
+            if subcommand is not None:
+                found.append(f"alembic {subcommand} -x {name}: -x goes before the command")
+        elif subcommand is None and not arg.startswith("-") and args[index - 1] != "-x":
+            subcommand = arg
+            if subcommand not in commands:
+                found.append(f"alembic {subcommand}: no such command")
+    return found
+
+
 def problems_in(command: str) -> list[str]:
     words = shlex.split(command)
     # Leading VARIABLE=value assignments, as in `DATABASE_URL=... make rehearse`.
@@ -58,17 +76,7 @@ def problems_in(command: str) -> list[str]:
             f"make {target}: no such target" for t in targets if (target := t) not in make_targets()
         ]
     if program == "alembic":
-        known = {name for name, value in vars(alembic.command).items() if callable(value)}
-        options = (
-            dict(arg.split("=", 1) for arg in args[1::2] if "=" in arg) if "-x" in args else {}
-        )
-        subcommand = next((arg for arg in args if not arg.startswith("-") and "=" not in arg), "")
-        unknown = [
-            name for name in options if name not in {option.name for option in OPTIONS} | {"phase"}
-        ]
-        return ([f"alembic {subcommand}: no such command"] if subcommand not in known else []) + [
-            f"alembic -x {name}: no such option" for name in unknown
-        ]
+        return alembic_problems(args)
     if program.startswith("python"):
         module = args[args.index("-m") + 1] if "-m" in args else ""
         path = ROOT / Path(*module.split("."))
