@@ -13,6 +13,12 @@ WITH_DATABASE = if [ -z "$(URL_VARIABLES)" ]; then \
 	  DATABASE_URL=$$($(BIN)/python -m migration_runner.servers.local_postgres start) || exit 1; \
 	  export DATABASE_URL; fi;
 
+# PHASE=expand (before a deploy) or PHASE=contract (after it): every alembic this make
+# runs, make rehearse's included, reads MIGRATION_PHASE (migration_runner/steps/phases.py).
+ifdef PHASE
+export MIGRATION_PHASE := $(PHASE)
+endif
+
 .PHONY: help migrate test lint bench bench-load db-start db-stop db-remove db-url vercel-local vercel-local-stop
 .PHONY: schema check-schema drift adopt fmt lint-workflows system-packages restore rehearse
 
