@@ -114,6 +114,13 @@ OPTIONS = (
         "where those backups go (relative to the project folder)",
     ),
     Option(
+        "app-role",
+        "MIGRATION_APP_ROLE",
+        "assessment_app",
+        "role",
+        "the application's role, which revision 002 creates and grants (read as migration.app_role)",
+    ),
+    Option(
         "phase",
         "MIGRATION_PHASE",
         "all",
@@ -146,6 +153,7 @@ class RunSettings:
     progress_interval: float
     backup: str
     backup_dir: str
+    app_role: str
     phase: str
     lock_report: str
 
@@ -164,6 +172,8 @@ def _convert(option: Option, raw: str, source: str):
         return value
     if option.kind == "phase" and value in PHASES:
         return value
+    if option.kind == "role" and re.fullmatch(r"[a-z_][a-z0-9_$]{0,62}", raw.strip()):
+        return raw.strip()
     if option.kind == "path" and raw.strip():
         return raw.strip()
     if option.kind == "file":
@@ -175,6 +185,7 @@ def _convert(option: Option, raw: str, source: str):
         "flag": "true or false",
         "backup": " or ".join(BACKUP_KINDS),
         "phase": ", ".join(PHASES),
+        "role": "a role name of lower-case letters, digits and _ (at most 63)",
         "path": "a folder",
         "file": "a file name",
     }[option.kind]

@@ -38,10 +38,12 @@ log = logging.getLogger(__name__)
 
 
 def _set_timeouts(ctx: MigrationContext, settings: RunSettings) -> None:
+    """This transaction's timeouts, and the settings revisions read (migration.app_role)."""
     emit(
         ctx,
         f"SET LOCAL lock_timeout = {literal(settings.lock_timeout)};\n"
-        f"SET LOCAL statement_timeout = {literal(settings.statement_timeout)};",
+        f"SET LOCAL statement_timeout = {literal(settings.statement_timeout)};\n"
+        f"SET LOCAL migration.app_role = {literal(settings.app_role)};",
     )
 
 
