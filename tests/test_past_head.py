@@ -16,6 +16,7 @@ from past_head import add_three_revisions, copy_project
 # Every test file that runs revisions, reads the head, or adds revisions of its own.
 REVISION_SENSITIVE = (
     "test_at_head.py",
+    "test_application_role.py",
     "test_autogenerate.py",
     "test_backup_restore.py",
     "test_checksums.py",
@@ -32,6 +33,7 @@ REVISION_SENSITIVE = (
     "test_model_parity.py",
     "test_non_transactional.py",
     "test_offline_scripts.py",
+    "test_phases.py",
     "test_refusals_before_any_change.py",
     "test_rehearse.py",
     "test_scaffold.py",
