@@ -72,9 +72,9 @@ drift: $(INSTALLED) ## List how a live database (DATABASE_URL or Vercel's) diffe
 rehearse: $(INSTALLED) ## Apply the pending revisions to a copy of the target first: per-revision report, drift check
 	@$(BIN)/python -m migration_runner.tools.rehearse
 
-restore: $(INSTALLED) ## Put back the rows a destructive revision removed: make restore BACKUP=backups/NNN-...dump
-	@test -n "$(BACKUP)" || { echo "usage: make restore BACKUP=backups/<revision>-<time>-<tables>.dump" >&2; exit 2; }
-	@$(BIN)/python -m migration_runner.tools.restore "$(BACKUP)"
+restore: $(INSTALLED) ## Put back the rows a destructive revision removed: make restore BACKUP=backups/NNN-...dump [OVERWRITE=1]
+	@test -n "$(BACKUP)" || { echo "usage: make restore BACKUP=backups/<revision>-<time>-<tables>.dump [OVERWRITE=1]" >&2; exit 2; }
+	@$(BIN)/python -m migration_runner.tools.restore $(if $(OVERWRITE),--overwrite) "$(BACKUP)"
 
 adopt: $(INSTALLED) ## Stamp a database made before migrations 001, only if its schema is exactly v001
 	@$(BIN)/python -m migration_runner.tools.adopt

