@@ -10,16 +10,19 @@ by `pg_dump | pg_restore`; on the server of SCHEMA_SCRATCH_URL when that is set
 revisions then run there one at a time with the normal runner, each reported
 with its duration, the table locks it held and the rows it wrote, and the
 result is checked for drift. The scratch database is dropped at the end,
-whatever happens, Ctrl-C included.
+whatever happens: on Ctrl-C or SIGTERM pg_dump, pg_restore and the revision
+in progress are stopped first, and nothing of the rehearsal keeps a session or
+a lock on the target.
 
 Exit 0: every revision applied and the schema is exactly head's. 1: a revision
-failed or drift was found. 2: the rehearsal could not be set up.
+failed or drift was found. 2: the rehearsal could not be set up. 130: interrupted.
 """
 
 import argparse
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -33,11 +36,11 @@ from pathlib import Path
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-from migration_runner.errors import MigrationError, interrupt_on_sigterm
+from migration_runner.errors import MigrationError
 from migration_runner.pg_programs import find_client, libpq_arguments
 from migration_runner.steps.database_url import URL_VARIABLES, resolve_target
 from migration_runner.tools import drift
@@ -47,9 +50,26 @@ log = logging.getLogger("migration_runner")
 TEMPLATE_RATE = 200e6  # bytes per second: a file-level copy
 DUMP_RATE = 20e6  # bytes per second: pg_dump | pg_restore through one client
 PROGRESS_EVERY = 5.0  # seconds between progress lines
+STOP_GRACE = 2.0  # seconds pg_dump and pg_restore get to exit on SIGTERM before SIGKILL
+# DROP DATABASE itself waits up to 5 s for other sessions to leave (and ends autovacuum's at
+# once); it is retried until this many seconds have passed, then the copy is left, and said so.
+# Short, so that an interrupted rehearsal still reports before CI kills it (SIGKILL 10 s after
+# SIGINT).
+DROP_PATIENCE = 5.0
+OBJECT_IN_USE = "55006"  # DROP DATABASE: other sessions are connected to it
+EXISTS = "SELECT 1 FROM pg_database WHERE datname = :n"
+TERMINATE_OWN_SESSIONS = (
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+    " WHERE datname = :n AND usename = current_user"
+)
+CONNECTED_ROLES = (
+    "SELECT string_agg(DISTINCT coalesce(usename, backend_type), ', ')"
+    " FROM pg_stat_activity WHERE datname = :n"
+)
 ROWS_WRITTEN = (
     "SELECT format('%I.%I', schemaname, relname), n_tup_ins, n_tup_upd, n_tup_del"
-    " FROM pg_stat_user_tables WHERE relname NOT IN ('alembic_version', 'migration_history')"
+    " FROM pg_stat_user_tables WHERE relname NOT IN"
+    " ('alembic_version', 'migration_history', 'migration_statements')"
 )
 
 
@@ -108,6 +128,43 @@ def _progress(server: URL, name: str, total: int):
         thread.join()
 
 
+def _stop(*processes: subprocess.Popen) -> None:
+    """End the programs still running: SIGTERM first (pg_dump and pg_restore then cancel their
+    queries on the server), SIGKILL for any still there after a short grace."""
+    running = [process for process in processes if process.poll() is None]
+    for process in running:
+        process.terminate()
+    deadline = time.monotonic() + STOP_GRACE
+    for process in running:
+        try:
+            process.wait(max(deadline - time.monotonic(), 0))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _end_sessions(url: URL, application_name: str) -> None:
+    """Terminate the sessions of application_name on url's database and wait until they end.
+
+    A pg_dump killed while it waits for a table lock leaves its backend queued for that lock
+    and holding ACCESS SHARE on every table it locked before: a deploy's ALTER TABLE would
+    wait behind it until someone ends it.
+    """
+    try:
+        _scalar(
+            url,
+            "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND application_name = :name",
+            name=application_name,
+        )
+    except DBAPIError as error:
+        log.warning(
+            "could not end %s's session on the target (%s): look for application_name = '%s'"
+            " in pg_stat_activity",
+            application_name, str(error.orig).strip(), application_name,
+        )  # fmt: skip
+
+
 def scratch_server_of(target: URL, scratch_server: URL | None) -> URL:
     """Where the scratch database goes, as a URL of that server's maintenance database."""
     return (scratch_server or target).set(drivername=target.drivername, database="postgres")
@@ -138,19 +195,31 @@ def copy_target(target: URL, scratch_server: URL | None, name: str) -> URL:
     major = int(_scalar(target, "SHOW server_version_num")) // 10000
     source_uri, source_env = libpq_arguments(target)
     scratch_uri, scratch_env = libpq_arguments(scratch)
+    # Named in pg_stat_activity, so that an interrupted copy finds pg_dump's session.
+    source_env["PGAPPNAME"], scratch_env["PGAPPNAME"] = f"{name} pg_dump", f"{name} pg_restore"
+    dump_client = find_client("pg_dump", major, same_major=True)
+    restore_client = find_client("pg_restore", major, same_major=True)
+    pg_dump = [str(dump_client), "--format=custom", "--no-owner", f"--dbname={source_uri}"]
+    pg_restore = [str(restore_client), "--no-owner", "--exit-on-error", f"--dbname={scratch_uri}"]
     with _progress(server, name, size), tempfile.TemporaryFile() as errors:
-        dump = subprocess.Popen(
-            [str(find_client("pg_dump", major, same_major=True)), "--format=custom", "--no-owner", f"--dbname={source_uri}"],
-            env=source_env, stdout=subprocess.PIPE, stderr=errors,
-        )  # fmt: skip
-        load = subprocess.run(
-            [str(find_client("pg_restore", major, same_major=True)), "--no-owner", "--exit-on-error", f"--dbname={scratch_uri}"],
-            env=scratch_env, stdin=dump.stdout, stderr=subprocess.PIPE, text=True, check=False,
-        )  # fmt: skip
-        dump.stdout.close()
-        if dump.wait() != 0 or load.returncode != 0:
+        started = []
+        try:
+            dump = subprocess.Popen(pg_dump, env=source_env, stdout=subprocess.PIPE, stderr=errors)
+            started.append(dump)
+            load = subprocess.Popen(
+                pg_restore, env=scratch_env, stdin=dump.stdout, stderr=subprocess.PIPE, text=True
+            )
+            started.append(load)
+            dump.stdout.close()  # pg_restore holds the only read end: pg_dump stops when it does
+            load_errors = load.communicate()[1]
+            dump.wait()
+        except BaseException:  # Ctrl-C and SIGTERM included
+            _stop(*started)
+            _end_sessions(target, source_env["PGAPPNAME"])
+            raise
+        if dump.returncode != 0 or load.returncode != 0:
             errors.seek(0)
-            reason = (errors.read().decode() + load.stderr).strip().splitlines()
+            reason = (errors.read().decode() + load_errors).strip().splitlines()
             raise MigrationError(
                 f"Copying the target failed: {reason[-1] if reason else 'no message'}"
             )
@@ -204,8 +273,67 @@ def _describe(step: Step) -> str:
             f"rows written: {rows}")  # fmt: skip
 
 
-def _drop(server: URL, name: str) -> None:
-    _scalar(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def require_createdb(server: URL) -> None:
+    """Refuse, before anything is created, a role that may not create the scratch database."""
+    role = _scalar(
+        server,
+        "SELECT quote_ident(rolname) FROM pg_roles"
+        " WHERE rolname = current_user AND NOT (rolcreatedb OR rolsuper)",
+    )
+    if role:
+        raise MigrationError(
+            f"Role {role} may not create databases, and the rehearsal copies the target into one: "
+            f"ALTER ROLE {role} CREATEDB (as a superuser), or set SCHEMA_SCRATCH_URL to a server "
+            "where databases may be created."
+        )
+
+
+def drop_scratch(server: URL, name: str) -> None:
+    """Drop the scratch database if it was created; log that, or what was left and how to drop it.
+
+    Plain DROP DATABASE, never WITH (FORCE): FORCE refuses unless this role may terminate
+    every session there, autovacuum's and other roles' included, which only a superuser or a
+    member of pg_signal_backend may. Plain DROP ends autovacuum by itself; this role's own
+    sessions (a killed revision's, pg_restore's) are terminated here; new ones are refused.
+    """
+    engine = _admin(server)
+    try:
+        with engine.connect() as connection:
+            left = _drop_when_free(connection, name)
+    except DBAPIError as error:
+        left = str(error.orig).strip().splitlines()[0]
+    finally:
+        engine.dispose()
+    if left:
+        log.warning(
+            'scratch database %s left (%s); drop it later with: DROP DATABASE "%s";',
+            name,
+            left,
+            name,
+        )
+
+
+def _drop_when_free(connection: Connection, name: str) -> str | None:
+    """DROP DATABASE, retried for a few seconds while other sessions are connected; None once
+    dropped (or never created), otherwise who is still connected."""
+    if not connection.execute(text(EXISTS), {"n": name}).scalar():
+        return None
+    connection.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+    connection.execute(text(TERMINATE_OWN_SESSIONS), {"n": name})
+    deadline = time.monotonic() + DROP_PATIENCE
+    while True:
+        try:
+            connection.execute(text(f'DROP DATABASE "{name}"'))
+            log.info("scratch database %s dropped", name)
+            return None
+        except DBAPIError as error:
+            if error.orig.pgcode != OBJECT_IN_USE:
+                raise
+        if time.monotonic() > deadline:
+            who = connection.execute(text(CONNECTED_ROLES), {"n": name}).scalar()
+            if who:  # otherwise they left just now: one more try
+                return f"sessions of {who} are still connected"
+        time.sleep(0.5)
 
 
 def rehearse(tree: Path, scratch_server: URL | None) -> int:
@@ -223,8 +351,9 @@ def rehearse(tree: Path, scratch_server: URL | None) -> int:
     if not revisions:
         print(f"nothing to rehearse: {target.shown} is at head {current}")
         return 0
-    name = f"rehearsal_{uuid.uuid4().hex[:10]}"
     server = scratch_server_of(target.url, scratch_server)
+    require_createdb(server)
+    name = f"rehearsal_{uuid.uuid4().hex[:10]}"
     try:
         scratch = copy_target(target.url, scratch_server, name)
         steps = []
@@ -252,8 +381,21 @@ def rehearse(tree: Path, scratch_server: URL | None) -> int:
               f"{target.shown} was not changed")  # fmt: skip
         return 0
     finally:
-        _drop(server, name)
-        log.info("scratch database %s dropped", name)
+        _ignore_signals()  # the outcome is decided: a late Ctrl-C must not leave the copy behind
+        drop_scratch(server, name)
+
+
+def _stop_on_signal(signum, _frame) -> None:
+    """Ctrl-C or SIGTERM stops the rehearsal; later ones are ignored, so that none cuts short
+    the cleanup the first one started (a cancelled GitHub Actions job sends SIGINT, then
+    SIGTERM 7.5 s later)."""
+    _ignore_signals()
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _ignore_signals() -> None:
+    for each in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(each, signal.SIG_IGN)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -261,7 +403,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tree", type=Path, default=Path.cwd(), help="the migration tree")
     options = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)-5.5s [%(name)s] %(message)s")
-    interrupt_on_sigterm()  # a CI cancel drops the scratch database like Ctrl-C
+    for each in (signal.SIGINT, signal.SIGTERM):  # a cancelled CI job cleans up like Ctrl-C
+        signal.signal(each, _stop_on_signal)
     scratch_server = os.environ.get("SCHEMA_SCRATCH_URL")
     try:
         server = resolve_target({"DATABASE_URL": scratch_server}).url if scratch_server else None
@@ -272,8 +415,8 @@ def main(argv: list[str] | None = None) -> int:
     except DBAPIError as error:
         print(f"FAILED: {str(error.orig).strip()}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("FAILED: interrupted; the scratch database was dropped", file=sys.stderr)
+    except KeyboardInterrupt as interruption:
+        print(f"FAILED: interrupted ({interruption}); the target was not changed", file=sys.stderr)
         return 130
 
 
