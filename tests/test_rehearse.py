@@ -426,3 +426,28 @@ def test_role_without_createdb_gets_one_failed_line_with_the_fix(
     assert f"ALTER ROLE {role} CREATEDB" in failed[0] and "SCHEMA_SCRATCH_URL" in failed[0]
     assert "drop" not in output.lower()
     assert query(url, SCRATCH_DATABASES) == [(0,)]
+
+
+def test_expand_phase_rehearses_the_revisions_before_the_first_contract_one(target):
+    url, tree = target
+    expand = add_revision(
+        tree, "add_test_only_short_name",
+        "ALTER TABLE organizations ADD COLUMN test_only_short_name text;\n",
+        "-- Destructive: yes\nALTER TABLE organizations DROP COLUMN test_only_short_name;\n",
+    )  # fmt: skip
+    contract = add_revision(
+        tree, "drop_test_only_short_name",
+        "-- Phase: contract\n-- Destructive: yes\n"
+        "ALTER TABLE organizations DROP COLUMN test_only_short_name;\n",
+        "ALTER TABLE organizations ADD COLUMN test_only_short_name text;\n",
+    )  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "migration_runner.tools.rehearse", "--tree", str(tree)],
+        env=clean_environ(DATABASE_URL=url, MIGRATION_PHASE="expand"), cwd=tree,
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{expand}: applied in" in result.stdout and f"{contract}: applied" not in result.stdout
+    assert f"held back {contract}" in result.stderr
+    assert "rehearsal passed: 1 revision(s) applied" in result.stdout
+    assert current_version(url) == HEAD

@@ -42,7 +42,10 @@ from sqlalchemy.pool import NullPool
 
 from migration_runner.errors import MigrationError
 from migration_runner.pg_programs import find_client, libpq_arguments
+from migration_runner.steps import sql_files
 from migration_runner.steps.database_url import URL_VARIABLES, resolve_target
+from migration_runner.steps.phases import CONTRACT, EXPAND, phase_of
+from migration_runner.steps.settings import read_settings
 from migration_runner.tools import drift
 
 log = logging.getLogger("migration_runner")
@@ -98,10 +101,21 @@ def _scalar(url: URL, sql: str, **params):
         engine.dispose()
 
 
-def pending_revisions(tree: Path, current: str | None) -> list[str]:
-    """Revisions after current up to head, oldest first."""
+def pending_revisions(tree: Path, current: str | None, phase: str) -> list[str]:
+    """Revisions after current up to head, oldest first; in the expand phase (MIGRATION_PHASE,
+    make rehearse PHASE=expand), those before the first contract revision, as the deploy's
+    `alembic -x phase=expand upgrade head` will apply them."""
     script = ScriptDirectory.from_config(Config(str(tree / "alembic.ini")))
-    return [rev.revision for rev in reversed(list(script.iterate_revisions("heads", current)))]
+    pending = list(reversed(list(script.iterate_revisions("heads", current))))
+    for index, revision in enumerate(pending):
+        up = sql_files.for_revision(revision.path, "up")
+        if phase == EXPAND and phase_of(up) == CONTRACT:
+            held = ", ".join(rev.revision for rev in pending[index:])
+            log.info("phase expand: rehearsing up to %s; held back %s (%s is a contract "
+                     "revision)", pending[index - 1].revision if index else current, held, up.shown)  # fmt: skip
+            pending = pending[:index]
+            break
+    return [rev.revision for rev in pending]
 
 
 @contextmanager
@@ -244,6 +258,7 @@ def rehearse_revision(tree: Path, scratch: URL, revision: str) -> Step:
         environ.update(
             DATABASE_URL=scratch.render_as_string(hide_password=False),
             MIGRATION_LOCK_REPORT=report.name,
+            MIGRATION_PHASE="all",  # the revision is named: the phase was applied choosing it
         )
         started = time.monotonic()
         run = subprocess.run(
@@ -347,7 +362,7 @@ def rehearse(tree: Path, scratch_server: URL | None) -> int:
     current = (
         _scalar(target.url, "SELECT version_num FROM alembic_version") if has_version else None
     )
-    revisions = pending_revisions(tree, current)
+    revisions = pending_revisions(tree, current, read_settings({}).phase)
     if not revisions:
         print(f"nothing to rehearse: {target.shown} is at head {current}")
         return 0
