@@ -26,11 +26,21 @@ class FileFailed(MigrationError):
     """A SQL file sent whole failed; the run is rolled back and tried one statement at a time."""
 
 
+class PartlyApplied(MigrationError):
+    """A `-- Transaction: none` file failed after some of its statements committed: the message
+    names them; they stay applied, and a rerun continues after them."""
+
+
+def reason_of(error: DBAPIError) -> str:
+    """The first line of PostgreSQL's (or the driver's) own words about a failure."""
+    original = error.orig
+    return (getattr(original, "pgerror", None) or str(original)).strip().splitlines()[0]
+
+
 def database_error(error: DBAPIError, where: str) -> MigrationError:
     """PostgreSQL's own words about a failed statement, naming where it happened."""
-    original = error.orig
-    reason = (getattr(original, "pgerror", None) or str(original)).strip().splitlines()[0]
-    if getattr(original, "pgcode", None) == LOCK_NOT_AVAILABLE:
+    reason = reason_of(error)
+    if getattr(error.orig, "pgcode", None) == LOCK_NOT_AVAILABLE:
         return LockTimeout(f"{where} waited too long for a lock: {reason}")
     return MigrationError(f"{where} failed: {reason}. The transaction was rolled back.")
 
@@ -49,6 +59,8 @@ def one_failed_line() -> Iterator[None]:
         cause: BaseException | None = error
         while cause is not None and not isinstance(cause, MigrationError):
             cause = cause.__context__
+        if isinstance(cause, PartlyApplied):  # it says what stays applied
+            raise MigrationError(str(cause)) from None
         if cause is not None:
             raise MigrationError(_lost(str(cause))) from None
         raise MigrationError(

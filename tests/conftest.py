@@ -41,7 +41,7 @@ VERSION = os.environ.get("TEST_POSTGRES_VERSION", "15")
 # The test server's superuser connects without a password; every other role
 # needs one, so tests can check authentication errors and least privilege.
 TEST_HBA = "host all postgres 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
-RUNNER_TABLES = {"alembic_version", "migration_history"}
+RUNNER_TABLES = {"alembic_version", "migration_history", "migration_statements"}
 # The tree's revisions, base first, and its head: tests build on whatever head is today,
 # so a team's own revisions never turn the suite red.
 REVISIONS = revision_ids(ROOT)

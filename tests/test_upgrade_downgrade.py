@@ -16,14 +16,16 @@ from conftest import (
 OBJECTS_SQL = """
 SELECT 'relation', c.relname FROM pg_class AS c
 INNER JOIN pg_namespace AS n ON c.relnamespace = n.oid
-WHERE n.nspname = 'public' AND c.relname NOT LIKE ALL (ARRAY['alembic_version%', 'migration_history%'])
+WHERE n.nspname = 'public'
+  AND c.relname NOT LIKE ALL (ARRAY['alembic_version%', 'migration_history%', 'migration_statements%'])
 UNION ALL
 SELECT 'function', p.proname FROM pg_proc AS p
 INNER JOIN pg_namespace AS n ON p.pronamespace = n.oid WHERE n.nspname = 'public'
 UNION ALL
 SELECT 'type', t.typname FROM pg_type AS t
 INNER JOIN pg_namespace AS n ON t.typnamespace = n.oid
-WHERE n.nspname = 'public' AND t.typname NOT LIKE ALL (ARRAY['%alembic_version', '%migration_history'])
+WHERE n.nspname = 'public'
+  AND t.typname NOT LIKE ALL (ARRAY['%alembic_version', '%migration_history', '%migration_statements'])
 UNION ALL
 SELECT 'trigger', tgname FROM pg_trigger WHERE NOT tgisinternal
 UNION ALL

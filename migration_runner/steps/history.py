@@ -19,18 +19,35 @@ from migration_runner.steps import sql_files
 from migration_runner.steps.emit import emit, fetch, literal
 
 TABLE_DDL = files("migration_runner.steps").joinpath("sql/migration_history.sql").read_text()
+# The statements of partly applied `-- Transaction: none` files (steps/partial_application.py).
+STATEMENTS_DDL = (
+    files("migration_runner.steps").joinpath("sql/migration_statements.sql").read_text()
+)
 LATEST_STEPS = (
     "SELECT DISTINCT ON (revision) revision, direction, checksum"
     " FROM migration_history ORDER BY revision, id DESC"
 )
+BOTH_EXIST = (
+    "SELECT to_regclass('migration_history') IS NOT NULL,"
+    " to_regclass('migration_statements') IS NOT NULL"
+)
 
 
 def ensure_table(ctx: MigrationContext) -> bool:
-    """Create migration_history if missing; True when it already existed (online)."""
-    if not ctx.as_sql and fetch(ctx, "SELECT to_regclass('migration_history') IS NOT NULL")[0][0]:
-        return True
-    emit(ctx, TABLE_DDL)
-    return False
+    """Create migration_history and migration_statements where missing; True when
+    migration_history already existed (online).
+
+    A database migrated before migration_statements existed gets it on its next run, in the
+    same round trip that looks for both.
+    """
+    if ctx.as_sql:
+        emit(ctx, TABLE_DDL + STATEMENTS_DDL)
+        return False
+    history_exists, statements_exist = fetch(ctx, BOTH_EXIST)[0]
+    missing = ("" if history_exists else TABLE_DDL) + ("" if statements_exist else STATEMENTS_DDL)
+    if missing:
+        emit(ctx, missing)
+    return history_exists
 
 
 def _up_files(script: ScriptDirectory, shims: dict[str, str] | None = None) -> dict:

@@ -4,8 +4,9 @@ When a concurrent build loses its connection (a terminated backend, a
 failover, a killed runner), PostgreSQL leaves the index behind, marked
 INVALID: it is maintained on every write but never used, and a rerun's
 `CREATE INDEX CONCURRENTLY IF NOT EXISTS` would skip it silently. Before a
-`-- Transaction: none` file runs, every index it builds that exists INVALID
-is dropped (concurrently), with a warning, so the file builds it again.
+`-- Transaction: none` file runs, every index its statements still to run
+build that exists INVALID is dropped (concurrently), with a warning, so the
+file builds it again.
 """
 
 import logging
@@ -14,7 +15,7 @@ import re
 from alembic.runtime.migration import MigrationContext
 
 from migration_runner.steps.emit import emit, fetch, literal
-from migration_runner.steps.sql_files import SqlFile
+from migration_runner.steps.sql_files import SqlFile, Statement
 
 log = logging.getLogger("migration_runner")
 BUILDS = re.compile(
@@ -23,12 +24,16 @@ BUILDS = re.compile(
 )
 
 
-def invalid_indexes(ctx: MigrationContext, sql_file: SqlFile) -> list[str]:
-    """The indexes this file builds that exist already, INVALID (online runs: an offline
-    script cannot look before it runs)."""
+def invalid_indexes(ctx: MigrationContext, statements: list[Statement]) -> list[str]:
+    """The indexes these statements build that exist already, INVALID (online runs: an offline
+    script cannot look before it runs).
+
+    Only the statements still to run: an index whose build committed in an earlier run
+    (migration_statements) is not built again, so it is not dropped either.
+    """
     if ctx.as_sql:
         return []
-    names = [m.group(1) for s in sql_file.statements if (m := BUILDS.match(s.text))]
+    names = [m.group(1) for s in statements if (m := BUILDS.match(s.text))]
     found = []
     for name in names:
         rows = fetch(

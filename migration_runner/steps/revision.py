@@ -7,7 +7,9 @@ The file is checked by the data-loss guard first. A transactional file is
 sent whole, as written, in one round trip inside the run's transaction. If it
 fails, the run is rolled back and tried again one statement at a time (as psql
 runs a file), so the error names the failing line. A file headed
-`-- Transaction: none` runs statement by statement outside a transaction.
+`-- Transaction: none` runs statement by statement outside a transaction, each
+statement recorded as it commits, so that a rerun after a failure continues
+after the statements that committed (steps/partial_application.py).
 """
 
 import re
@@ -21,6 +23,12 @@ from migration_runner.steps.data_loss_guard import refuse_data_loss
 from migration_runner.steps.emit import emit, literal
 from migration_runner.steps.invalid_indexes import drop_invalid, invalid_indexes
 from migration_runner.steps.lock_retry import one_attempt
+from migration_runner.steps.partial_application import (
+    committed_lines,
+    mark_completed,
+    run_recorded,
+    still_to_run,
+)
 from migration_runner.steps.progress import reported
 from migration_runner.steps.sql_files import SqlFile
 from migration_runner.steps.transaction import outside_transaction
@@ -59,11 +67,17 @@ def _run(sql_file: SqlFile) -> None:
     elif sql_file.transactional:
         _run_statements(sql_file)
     else:
-        leftovers = invalid_indexes(ctx, sql_file)  # from an interrupted earlier run
+        committed = committed_lines(ctx, sql_file)  # by an earlier run that failed part-way
+        # Indexes left INVALID by an interrupted earlier run, among those still to build.
+        leftovers = invalid_indexes(ctx, still_to_run(sql_file, committed))
         with outside_transaction(ctx, settings):
             drop_invalid(ctx, leftovers, sql_file)
             set_batch_settings(ctx, settings)  # a batched backfill reads them
-            _run_statements(sql_file)
+            if ctx.as_sql:
+                _run_statements(sql_file)
+            else:
+                run_recorded(ctx, sql_file, committed)
+        mark_completed(ctx, sql_file)  # commits with the revision's alembic_version update
 
 
 def set_batch_settings(ctx, settings) -> None:

@@ -14,7 +14,7 @@ from alembic.config import Config
 
 from migration_runner.steps.database_url import URL_VARIABLES, DatabaseTarget, resolve_target
 
-RUNNER_TABLES = {"alembic_version", "migration_history"}
+RUNNER_TABLES = {"alembic_version", "migration_history", "migration_statements"}
 
 
 def command_name(config: Config) -> str:

