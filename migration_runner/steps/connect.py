@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
 
 from migration_runner.errors import MigrationError
@@ -35,9 +35,10 @@ PERMANENT_FAILURES = (
 )
 
 
-def _reason(error: OperationalError) -> str:
+def _reason(error: DBAPIError | ArgumentError) -> str:
     """The driver's message, first meaningful line, without the SQLAlchemy banner."""
-    lines = [line.strip() for line in str(error.orig).splitlines() if line.strip()]
+    message = str(error.orig) if isinstance(error, DBAPIError) else str(error)
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
     for line in lines:
         if line.startswith(("FATAL:", "ERROR:")):
             return line
@@ -83,24 +84,27 @@ def connect(
             if "connect_timeout" in target.url.query
             else {"connect_timeout": _attempt_timeout(deadline - time.monotonic())}
         )
-        engine = create_engine(target.url, poolclass=NullPool, connect_args=connect_args)
         try:
+            engine = create_engine(target.url, poolclass=NullPool, connect_args=connect_args)
             return engine.connect()
-        except OperationalError as error:
+        # Not only OperationalError: a URL parameter libpq rejects ("invalid dsn") comes as a
+        # ProgrammingError, a port that is not a number as SQLAlchemy's ArgumentError.
+        except (DBAPIError, ArgumentError) as error:
             reason = _reason(error)
+            permanent = not isinstance(error, OperationalError) or _is_permanent(reason)
             if "refused" in reason and _stopped_dev_server(target, project):
                 raise MigrationError(
                     f"Cannot connect to {target.shown} (from {target.variable}): the local "
                     "development PostgreSQL is stopped. Start it with `make db-start`."
                 ) from None
             left = deadline - time.monotonic()
-            if _is_permanent(reason) or left <= 0:
+            if permanent or left <= 0:
                 raise MigrationError(
                     f"Cannot connect to {target.shown} (from {target.variable}): {reason}. "
                     "Check the host, port, user, password and database in that variable"
                     + (
                         "."
-                        if _is_permanent(reason)
+                        if permanent
                         else f"; gave up after retrying for {retry_seconds:g}s "
                         "(raise it with -x connect-timeout=SECONDS)."
                     )

@@ -43,6 +43,20 @@ DIRECT_VARIABLES = {"POSTGRES_URL_NON_POOLING", "DATABASE_URL_UNPOOLED"}
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", ""}
 DRIVER = "postgresql+psycopg2"
 SCHEMES = {"postgres", "postgresql", "postgresql+psycopg2"}
+# A query parameter whose name holds one of these carries a secret (password, sslpassword, ...).
+SECRET_WORDS = ("password", "secret")
+MASK = "***"
+
+
+def is_secret(parameter: str) -> bool:
+    return any(word in parameter.lower() for word in SECRET_WORDS)
+
+
+def masked(url: URL) -> str:
+    """url as text for a log or a message: the password and every secret parameter as ***."""
+    secrets = {name: MASK for name in url.query if is_secret(name)}
+    text = url.update_query_dict(secrets).render_as_string(hide_password=True)
+    return text.replace("%2A%2A%2A", MASK)  # SQLAlchemy percent-encodes the query's mask
 
 
 @dataclass(frozen=True)
@@ -59,7 +73,7 @@ class DatabaseTarget:
     @property
     def shown(self) -> str:
         """Host, port and database with the password masked: safe for logs."""
-        return self.url.set(drivername="postgresql").render_as_string(hide_password=True)
+        return masked(self.url.set(drivername="postgresql"))
 
 
 def _unescaped_userinfo(raw: str) -> bool:

@@ -104,13 +104,23 @@ def sql_path(shim_file: str | Path, direction: str) -> Path:
 @cache
 def load(path: Path) -> SqlFile:
     """Read a SQL file once per process."""
+    shown = "/".join(path.parts[-3:])
     try:
         return SqlFile(path=path, text=path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise MigrationError(
-            f"Missing SQL file {'/'.join(path.parts[-3:])}: every revision needs both "
+            f"Missing SQL file {shown}: every revision needs both "
             "sql/up/NNN_slug.sql and sql/down/NNN_slug.sql."
         ) from None
+    except UnicodeDecodeError as error:
+        content = path.read_bytes()
+        line = content.count(b"\n", 0, error.start) + 1
+        raise MigrationError(
+            f"{shown} is not valid UTF-8: byte 0x{content[error.start]:02x} on line {line}. "
+            "Save the file as UTF-8 (iconv -f LATIN1 -t UTF-8 converts a Latin-1 file)."
+        ) from None
+    except OSError as error:
+        raise MigrationError(f"Cannot read {shown}: {error.strerror}.") from None
 
 
 @cache
