@@ -20,7 +20,7 @@ export MIGRATION_PHASE := $(PHASE)
 endif
 
 .PHONY: help migrate test lint bench bench-load db-start db-stop db-remove db-url vercel-local vercel-local-stop
-.PHONY: schema check-schema drift adopt fmt lint-workflows system-packages restore rehearse
+.PHONY: schema check-schema drift compat adopt fmt lint-workflows system-packages restore rehearse
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -68,6 +68,10 @@ check-schema: $(INSTALLED) ## Fail with the diff when sql/schema.sql differs fro
 
 drift: $(INSTALLED) ## List how a live database (DATABASE_URL or Vercel's) differs from its revision's schema
 	@$(BIN)/python -m migration_runner.tools.drift
+
+# COMPAT_REF: the running release's git ref (default: the merge base with origin/main, else main).
+compat: $(INSTALLED) ## Prove the running release's code (COMPAT_REF) works after this tree's expand phase, and this tree's after both
+	@$(BIN)/python -m migration_runner.tools.compat
 
 rehearse: $(INSTALLED) ## Apply the pending revisions to a copy of the target first: per-revision report, drift check
 	@$(BIN)/python -m migration_runner.tools.rehearse

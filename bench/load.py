@@ -37,7 +37,7 @@ import psycopg2
 
 from bench.output import LOAD_SECTION, output_folder, require_matplotlib
 from migration_runner.errors import interrupt_on_sigterm
-from migration_runner.pg_programs import find_client
+from migration_runner.pg_programs import find_client, libpq_arguments
 from migration_runner.servers import local_postgres
 from migration_runner.tools.scaffold import append_revision, revision_ids
 
@@ -316,12 +316,13 @@ class Load:
             path = folder / f"{name}.sql"
             path.write_text(text)
             scripts += ["-f", f"{path}@{weight}"]
+        connection, environ = libpq_arguments(dsn)  # the password in PGPASSWORD, not in argv
         self.process = subprocess.Popen(
             [str(pgbench), "-n", "-c", str(CLIENTS), "-j", "2", "-R", str(RATE), "-T", "86400",
              "-D", f"assessments={sizes['assessments']}",
              "-D", f"organizations={sizes['organizations']}",
-             *scripts, "-l", f"--log-prefix={folder}/load", dsn],
-            cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+             *scripts, "-l", f"--log-prefix={folder}/load", connection],
+            cwd=folder, env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
 
     def stop(self) -> int:
@@ -412,7 +413,12 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--responses", type=int, help="rows of responses (overrides --quick)")
     parser.add_argument("--version", default="15", help="PostgreSQL 15 (Debian) or 18 (wheel)")
     parser.add_argument("--only", help="run only the pairs whose name contains this")
-    parser.add_argument("--url", help="an empty database to use instead of a throwaway server")
+    parser.add_argument(
+        "--url",
+        help="an empty database to use instead of a throwaway server (or BENCH_URL, "
+        "which keeps a password off this command line)",
+        default=os.environ.get("BENCH_URL"),
+    )
     parser.add_argument("--lead", type=float, default=LEAD, help="seconds of load before each")
     parser.add_argument("--tail", type=float, default=TAIL, help="seconds of load after")
     parser.add_argument(
@@ -450,9 +456,11 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"could not create the schema: {schema.stdout[-400:]}")
         log(f"PostgreSQL {major}: generating {responses:,} responses ({assessments:,} assessments)")
         started = time.monotonic()
+        connection, environ = libpq_arguments(url)
         subprocess.run(
-            [str(find_client("psql", major)), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-", url],
-            input=DATASET.format(**sizes), text=True, check=True,
+            [str(find_client("psql", major)), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-",
+             connection],
+            input=DATASET.format(**sizes), env=environ, text=True, check=True,
         )  # fmt: skip
         generation = time.monotonic() - started
         size = execute(url, "SELECT pg_size_pretty(pg_total_relation_size('responses'))")
