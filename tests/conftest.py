@@ -34,7 +34,7 @@ from vercel_stack import vercel_database, vercel_stack  # noqa: F401
 from migration_runner.servers import local_postgres
 from migration_runner.steps.database_url import URL_VARIABLES
 from migration_runner.tools.scaffold import append_revision, revision_ids
-from past_head import copy_project
+from past_head import clone_project
 
 ROOT = Path(__file__).resolve().parents[1]
 VERSION = os.environ.get("TEST_POSTGRES_VERSION", "15")
@@ -262,17 +262,15 @@ def current_version(url: str) -> str | None:
 
 @pytest.fixture
 def project_copy(tmp_path: Path) -> Path:
-    """The whole project as a clone has it (a git repository), whose `make` targets use this
-    checkout's venv: for tests that run the documented commands themselves."""
+    """The whole project as a clone has it (a git repository), whose `make` targets use the
+    venv running these tests: for tests that run the documented commands themselves."""
     project = tmp_path / "project"
-    copy_project(project)
-    (project / ".venv").symlink_to(ROOT / ".venv")
+    clone_project(project)
+    venv = Path(sys.prefix)  # make's .venv, whichever copy of the project made it
+    (project / ".venv").symlink_to(venv)
     # make reinstalls when pyproject.toml is newer than the venv: never from a copy.
-    installed = (ROOT / ".venv" / ".installed").stat().st_mtime
+    installed = (venv / ".installed").stat().st_mtime
     os.utime(project / "pyproject.toml", (installed - 1, installed - 1))
-    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid"]
-    for step in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "clone"]):
-        subprocess.run([*git, *step], cwd=project, capture_output=True, check=True)
     return project
 
 

@@ -108,6 +108,14 @@ def copy_project(dest: Path) -> None:
             shutil.copy2(source, dest / name)
 
 
+def clone_project(dest: Path) -> None:
+    """copy_project, committed in a git repository of its own, as a clone is."""
+    copy_project(dest)
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid"]
+    for step in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "clone"]):
+        subprocess.run([*git, *step], cwd=dest, capture_output=True, check=True)
+
+
 def _run(dest: Path, *args: str) -> None:
     environ = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     result = subprocess.run(
@@ -135,6 +143,6 @@ def add_three_revisions(dest: Path) -> None:
 if __name__ == "__main__":
     target = Path(sys.argv[1])
     target.mkdir(parents=True, exist_ok=True)
-    copy_project(target)
+    clone_project(target)
     add_three_revisions(target)
     print(target)

@@ -11,7 +11,7 @@ import sys
 
 from conftest import clean_environ
 from migration_runner.tools.scaffold import revision_ids
-from past_head import add_three_revisions, copy_project
+from past_head import add_three_revisions, clone_project
 
 # Every test file that runs revisions, reads the head, or adds revisions of its own.
 REVISION_SENSITIVE = (
@@ -47,7 +47,7 @@ REVISION_SENSITIVE = (
 
 def test_revision_sensitive_tests_pass_with_three_more_revisions(postgres_server, tmp_path):
     copy = tmp_path / "project"
-    copy_project(copy)
+    clone_project(copy)  # the team's clone; the three revisions are its uncommitted work
     before = revision_ids(copy)
     add_three_revisions(copy)
     assert revision_ids(copy) == [*before, *(f"{int(before[-1]) + i:03d}" for i in (1, 2, 3))]
