@@ -31,6 +31,7 @@ from sqlalchemy.pool import NullPool
 # The Vercel group's fixtures (tests/test_vercel_*.py), imported here to exist once a session.
 from vercel_stack import vercel_database, vercel_stack  # noqa: F401
 
+from migration_runner import bookkeeping
 from migration_runner.servers import local_postgres
 from migration_runner.steps.database_url import URL_VARIABLES
 from migration_runner.tools.scaffold import append_revision, revision_ids
@@ -41,7 +42,7 @@ VERSION = os.environ.get("TEST_POSTGRES_VERSION", "15")
 # The test server's superuser connects without a password; every other role
 # needs one, so tests can check authentication errors and least privilege.
 TEST_HBA = "host all postgres 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
-RUNNER_TABLES = {"alembic_version", "migration_history", "migration_statements"}
+RUNNER_TABLES = set(bookkeeping.RUNNER_TABLES)
 # The tree's revisions, base first, and its head: tests build on whatever head is today,
 # so a team's own revisions never turn the suite red.
 REVISIONS = revision_ids(ROOT)

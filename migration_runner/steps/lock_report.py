@@ -10,17 +10,18 @@ from pathlib import Path
 
 from alembic.runtime.migration import MigrationContext
 
+from migration_runner.bookkeeping import RUNNER_TABLES_SQL
 from migration_runner.errors import MigrationError
 from migration_runner.steps.emit import fetch
 
-OWN_LOCKS = """
+OWN_LOCKS = f"""
 SELECT DISTINCT format('%I.%I', n.nspname, c.relname), l.mode
 FROM pg_locks AS l
 INNER JOIN pg_class AS c ON c.oid = l.relation
 INNER JOIN pg_namespace AS n ON n.oid = c.relnamespace
 WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted
   AND c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND c.relname NOT IN ('alembic_version', 'migration_history', 'migration_statements')
+  AND c.relname NOT IN ({RUNNER_TABLES_SQL})
 ORDER BY 1, 2
 """
 

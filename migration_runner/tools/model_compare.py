@@ -12,9 +12,8 @@ from pathlib import Path
 
 from alembic.config import Config
 
+from migration_runner.bookkeeping import RUNNER_TABLES
 from migration_runner.steps.database_url import URL_VARIABLES, DatabaseTarget, resolve_target
-
-RUNNER_TABLES = {"alembic_version", "migration_history", "migration_statements"}
 
 
 def command_name(config: Config) -> str:

@@ -14,7 +14,8 @@ from alembic.operations import ops
 from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 
-RUNNER_TABLES = ("alembic_version", "migration_history", "migration_statements")
+from migration_runner.bookkeeping import RUNNER_TABLES
+
 CHECKS = """
 SELECT t.relname, c.conname, pg_get_constraintdef(c.oid)
 FROM pg_constraint AS c

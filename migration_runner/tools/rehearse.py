@@ -40,6 +40,7 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
+from migration_runner.bookkeeping import RUNNER_TABLES_SQL
 from migration_runner.errors import MigrationError
 from migration_runner.pg_programs import find_client, libpq_arguments
 from migration_runner.steps import sql_files
@@ -72,7 +73,7 @@ CONNECTED_ROLES = (
 ROWS_WRITTEN = (
     "SELECT format('%I.%I', schemaname, relname), n_tup_ins, n_tup_upd, n_tup_del"
     " FROM pg_stat_user_tables WHERE relname NOT IN"
-    " ('alembic_version', 'migration_history', 'migration_statements')"
+    f" ({RUNNER_TABLES_SQL})"
 )
 
 

@@ -38,13 +38,13 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from migration_runner.bookkeeping import RUNNER_TABLES
 from migration_runner.errors import MigrationError
 from migration_runner.pg_programs import find_client, libpq_arguments
 from migration_runner.servers import local_postgres
 from migration_runner.steps.database_url import URL_VARIABLES
 
 SNAPSHOT_FILE = Path("sql") / "schema.sql"
-RUNNER_TABLES = ("alembic_version", "migration_history", "migration_statements")
 PG_DUMP_OPTIONS = (
     "--schema-only",
     "--no-owner",
