@@ -97,7 +97,7 @@ def test_additions_become_an_online_safe_pair_that_round_trips(at_head):
     """A column with an index, a NOT NULL on an existing column, a CHECK, a new table with a
     foreign key, and a foreign key column on an existing table, in one model change."""
     url, tree, scratch = at_head
-    first, second = next_ids(tree, 2)
+    first, second, third = next_ids(tree, 3)
     edit(tree, "tenancy.py", '''    plan: Mapped[str] = mapped_column(Text, server_default=text("'free'"))''',
          '''    plan: Mapped[str] = mapped_column(Text, server_default=text("'free'"))
     test_only_country: Mapped[str | None] = mapped_column(Text, index=True)''')  # fmt: skip
@@ -135,22 +135,33 @@ def test_additions_become_an_online_safe_pair_that_round_trips(at_head):
         for n in (
             f"{first}_add_country_and_tags.sql",
             f"{second}_add_country_and_tags_online_steps.sql",
+            f"{third}_add_country_and_tags_contract_online_steps.sql",
         )
         for d in ("down", "up")
     ]
     assert [f"{f.parent.name}/{f.name}" for f in files] == sorted(names)
     up = (tree / f"sql/up/{first}_add_country_and_tags.sql").read_text()
+    assert "-- Phase: expand" in up
     assert "-- Destructive: no" in up and "-- Transaction: yes" in up
     assert "CREATE TABLE test_only_tags" in up and "ADD COLUMN test_only_reviewed_by uuid" in up
+    assert (
+        "-- Warning: users.full_name becomes NOT NULL with nothing to fill the rows left NULL" in up
+    )
     online = (tree / f"sql/up/{second}_add_country_and_tags_online_steps.sql").read_text()
-    assert "-- Transaction: none" in online
-    assert "CHECK (full_name IS NOT NULL) NOT VALID" in online and "SET NOT NULL" in online
+    assert "-- Phase: expand" in online and "-- Transaction: none" in online
+    assert "full_name" not in online  # the old code may still leave it NULL: contract
     assert "frameworks_test_only_description_check CHECK" in online
     assert (
         "ALTER TABLE assessments VALIDATE CONSTRAINT assessments_test_only_reviewed_by_fkey"
         in online
     )
     assert "CREATE INDEX CONCURRENTLY IF NOT EXISTS organizations_test_only_country_idx" in online
+    contract = (tree / f"sql/up/{third}_add_country_and_tags_contract_online_steps.sql").read_text()
+    assert "-- Phase: contract" in contract and "-- Transaction: none" in contract
+    assert "'users.full_name is NULL in some rows'" in contract  # refused while a NULL is left
+    assert "ADD CONSTRAINT users_full_name_not_null_check CHECK" in contract
+    assert "full_name IS NOT NULL" in contract and "NOT VALID" in contract
+    assert "ALTER COLUMN full_name SET NOT NULL" in contract
     down = (tree / f"sql/down/{first}_add_country_and_tags.sql").read_text()
     assert "-- Destructive: yes" in down
     lint(tree, files)
@@ -158,17 +169,23 @@ def test_additions_become_an_online_safe_pair_that_round_trips(at_head):
     assert query(url, "SELECT to_regclass('test_only_tags')") == [(None,)]
 
 
-def test_dropped_column_is_destructive_and_a_likely_rename_is_flagged(at_head):
+def test_dropped_column_is_a_destructive_contract_and_a_likely_rename_is_flagged(at_head):
+    """The old code may still read the column: its drop waits for the contract phase."""
     url, tree, scratch = at_head
-    (added,) = next_ids(tree, 1)
+    added, dropped = next_ids(tree, 2)
     edit(tree, "tenancy.py", "    full_name: Mapped[str | None] = mapped_column(Text)\n",
          "    test_only_display_name: Mapped[str | None] = mapped_column(Text)\n")  # fmt: skip
     result = in_tree(tree, url, scratch, "revision", "--autogenerate", "-m", "rename full name")
     assert result.returncode == 0, result.stdout
-    assert "if this is a rename" in result.stdout
+    assert "if this is a rename" in result.stdout and '"renamed_from": "full_name"' in result.stdout
     up = (tree / f"sql/up/{added}_rename_full_name.sql").read_text()
-    assert "-- Destructive: yes" in up and "-- Warning: users.full_name is dropped" in up
-    assert "Hazard: deletes every value of users.full_name" in up
+    assert "-- Phase: expand" in up and "-- Destructive: no" in up
+    assert (
+        "-- Warning: users.full_name is dropped" in up and "ADD COLUMN test_only_display_name" in up
+    )
+    contract = (tree / f"sql/up/{dropped}_rename_full_name_contract.sql").read_text()
+    assert "-- Phase: contract" in contract and "-- Destructive: yes" in contract
+    assert "Hazard: deletes every value of users.full_name" in contract
     lint(tree, new_files(tree))
     round_trip(tree, url, scratch, columns_dropped=True)
 

@@ -19,9 +19,11 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from migration_runner.errors import MigrationError
+from migration_runner.steps.revision import set_batch_settings
+from migration_runner.steps.settings import read_settings
 from migration_runner.steps.sql_files import SqlFile
 from migration_runner.tools import model_parity, schema_snapshot
-from migration_runner.tools.autogenerate.render import Statement
+from migration_runner.tools.autogenerate.plan import Statement
 from migration_runner.tools.model_compare import include_name
 
 
@@ -60,6 +62,8 @@ def _apply(url: str, text: str, transactional: bool) -> None:
                 connection.execution_options(no_parameters=True).exec_driver_sql(text)
             return
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            # What a batched backfill reads, as the runner sets it (here at the defaults).
+            set_batch_settings(MigrationContext.configure(connection), read_settings({}, {}))
             for statement in SqlFile(Path("draft.sql"), text).statements:
                 connection.execution_options(no_parameters=True).exec_driver_sql(statement.text)
     finally:

@@ -1,0 +1,548 @@
+"""Changes the old code would break on, written in two phases (MIGRATIONS.md section 2).
+
+- A renamed column (the model says `info={"renamed_from": "old"}`) and a column
+  whose new type makes PostgreSQL rewrite the table are both a column swap:
+  expand adds the new column, a trigger that keeps it equal to the old one on
+  every write, a batched backfill, and the models' indexes and constraints on
+  it (built CONCURRENTLY or NOT VALID, under a temporary name while the old
+  column's object holds the final one); contract drops the trigger and the old
+  column and, for a retyped column, renames the new one to the old name (the
+  new code keeps that name, so the swap waits until the old code is gone).
+- A column becoming NOT NULL: the old code may still leave it NULL, so the
+  NOT NULL itself is a contract step (a validated CHECK first). When the models
+  give it a server default, expand fills it: a trigger turns the old code's
+  NULLs into the default and a batched backfill fills the rows already there.
+- A renamed table (`__table_args__ = {"info": {"renamed_from": "old"}}`):
+  expand renames it and leaves a view under the old name, which PostgreSQL
+  updates like the table (a simple view), for the old code; contract drops it.
+
+Every down undoes its up without losing a value: the contract's down puts the
+old column back, copies every value into it and restores its trigger.
+"""
+
+from dataclasses import dataclass, field
+
+from alembic.operations import ops
+from sqlalchemy import Column, MetaData, Table
+
+from migration_runner.errors import MigrationError
+from migration_runner.steps.phases import CONTRACT
+from migration_runner.tools.autogenerate import triggers
+from migration_runner.tools.autogenerate.backfill import batched_update
+from migration_runner.tools.autogenerate.catalog import Catalog, Dependent
+from migration_runner.tools.autogenerate.plan import Plan, Statement
+from migration_runner.tools.autogenerate.type_changes import converted, rewrites, spelled
+
+RENAMED_FROM = "renamed_from"
+STAGING = "__new"  # a retyped column's name, and a moved object's, until the contract
+LONGEST_NAME = 63  # PostgreSQL's identifiers
+MAX_LINE = 100  # .sqlfluff's, the statement's semicolon included
+BRIEF = "takes an ACCESS EXCLUSIVE lock on {table}, briefly (no table rewrite)"
+GONE = "The old code is gone"  # why the contract drops what kept it working
+UNDONE = "Back to before the expand phase"
+
+
+@dataclass
+class ColumnSwap:
+    """A column the models replace: renamed, or retyped in a way that rewrites the table."""
+
+    table: Table  # the models'
+    old: Column  # as the database has it
+    new: Column  # as the models declare it
+    staging: str  # the new column's name until the contract
+
+    @property
+    def renamed(self) -> bool:
+        return self.staging == self.new.name
+
+    def sync_trigger(self) -> triggers.Trigger:
+        table, old, new = self.table.name, self.old, self.new
+        to_new = converted(f"NEW.{old.name}", old.type, new.type)
+        if self.renamed:
+            to_old = converted(f"NEW.{new.name}", new.type, old.type)
+            return triggers.both_ways(table, old.name, new.name, to_new, to_old)
+        return triggers.one_way(table, old.name, self.staging, to_new)
+
+
+@dataclass
+class TableRename:
+    old: str
+    new: str
+
+
+@dataclass
+class Changes:
+    """The two-phase changes in one diff, and the ops and differences they take over."""
+
+    swaps: list[ColumnSwap] = field(default_factory=list)
+    table_renames: list[TableRename] = field(default_factory=list)
+    dropped_objects: dict[str, list[Dependent]] = field(default_factory=dict)  # by table
+    moved_objects: dict[str, list[tuple[Dependent, Dependent]]] = field(default_factory=dict)
+    covered_ops: set[int] = field(default_factory=set)  # id() of the ops taken over
+    covered_names: set[tuple[str, str]] = field(default_factory=set)  # (table, object name)
+
+    def covers(self, op) -> bool:
+        name = getattr(op, "index_name", None) or getattr(op, "constraint_name", None)
+        return id(op) in self.covered_ops or (table_of(op), name) in self.covered_names
+
+
+# -- finding them --------------------------------------------------------------------------
+
+
+def analyse(operations: list, metadata: MetaData, catalog: Catalog) -> Changes:
+    """The swaps, renamed tables and dropped columns in Alembic's ops, with the objects they
+    carry (read from the database and the models)."""
+    changes = Changes()
+    dropped = {
+        (op.table_name, op.column_name): op for op in operations if isinstance(op, ops.DropColumnOp)
+    }
+    for op in operations:
+        if isinstance(op, ops.AddColumnOp) and RENAMED_FROM in op.column.info:
+            changes.swaps.append(_renamed_column(op, dropped, metadata))
+            changes.covered_ops |= {id(op), id(dropped[(op.table_name, _renamed_from(op))])}
+        elif isinstance(op, ops.AlterColumnOp) and _rewrites(op):
+            changes.swaps.append(_retyped_column(op, metadata))
+            changes.covered_ops.add(id(op))
+    _find_table_renames(changes, operations, metadata)
+    swapped = {(swap.table.name, swap.old.name) for swap in changes.swaps}
+    for table, column in [*swapped, *(key for key in dropped if key not in swapped)]:
+        _carry_dropped_objects(changes, catalog, table, column)
+    for swap in changes.swaps:
+        _carry_model_objects(changes, catalog, swap)
+    return changes
+
+
+def _renamed_from(op: ops.AddColumnOp) -> str:
+    return op.column.info[RENAMED_FROM]
+
+
+def _renamed_column(op: ops.AddColumnOp, dropped: dict, metadata: MetaData) -> ColumnSwap:
+    old_name = _renamed_from(op)
+    gone = dropped.get((op.table_name, old_name))
+    if gone is None:
+        raise MigrationError(
+            f"{op.table_name}.{op.column.name} says renamed_from {old_name}, but the "
+            f"database has no {op.table_name}.{old_name} that the models no longer map: "
+            "correct the name, or drop the info once the rename is done."
+        )
+    table = metadata.tables[op.table_name]
+    return ColumnSwap(table, gone.to_column(), op.column, op.column.name)
+
+
+def _rewrites(op: ops.AlterColumnOp) -> bool:
+    return op.modify_type is not None and rewrites(op.existing_type, op.modify_type)
+
+
+def _retyped_column(op: ops.AlterColumnOp, metadata: MetaData) -> ColumnSwap:
+    table = metadata.tables[op.table_name]
+    old = Column(
+        op.column_name, op.existing_type, nullable=bool(op.existing_nullable),
+        server_default=op.existing_server_default or None, comment=op.existing_comment,
+    )  # fmt: skip
+    return ColumnSwap(table, old, table.c[op.column_name], _staged(op.column_name))
+
+
+def _staged(name: str) -> str:
+    return name[: LONGEST_NAME - len(STAGING)] + STAGING
+
+
+def _carry_dropped_objects(changes: Changes, catalog: Catalog, table: str, column: str) -> None:
+    """The old column's indexes and constraints: DROP COLUMN takes them, a downgrade rebuilds
+    them, and the diff's own drops of them are taken over."""
+    known = changes.dropped_objects.setdefault(table, [])
+    for dependent in catalog.dependents(table, column):
+        changes.covered_names.add((table, dependent.name))
+        if dependent.name not in {d.name for d in known}:
+            known.append(dependent)
+
+
+def _carry_model_objects(changes: Changes, catalog: Catalog, swap: ColumnSwap) -> None:
+    """The models' indexes and constraints on the new column, built on it in expand (under a
+    temporary name while an old object holds the final one) and renamed in contract."""
+    table = swap.table.name
+    staging = {s.new.name: s.staging for s in changes.swaps if s.table.name == table}
+    in_use = catalog.names_in_use(table)
+    moved = changes.moved_objects.setdefault(table, [])
+    for final in catalog.model_dependents(table, swap.new.name):
+        changes.covered_names.add((table, final.name))
+        if final.name in {f.name for f, _ in moved}:
+            continue  # on two swapped columns: moved once
+        name = _staged(final.name) if final.name in in_use else final.name
+        needs_move = name != final.name or any(old != new for old, new in staging.items())
+        moved.append((final, final.moved(staging, name) if needs_move else final))
+
+
+def _find_table_renames(changes: Changes, operations: list, metadata: MetaData) -> None:
+    created = {op.table_name: op for op in operations if isinstance(op, ops.CreateTableOp)}
+    gone = {op.table_name: op for op in operations if isinstance(op, ops.DropTableOp)}
+    for name, op in created.items():
+        old = metadata.tables[name].info.get(RENAMED_FROM)
+        if old is None:
+            continue
+        if old not in gone:
+            raise MigrationError(
+                f"Table {name} says renamed_from {old}, but the database has no table {old} "
+                "that the models no longer map: correct the name, or drop the info once the "
+                "rename is done."
+            )
+        changes.table_renames.append(TableRename(old, name))
+        changes.covered_ops |= {id(op), id(gone[old])}
+        # Its own indexes come with it; so do other tables' keys that now name it (the diff
+        # drops each and adds it back): PostgreSQL's key follows the table.
+        changes.covered_ops |= {id(other) for other in operations if table_of(other) == name}
+        changes.covered_ops |= _keys_naming(operations, name)
+
+
+def _keys_naming(operations: list, table: str) -> set[int]:
+    """The foreign keys the diff drops and adds back, the same, only to name a renamed table."""
+    added = {
+        (op.source_table, op.constraint_name): op
+        for op in operations
+        if isinstance(op, ops.CreateForeignKeyOp) and op.referent_table == table
+    }
+    found = set()
+    for op in operations:
+        if isinstance(op, ops.DropConstraintOp) and (op.table_name, op.constraint_name) in added:
+            found |= {id(op), id(added[(op.table_name, op.constraint_name)])}
+    return found
+
+
+def table_of(op) -> str:
+    """The table an op changes (a foreign key op calls it source_table)."""
+    return getattr(op, "table_name", None) or getattr(op, "source_table", "")
+
+
+# -- writing them --------------------------------------------------------------------------
+
+
+def write_contract_prelude(plan: Plan, changes: Changes) -> None:
+    """What must come first in the contract revision, so that its down runs last: the triggers
+    (restored once the old columns are back) and the old columns' objects (rebuilt once every
+    old column is back)."""
+    for swap in changes.swaps:
+        trigger = swap.sync_trigger()
+        plan.pair(trigger.drop(GONE), trigger.create(), phase=CONTRACT)
+    for table, objects in changes.dropped_objects.items():
+        if objects:
+            plan.pair([], [_rebuild(table, d) for d in objects], phase=CONTRACT)
+
+
+def write_swap(plan: Plan, swap: ColumnSwap) -> None:
+    """The column steps of a swap (write_moved_objects adds the table's objects)."""
+    table, old, new, staging = swap.table.name, swap.old, swap.new, swap.staging
+    trigger = swap.sync_trigger()
+    add = Column(staging, new.type, nullable=True, comment=new.comment)
+    what = "renamed" if swap.renamed else f"retyped ({spelled(old.type)} to {spelled(new.type)})"
+    plan.pair(
+        _add_column(table, add, f"The {what} {table}.{old.name}: its new column, nullable and "
+                    "without a default until every row has its value: " + BRIEF.format(table=table)),
+        [_drop_column(table, staging, f"{table}.{old.name} still holds every value")],
+    )  # fmt: skip
+    plan.pair(trigger.create(), trigger.drop(UNDONE))
+    copy = converted(old.name, old.type, new.type)
+    todo = f"{staging} IS NULL AND {old.name} IS NOT NULL"
+    plan.pair(
+        [Statement(batched_update(swap.table, staging, copy, todo),
+                   f"Copy {table}.{old.name} into {staging} for the rows already there, a batch "
+                   "at a time (the trigger copies every write from now on).")],
+        [],
+        online=True,
+    )  # fmt: skip
+    if not new.nullable and not old.nullable:
+        plan.pair(validated_not_null(table, staging), [_drop_not_null(table, staging)], online=True)
+    _write_swap_contract(plan, swap)
+
+
+def _write_swap_contract(plan: Plan, swap: ColumnSwap) -> None:
+    table, old, new, staging = swap.table.name, swap.old, swap.new, swap.staging
+    plan.pair(
+        [_drop_column(table, old.name, f"the new code no longer uses it and every value is in "
+                      f"{staging} (its indexes and constraints go with it)")],
+        _restore_column(swap),
+        phase=CONTRACT,
+    )  # fmt: skip
+    plan.drops_columns = True
+    if not swap.renamed:
+        plan.pair(
+            [_rename_column(table, staging, new.name, "The swap: the retyped column takes the "
+                            "name the new code uses, in the same transaction as the drop.")],
+            [_rename_column(table, new.name, staging, f"{new.name} goes back to being the copy.")],
+            phase=CONTRACT,
+        )  # fmt: skip
+    if new.server_default is not None:
+        default = default_sql(new.server_default)
+        plan.pair(
+            [_alter(table, new.name, f"SET DEFAULT {default}",
+                    f"Its default, now that no trigger fills it: {BRIEF.format(table=table)}.")],
+            [_alter(table, new.name, "DROP DEFAULT", "The trigger fills it again.")],
+            phase=CONTRACT,
+        )  # fmt: skip
+    if not new.nullable and old.nullable:
+        not_null_in_contract(plan, table, new.name)
+
+
+def write_moved_objects(plan: Plan, table: str, moved: list[tuple[Dependent, Dependent]]) -> None:
+    """Build the models' objects on the new columns (expand), then give them their final names
+    (contract, once the old column's objects are gone)."""
+    for final, staged in moved:
+        plan.pair(_build(table, staged), [_unbuild(table, staged)], online=True)
+    for final, staged in moved:
+        if staged.name != final.name:
+            plan.pair(
+                [_rename_object(table, staged, final.name, "takes the name the models give it")],
+                [_rename_object(table, final, staged.name, "goes back to its temporary name")],
+                phase=CONTRACT,
+            )
+
+
+def write_filled_not_null(plan: Plan, table: Table, column: Column) -> None:
+    """An existing column becoming NOT NULL with a server default: expand fills the NULLs the
+    old code writes and those already there; contract sets NOT NULL."""
+    default = default_sql(column.server_default)
+    trigger = triggers.fill(table.name, column.name, default)
+    plan.pair(trigger.create(), trigger.drop(UNDONE))
+    plan.pair(
+        [Statement(batched_update(table, column.name, default, f"{column.name} IS NULL"),
+                   f"Give the rows already there their default for a NULL {column.name}, a "
+                   "batch at a time (the trigger does it for every write from now on).")],
+        [],
+        online=True,
+    )  # fmt: skip
+    plan.pair(
+        validated_not_null(table.name, column.name),
+        [_drop_not_null(table.name, column.name)],
+        online=True,
+        phase=CONTRACT,
+    )
+    plan.pair(trigger.drop(GONE), trigger.create(), online=True, phase=CONTRACT)
+
+
+def not_null_in_contract(plan: Plan, table: str, column: str) -> None:
+    """NOT NULL on a column the old code may leave NULL, with nothing to fill it with: once the
+    old code is gone, refuse clearly if a NULL is left, else set it by way of a CHECK."""
+    plan.warnings.append(
+        f"{table}.{column} becomes NOT NULL with nothing to fill the rows left NULL: its "
+        "contract revision refuses to run while one is; fill them first (or give the column "
+        "a server_default: autogenerate then fills them in the expand phase)"
+    )
+    guard = Statement(
+        f"""DO $guard$
+BEGIN
+    IF EXISTS (SELECT FROM {table} WHERE {column} IS NULL) THEN
+        RAISE EXCEPTION '%: %',
+            '{table}.{column} is NULL in some rows',
+            'fill them before this contract revision sets NOT NULL';
+    END IF;
+END
+$guard$""",
+        "Stop before any change while a row is NULL (a scan that takes no lock beyond reads).",
+    )
+    plan.pair(
+        [guard, *validated_not_null(table, column)],
+        [_drop_not_null(table, column)],
+        online=True,
+        phase=CONTRACT,
+    )
+
+
+def write_table_rename(plan: Plan, rename: TableRename, catalog: Catalog) -> None:
+    """Expand renames the table and leaves a view under the old name; contract drops it."""
+    old, new = rename.old, rename.new
+    objects = catalog.table_objects(old)
+    plan.pair(
+        [Statement(f"ALTER TABLE {old} RENAME TO {new}",
+                   f"Rename {old} to {new}: {BRIEF.format(table=old)}; the old code goes on "
+                   f"through the view {old} below.", "renaming-table")],
+        [Statement(f"ALTER TABLE {new} RENAME TO {old}", f"{new} is {old} again.")],
+    )  # fmt: skip
+    for kind, name in objects.named_after_table:
+        renamed = new + name[len(old) :]
+        plan.pair(
+            [_rename(kind, new, name, renamed, f"The {kind} {name} follows the table's name")],
+            [_rename(kind, new, renamed, name, f"The {kind} {renamed} takes its old name back")],
+        )
+    view = _view(old, new, objects.columns)
+    plan.pair(view, [_drop_view(old, UNDONE)])
+    plan.pair([_drop_view(old, GONE)], view, phase=CONTRACT)
+
+
+# -- statements ----------------------------------------------------------------------------
+
+
+def default_sql(server_default) -> str:
+    """A server default as SQL: a plain string is a literal, anything else is SQL already."""
+    value = server_default.arg
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    return str(value)
+
+
+def validated_not_null(table: str, column: str) -> list[Statement]:
+    """SET NOT NULL without its full scan under ACCESS EXCLUSIVE: a CHECK NOT VALID, VALIDATE
+    (a scan that lets reads and writes through), then SET NOT NULL, which trusts the CHECK."""
+    check = f"{table}_{column}_not_null_check"
+    return [
+        Statement(f"ALTER TABLE {table} ADD CONSTRAINT {check} CHECK ({column} IS NOT NULL) NOT VALID",
+                  f"NOT NULL in steps: a CHECK first, NOT VALID: {BRIEF.format(table=table)}."),
+        Statement(f"ALTER TABLE {table} VALIDATE CONSTRAINT {check}",
+                  "Validate it: scans the table under SHARE UPDATE EXCLUSIVE (reads and writes go on)."),
+        Statement(f"ALTER TABLE {table} ALTER COLUMN {column} SET NOT NULL",
+                  "The validated CHECK proves it: no second scan, a brief ACCESS EXCLUSIVE lock."),
+        drop_constraint(table, check, "The CHECK has done its job: NOT NULL says the same."),
+    ]  # fmt: skip
+
+
+def drop_constraint(table: str, name: str, comment: str) -> Statement:
+    """DROP CONSTRAINT, which squawk bans unless someone meant it: here the models say so."""
+    return Statement(f"ALTER TABLE {table} DROP CONSTRAINT {name}", comment, "ban-drop-constraint")
+
+
+def _drop_not_null(table: str, column: str) -> Statement:
+    return _alter(table, column, "DROP NOT NULL", f"{table}.{column} may be NULL again.")
+
+
+def _alter(table: str, column: str, change: str, comment: str) -> Statement:
+    return Statement(f"ALTER TABLE {table} ALTER COLUMN {column} {change}", comment)
+
+
+def _add_column(table: str, column: Column, comment: str) -> list[Statement]:
+    """ADD COLUMN, nullable and without a default: a catalog change, no rewrite."""
+    type_ = spelled(column.type)
+    added = [Statement(f"ALTER TABLE {table} ADD COLUMN {column.name} {type_}", comment)]
+    if type_.startswith("varchar("):  # squawk would have text and a CHECK: the models say no
+        added[
+            0
+        ].comment += f"; {type_} as the models declare it (a limit on a new column locks nothing)"
+        added[0].squawk_ignore = "prefer-text-field"
+    if column.comment:
+        added.append(
+            Statement(f"COMMENT ON COLUMN {table}.{column.name} IS '{_quoted(column.comment)}'", "Its comment.")
+        )  # fmt: skip
+    return added
+
+
+def _drop_column(table: str, column: str, why: str) -> Statement:
+    return Statement(
+        f"ALTER TABLE {table} DROP COLUMN {column}",
+        f"Drop {table}.{column}: {why}; {BRIEF.format(table=table)}.",
+        "ban-drop-column",
+    )
+
+
+def _rename_column(table: str, old: str, new: str, comment: str) -> Statement:
+    return Statement(
+        f"ALTER TABLE {table} RENAME COLUMN {old} TO {new}", comment, "renaming-column"
+    )
+
+
+def _restore_column(swap: ColumnSwap) -> list[Statement]:
+    """The contract's down: the old column back with every value, inside one transaction (a
+    downgrade comes back whole or not at all; it holds the table's lock for the copy)."""
+    table, old, new, staging = swap.table.name, swap.old, swap.new, swap.staging
+    back = [
+        *_add_column(table, Column(old.name, old.type, comment=old.comment),
+                     f"Put {table}.{old.name} back (as the last column): the old code reads it."),
+        Statement(f"UPDATE {table} SET {old.name} = {converted(staging, new.type, old.type)}",
+                  f"Every value, from {staging}: this transaction holds the table's lock until "
+                  "it commits."),
+    ]  # fmt: skip
+    if not old.nullable:
+        back.append(_alter(table, old.name, "SET NOT NULL", "NOT NULL, as it was."))
+    if old.server_default is not None:
+        default = default_sql(old.server_default)
+        back.append(_alter(table, old.name, f"SET DEFAULT {default}", "Its default, as it was."))
+    return back
+
+
+def _quoted(value: str) -> str:
+    return value.replace("'", "''")
+
+
+def _rebuild(table: str, dependent: Dependent) -> Statement:
+    return Statement(
+        dependent.statement,
+        f"Rebuild {dependent.name}, which dropping the old column took with it.",
+    )
+
+
+def _build(table: str, dependent: Dependent) -> list[Statement]:
+    """An object on the new column, online: indexes CONCURRENTLY, constraints NOT VALID then
+    VALIDATE, a unique constraint on a unique index built CONCURRENTLY."""
+    name = dependent.name
+    if dependent.kind == "index":
+        return [Statement(concurrently(dependent.statement),
+                          f"Build {name} without blocking writes (CONCURRENTLY); if it is "
+                          "interrupted, drop the INVALID index and rerun.")]  # fmt: skip
+    if dependent.kind == "unique":
+        return [
+            Statement(concurrently(dependent.index_statement),
+                      f"The index of unique constraint {name}, built without blocking writes."),
+            Statement(fitted(f"ALTER TABLE {table} ADD CONSTRAINT {name} UNIQUE USING INDEX {name}",
+                             " UNIQUE "),
+                      f"The constraint, on the index just built: {BRIEF.format(table=table)}."),
+        ]  # fmt: skip
+    return [
+        Statement(f"{dependent.statement} NOT VALID",
+                  f"Add {dependent.kind} {name} NOT VALID: {BRIEF.format(table=table)}, no scan."),
+        Statement(f"ALTER TABLE {table} VALIDATE CONSTRAINT {name}",
+                  "Validate it: scans under SHARE UPDATE EXCLUSIVE (reads and writes go on)."),
+    ]  # fmt: skip
+
+
+def _unbuild(table: str, dependent: Dependent) -> Statement:
+    if dependent.kind == "index":
+        return Statement(
+            f"DROP INDEX CONCURRENTLY IF EXISTS {dependent.name}", f"Drop {dependent.name}."
+        )
+    return drop_constraint(table, dependent.name, f"Drop {dependent.name}.")
+
+
+def concurrently(create_index: str) -> str:
+    """CREATE [UNIQUE] INDEX as an online build that a rerun after an interruption repeats."""
+    for plain in ("CREATE UNIQUE INDEX ", "CREATE INDEX "):
+        if create_index.startswith(plain):
+            online = f"{plain}CONCURRENTLY IF NOT EXISTS {create_index[len(plain) :]}"
+            return fitted(online, " ON ")
+    return create_index
+
+
+def fitted(sql: str, before: str) -> str:
+    """sql on two lines, broken before `before`, when one line would be longer than sqlfluff
+    allows (it cannot break these statements itself)."""
+    if len(sql.split("\n", 1)[0]) < MAX_LINE or before not in sql:
+        return sql
+    head, tail = sql.split(before, 1)
+    return f"{head}\n{before.strip()} {tail}"
+
+
+def _rename_object(table: str, dependent: Dependent, name: str, why: str) -> Statement:
+    kind = "index" if dependent.kind == "index" else "constraint"
+    return _rename(kind, table, dependent.name, name, f"The {kind} {dependent.name} {why}")
+
+
+def _rename(kind: str, table: str, name: str, new_name: str, why: str) -> Statement:
+    """ALTER INDEX, CONSTRAINT or TRIGGER ... RENAME: a catalog change under a brief lock.
+    squawk warns that a client may use the old name: none does, the models name the new one."""
+    sql = {
+        "index": f"ALTER INDEX {name} RENAME TO {new_name}",
+        "constraint": f"ALTER TABLE {table} RENAME CONSTRAINT {name} TO {new_name}",
+        "trigger": f"ALTER TRIGGER {name} ON {table} RENAME TO {new_name}",
+    }[kind]
+    # Broken before TO, if at all: squawk-ignore covers the line where RENAME is.
+    return Statement(fitted(sql, " TO "), f"{why}: {new_name}.", "renaming-object")
+
+
+def _view(old: str, new: str, columns: list[str]) -> list[Statement]:
+    listed = ", ".join(columns)
+    return [
+        Statement(f"CREATE VIEW {old} AS SELECT {listed} FROM {new}",
+                  f"The old code reads and writes {old}: a simple view, which PostgreSQL "
+                  f"updates as it updates {new} (defaults and triggers included)."),
+        Statement(f"COMMENT ON VIEW {old} IS\n'The old name of {new}, until the contract phase.'",
+                  "Say what it is for."),
+    ]  # fmt: skip
+
+
+def _drop_view(old: str, why: str) -> Statement:
+    """squawk warns that a client may read the view: the old code was its only reader."""
+    return Statement(f"DROP VIEW {old}", f"{why}: drop the view {old}.", "ban-drop-view")

@@ -1,0 +1,90 @@
+"""The triggers that keep the old code's writes and the new schema in step during expand.
+
+Each is a plpgsql function named after its table and columns, run BEFORE INSERT
+OR UPDATE FOR EACH ROW, so every write, from the old code or the new, leaves
+both columns right in the same statement; the contract phase drops it.
+"""
+
+from dataclasses import dataclass
+
+from migration_runner.tools.autogenerate.plan import Statement
+
+
+@dataclass(frozen=True)
+class Trigger:
+    table: str
+    name: str  # the function's and the trigger's
+    body: str  # the function's statements, before RETURN NEW
+    purpose: str  # what it does, for the comments: "keeps users.a and users.b equal"
+
+    def create(self) -> list[Statement]:
+        function = (
+            f"CREATE FUNCTION {self.name}() RETURNS trigger\nLANGUAGE plpgsql AS $sync$\n"
+            f"BEGIN\n{self.body}\n    RETURN NEW;\nEND;\n$sync$"
+        )
+        return [
+            Statement(function, f"The trigger function: {self.purpose}, on every row written."),
+            Statement(
+                f"COMMENT ON FUNCTION {self.name}() IS\n'Expand/contract: {self.purpose}.'",
+                "Say what it is for: the contract phase drops it.",
+            ),
+            Statement(
+                f"CREATE TRIGGER {self.name}\nBEFORE INSERT OR UPDATE ON {self.table}\n"
+                f"FOR EACH ROW EXECUTE FUNCTION {self.name}()",
+                f"Fire it on every write to {self.table}: takes a SHARE ROW EXCLUSIVE lock on "
+                f"{self.table}, briefly (writes wait, reads go on).",
+            ),
+        ]
+
+    def drop(self, why: str) -> list[Statement]:
+        return [
+            Statement(
+                f"DROP TRIGGER {self.name} ON {self.table}",
+                f"{why}: drop the trigger that {self.purpose}.",
+            ),
+            Statement(
+                f"DROP FUNCTION {self.name}()",
+                "And its function, which nothing else calls.",
+                "ban-drop-function",
+            ),
+        ]
+
+
+def both_ways(table: str, old: str, new: str, to_new: str, to_old: str) -> Trigger:
+    """A renamed column: the old code writes old, the new code writes new; whichever a write
+    sets, the other follows (to_new and to_old: the value converted, over NEW)."""
+    body = f"""\
+    IF TG_OP = 'UPDATE' THEN
+        IF NEW.{new} IS DISTINCT FROM OLD.{new} THEN
+            NEW.{old} := {to_old};  -- the new code wrote it
+        ELSE
+            NEW.{new} := {to_new};  -- the old code wrote it, or neither did
+        END IF;
+    ELSIF NEW.{new} IS NULL THEN
+        NEW.{new} := {to_new};
+    ELSE
+        NEW.{old} := {to_old};
+    END IF;"""
+    return Trigger(
+        table, f"{table}_{old}_{new}_sync", body, f"keeps {table}.{old} and {table}.{new} equal"
+    )
+
+
+def one_way(table: str, source: str, copy: str, to_copy: str) -> Trigger:
+    """A retyped column: every write sets source (old and new code both use its name); the copy
+    of the new type follows it until the contract swaps them."""
+    body = f"    NEW.{copy} := {to_copy};"
+    return Trigger(
+        table, f"{table}_{source}_{copy}_sync", body, f"copies {table}.{source} into {table}.{copy}"
+    )
+
+
+def fill(table: str, column: str, default: str) -> Trigger:
+    """A column becoming NOT NULL with a default: the old code may still write NULL."""
+    body = f"""\
+    IF NEW.{column} IS NULL THEN
+        NEW.{column} := {default};
+    END IF;"""
+    return Trigger(
+        table, f"{table}_{column}_fill", body, f"gives {table}.{column} its default for a NULL"
+    )
