@@ -7,15 +7,16 @@ import time
 import pytest
 from vercel_stack import ENDPOINT_VARIABLES as VARIABLES
 
-from conftest import HEAD_TABLES, REVISIONS, ROOT, clean_environ, public_tables, run_alembic
+from conftest import HEAD_TABLES, clean_environ, public_tables, run_alembic
 
 
 @pytest.mark.parametrize("endpoint", list(VARIABLES))
-def test_runner_retries_while_the_compute_wakes_up_then_migrates(vercel_database, endpoint):
+def test_runner_retries_while_the_compute_wakes_up_then_migrates(
+    vercel_database, endpoint, tree_copy
+):
     stack = vercel_database.stack
     variable = VARIABLES[endpoint]
-    start = vercel_database.start_for(endpoint)  # the pooler's floor, if the tree has one
-    first = REVISIONS[REVISIONS.index(start) + 1] if start else REVISIONS[0]
+    run = vercel_database.run_for(endpoint, tree_copy)  # from the pooler's floor, if any
     # PgBouncer (pooled, and the direct endpoint when the binaries lack TLS) holds a
     # login while it cannot reach the server, as Neon's proxy does while a compute
     # wakes; a short connect_timeout (Vercel's Prisma URL carries one) makes retries.
@@ -23,24 +24,25 @@ def test_runner_retries_while_the_compute_wakes_up_then_migrates(vercel_database
     environment = clean_environ(**{variable: url, "MIGRATION_CONNECT_TIMEOUT": "60"})
     stack.server.stop()  # the compute suspends
     output = []
-    run = subprocess.Popen(
-        [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini"), "upgrade", "head"],
+    process = subprocess.Popen(
+        [sys.executable, "-m", "alembic", "-c", str(run.tree / "alembic.ini"), "upgrade", "head"],
         env=environment,
+        cwd=run.tree,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
     try:
-        for line in run.stdout:
+        for line in process.stdout:
             output.append(line)
             if "database not reachable yet" in line and not stack.server.is_running():
                 stack.server.start()  # the compute wakes up while the runner is retrying
-        code = run.wait(timeout=120)
+        code = process.wait(timeout=120)
     finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
-        run.stdout.close()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stdout.close()
         if not stack.server.is_running():
             stack.server.start()
 
@@ -49,7 +51,7 @@ def test_runner_retries_while_the_compute_wakes_up_then_migrates(vercel_database
     retries = [line for line in output if "database not reachable yet" in line]
     assert len(retries) >= 1, stdout
     assert all("retrying in" in line and "s left" in line for line in retries)
-    assert f"Running upgrade {start or ''} -> {first}" in stdout
+    assert f"Running upgrade {run.start or ''} -> {run.applied[0]}" in stdout
     assert HEAD_TABLES <= public_tables(stack.superuser_url(vercel_database.name))
 
 

@@ -61,46 +61,45 @@ def _tables(database) -> set[str]:
     return public_tables(database.stack.superuser_url(database.name))
 
 
-def _above(start: str | None) -> list[str]:
-    """The tree's revisions above start (all of them for an empty database)."""
-    return REVISIONS[REVISIONS.index(start) + 1 :] if start else REVISIONS
-
-
-def test_upgrade_downgrade_upgrade_over_vercel_url(vercel_database, endpoint):
+def test_upgrade_downgrade_upgrade_over_vercel_url(vercel_database, endpoint, tree_copy):
     environment = _only(vercel_database, endpoint)
     assert environment[VARIABLES[endpoint]].startswith("postgres://")
     assert "sslmode=require" in environment[VARIABLES[endpoint]]
-    start = vercel_database.start_for(endpoint)  # the pooler's floor, if the tree has one
+    run = vercel_database.run_for(endpoint, tree_copy)  # from the pooler's floor, if any
     start_tables = _tables(vercel_database) | RUNNER_TABLES
 
-    upgrade = run_alembic("upgrade", "head", env=environment)
+    upgrade = run_alembic("upgrade", "head", env=environment, tree=run.tree)
     assert upgrade.returncode == 0, upgrade.stdout
     assert f"(from {VARIABLES[endpoint]})" in upgrade.stdout
     assert _tables(vercel_database) == HEAD_TABLES | RUNNER_TABLES
 
-    downgrade = run_alembic("downgrade", start or "base", env=environment)
+    downgrade = run_alembic("downgrade", run.start or "base", env=environment, tree=run.tree)
     assert downgrade.returncode == 0, downgrade.stdout
     assert _tables(vercel_database) == start_tables
 
-    again = run_alembic("upgrade", "head", env=environment)
+    again = run_alembic("upgrade", "head", env=environment, tree=run.tree)
     assert again.returncode == 0, again.stdout
     assert _tables(vercel_database) == HEAD_TABLES | RUNNER_TABLES
-    ran = _above(start)
+    assert run.applied  # a run that applies nothing would prove nothing
     assert vercel_database.superuser_query(
         "SELECT revision, direction, applied_by FROM migration_history ORDER BY id"
     ) == (
-        [(revision, "up", OWNER) for revision in REVISIONS]
-        + [(revision, "down", OWNER) for revision in reversed(ran)]
-        + [(revision, "up", OWNER) for revision in ran]
+        [(revision, "up", OWNER) for revision in run.revisions]
+        + [(revision, "down", OWNER) for revision in reversed(run.applied)]
+        + [(revision, "up", OWNER) for revision in run.applied]
     )
-    assert vercel_database.superuser_query("SELECT version_num FROM alembic_version") == [(HEAD,)]
+    assert vercel_database.superuser_query("SELECT version_num FROM alembic_version") == [
+        (run.head,)
+    ]
     _assert_went_through(vercel_database, endpoint)
 
 
-def test_concurrent_upgrades_over_vercel_url_apply_the_schema_once(vercel_database, endpoint):
-    vercel_database.start_for(endpoint)
+def test_concurrent_upgrades_over_vercel_url_apply_the_schema_once(
+    vercel_database, endpoint, tree_copy
+):
+    run = vercel_database.run_for(endpoint, tree_copy)
     results = run_alembic_concurrently(
-        RUNNERS, "upgrade", "head", env=_only(vercel_database, endpoint)
+        RUNNERS, "upgrade", "head", env=_only(vercel_database, endpoint), tree=run.tree
     )
 
     assert [result.returncode for result in results] == [0] * RUNNERS, [r.stdout for r in results]
@@ -108,7 +107,7 @@ def test_concurrent_upgrades_over_vercel_url_apply_the_schema_once(vercel_databa
     assert _tables(vercel_database) == HEAD_TABLES | RUNNER_TABLES
     assert vercel_database.superuser_query(
         "SELECT revision FROM migration_history ORDER BY id"
-    ) == [(revision,) for revision in REVISIONS]
+    ) == [(revision,) for revision in run.revisions]
     _assert_went_through(vercel_database, endpoint)
 
 
@@ -116,7 +115,7 @@ def test_failing_revision_over_vercel_url_rolls_back_everything(
     vercel_database, endpoint, tree_copy
 ):
     environment = _only(vercel_database, endpoint)
-    vercel_database.start_for(endpoint, pending=False)
+    vercel_database.start_for(endpoint)
     assert run_alembic("upgrade", "head", env=environment, tree=tree_copy).returncode == 0
     added = add_revision(tree_copy, "half_done", FAILING_UP, "DROP TABLE half_done;\n")
 
@@ -135,13 +134,15 @@ def test_failing_revision_over_vercel_url_rolls_back_everything(
 
 
 def test_pooled_url_run_leaves_no_advisory_lock_or_session_setting_on_server_connections(
-    vercel_database,
+    vercel_database, tree_copy
 ):
     environment = _only(vercel_database, "pooled")
-    start = vercel_database.start_for("pooled")
-    results = run_alembic_concurrently(4, "upgrade", "head", env=environment)
+    run = vercel_database.run_for("pooled", tree_copy)
+    results = run_alembic_concurrently(4, "upgrade", "head", env=environment, tree=run.tree)
     assert [result.returncode for result in results] == [0] * 4, [r.stdout for r in results]
-    assert run_alembic("downgrade", start or "base", env=environment).returncode == 0
+    assert sum("Running upgrade" in result.stdout for result in results) == 1
+    downgrade = run_alembic("downgrade", run.start or "base", env=environment, tree=run.tree)
+    assert downgrade.returncode == 0, downgrade.stdout
 
     # The server connections PgBouncer keeps for this database after the runs.
     servers = vercel_database.server_connections()
@@ -184,7 +185,7 @@ def test_pooled_url_run_leaves_no_advisory_lock_or_session_setting_on_server_con
 
 
 def test_non_transactional_revision_is_refused_over_the_pooled_url(vercel_database, tree_copy):
-    start = vercel_database.start_for("pooled", pending=False)  # the tree's own are above it
+    start = vercel_database.start_for("pooled")  # the tree's own are above it
     tables = _tables(vercel_database)
     added = add_revision(
         tree_copy, "index_organizations_name", CONCURRENT_INDEX_UP, CONCURRENT_INDEX_DOWN
@@ -214,7 +215,7 @@ def test_pooled_url_under_another_name_is_recognised_by_asking_pgbouncer(
 ):
     """A Neon integration's DATABASE_URL is pooled, and its name does not say so: the runner
     asks the server (its port, then PgBouncer's console) before a `Transaction: none` file."""
-    start = vercel_database.start_for("pooled", pending=False)
+    start = vercel_database.start_for("pooled")
     added = add_revision(
         tree_copy, "index_organizations_name", CONCURRENT_INDEX_UP, CONCURRENT_INDEX_DOWN
     )

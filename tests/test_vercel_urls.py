@@ -45,7 +45,7 @@ def test_neon_integration_variables_prefer_the_unpooled_url(vercel_database):
 def test_pooled_variables_only_use_postgres_url_never_the_prisma_url(vercel_database):
     environment = vercel_database.environment
     pooled = {name: environment[name] for name in ("POSTGRES_URL", "POSTGRES_PRISMA_URL")}
-    vercel_database.start_for("pooled", pending=False)
+    vercel_database.start_for("pooled")
     result = run_alembic("upgrade", "head", env=pooled)
 
     assert result.returncode == 0, result.stdout
@@ -70,7 +70,7 @@ def test_pgbouncer_parameter_is_dropped_with_a_visible_note(vercel_database):
     url = vercel_database.stack.pooled_url(
         vercel_database.name, "pgbouncer=true&connect_timeout=15&sslmode=require"
     )
-    vercel_database.start_for("pooled", pending=False)
+    vercel_database.start_for("pooled")
     result = run_alembic("upgrade", "head", env={"DATABASE_URL": url})
 
     assert result.returncode == 0, result.stdout

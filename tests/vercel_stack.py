@@ -8,6 +8,7 @@ fixtures so that the session fixture exists once.
 """
 
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ import pytest
 from migration_runner.servers import vercel_local
 from migration_runner.servers.vercel_local import VercelStack
 from migration_runner.steps import sql_files
-from migration_runner.tools.scaffold import revision_ids
+from migration_runner.tools.scaffold import append_revision, revision_ids
 
 VERSION = os.environ.get("TEST_POSTGRES_VERSION", "15")
 # Vercel's variable for each way in: direct TLS to the server, or PgBouncer in transaction mode.
@@ -46,6 +47,58 @@ def pooler_floor(tree: Path = ROOT) -> str | None:
 
 REVISIONS = revision_ids(ROOT)
 POOLER_FLOOR = pooler_floor()
+# The revision a pooled run applies when the tree's head cannot go through the pooler: it
+# changes organizations' comment only, and its down file restores the comment the tree
+# gives it, so tables and schema at its head are the tree's.
+PENDING_SLUG = "test_only_pooled_revision"
+PENDING_UP = f"""\
+-- {PENDING_SLUG} (up): test-only: a revision a pooled run can apply.
+-- Destructive: no
+-- Transaction: yes
+COMMENT ON TABLE organizations IS 'test-only: a revision a pooled run can apply.';
+"""
+PENDING_DOWN = f"""\
+-- {PENDING_SLUG} (down): test-only: restore organizations' comment.
+-- Destructive: no
+-- Transaction: yes
+{{comment}}
+"""
+ORGANIZATIONS_COMMENT = re.compile(
+    r"^COMMENT ON TABLE organizations IS\s+'(?:[^']|'')*';", re.MULTILINE
+)
+
+
+def organizations_comment(tree: Path) -> str:
+    """The tree's last `COMMENT ON TABLE organizations IS '...';` (001's unless one changed it)."""
+    found = [
+        statement.group(0)
+        for up in sorted((tree / "sql" / "up").glob("[0-9][0-9][0-9]_*.sql"))
+        for statement in ORGANIZATIONS_COMMENT.finditer(up.read_text(encoding="utf-8"))
+    ]
+    assert found, f"no COMMENT ON TABLE organizations in {tree / 'sql' / 'up'}"
+    return found[-1]
+
+
+@dataclass(frozen=True)
+class Run:
+    """What a test's upgrade to head through one endpoint runs: the tree (alembic -c
+    <tree>/alembic.ini), its revisions, base first, and the revision the database is at
+    before the run (None: empty)."""
+
+    tree: Path
+    revisions: list[str]
+    start: str | None
+
+    @property
+    def head(self) -> str:
+        return self.revisions[-1]
+
+    @property
+    def applied(self) -> list[str]:
+        """The revisions an upgrade from start to head applies, in order."""
+        if self.start is None:
+            return list(self.revisions)
+        return self.revisions[self.revisions.index(self.start) + 1 :]
 
 
 @pytest.fixture(scope="session")
@@ -82,26 +135,34 @@ class VercelDatabase:
         sslmode = "require" if self.stack.server_tls else "disable"
         return self.stack._url("postgres", self.stack.server_port, self.name, f"sslmode={sslmode}")
 
-    def start_for(self, endpoint: str, pending: bool = True) -> str | None:
+    def start_for(self, endpoint: str) -> str | None:
         """Ready this empty database for runs through endpoint; the revision it is then at.
 
         Through the pooler it is first migrated to POOLER_FLOOR, if the tree has one, as
-        the owner straight on the server (no PgBouncer keeps a connection of it). pending
-        asks for a revision left for the pooled run to apply: without one (head itself
-        cannot go through the pooler) the test is skipped.
+        the owner straight on the server (no PgBouncer keeps a connection of it).
         """
         if endpoint != "pooled" or POOLER_FLOOR is None:
             return None
-        if pending and POOLER_FLOOR == REVISIONS[-1]:
-            pytest.skip(
-                f"head {POOLER_FLOOR} has a `-- Transaction: none` file: no revision is left "
-                "that a run through the pooler may apply"
-            )
         from conftest import run_alembic  # conftest imports this module: at call time
 
         setup = run_alembic("upgrade", POOLER_FLOOR, env={"DATABASE_URL": self.server_url})
         assert setup.returncode == 0, setup.stdout
         return POOLER_FLOOR
+
+    def run_for(self, endpoint: str, tree_copy: Path) -> Run:
+        """start_for, and a tree whose upgrade to head through endpoint applies at least one
+        revision.
+
+        That is this tree, unless its head itself cannot go through the pooler (POOLER_FLOOR
+        is head, e.g. a CREATE INDEX CONCURRENTLY): then tree_copy, with one test-only
+        transactional revision (PENDING_UP) on top of that head.
+        """
+        start = self.start_for(endpoint)
+        if start is None or start != REVISIONS[-1]:
+            return Run(ROOT, REVISIONS, start)
+        down = PENDING_DOWN.format(comment=organizations_comment(tree_copy))
+        append_revision(tree_copy, PENDING_SLUG, PENDING_UP, down)
+        return Run(tree_copy, revision_ids(tree_copy), start)
 
     def superuser_query(self, sql: str) -> list[tuple]:
         """Rows of sql run by the server's superuser straight on the server (for checks)."""
