@@ -122,11 +122,11 @@ $verify$;""",
 class HistoryRecorder:
     """on_version_apply hook: one migration_history row per applied step.
 
-    Online, rows wait in memory and go in one INSERT (flush) before the
-    transaction commits: at the end of the run, or before a
-    `-- Transaction: none` revision commits what came before it. A run of N
-    revisions makes one round trip for its history, not N. applied_at is then
-    the time of that INSERT, just before the commit that makes the steps real.
+    Online, rows wait in memory until the commit that makes their steps real
+    and go with it: each revision's commit sends its row in the same round trip
+    (steps/transaction.py), a run through a pooler (one transaction) sends all
+    of them in one INSERT at its end (flush). applied_at is the time of that
+    INSERT, just before the commit.
     """
 
     def __init__(self) -> None:
@@ -138,11 +138,16 @@ class HistoryRecorder:
         self.step_started = time.monotonic()
         self.pending = []
 
+    def pending_insert(self) -> str:
+        """The INSERT of the rows waiting ("" when none), for a caller that sends it with its
+        commit; they stop waiting."""
+        rows, self.pending = self.pending, []
+        return _insert(rows) + "\n" if rows else ""
+
     def flush(self, ctx: MigrationContext) -> None:
         """Write the rows waiting for the transaction, in one INSERT."""
         if self.pending:
-            emit(ctx, _insert(self.pending))
-            self.pending = []
+            emit(ctx, self.pending_insert())
 
     def __call__(self, ctx: MigrationContext, step: MigrationInfo, heads, run_args) -> None:
         direction = "up" if step.is_upgrade else "down"
@@ -171,8 +176,11 @@ def _insert(rows: list[str]) -> str:
     )
 
 
-def flush_history(ctx: MigrationContext) -> None:
-    """Write pending history rows now (before a commit the recorder does not see)."""
-    for callback in getattr(ctx, "on_version_apply_callbacks", ()):
-        if isinstance(callback, HistoryRecorder):
-            callback.flush(ctx)
+def pending_history(ctx: MigrationContext) -> str:
+    """The INSERT of the history rows waiting, to send in the same round trip as a commit the
+    recorder does not see."""
+    return "".join(
+        callback.pending_insert()
+        for callback in getattr(ctx, "on_version_apply_callbacks", ())
+        if isinstance(callback, HistoryRecorder)
+    )
