@@ -23,14 +23,12 @@ from sqlalchemy.engine import Connection, Engine
 
 from migration_runner.errors import FileFailed, one_failed_line
 from migration_runner.steps.at_head import nothing_to_apply
-from migration_runner.steps.backup import back_up_before_data_loss
 from migration_runner.steps.connect import connect
 from migration_runner.steps.history import HistoryRecorder, verify_checksums
 from migration_runner.steps.lock_report import lock_report_hook, write_lock_report
 from migration_runner.steps.lock_retry import one_attempt, run_with_lock_retries
 from migration_runner.steps.offline_start import check_starting_revision
 from migration_runner.steps.phases import limit_to_phase
-from migration_runner.steps.preflight import refuse_before_any_change
 from migration_runner.steps.settings import RunSettings, read_settings
 from migration_runner.steps.transaction import (
     commit_revision,
@@ -66,15 +64,21 @@ def run_one_attempt(recorder: HistoryRecorder, attempt: RunSettings) -> None:
             verify_checksums(migration_context, migration_context.script, at_head.shims)
             log.info("database is at head %s: nothing to apply", at_head.head)
             return
+        # Steps only a run with something to apply needs: a deploy at head never loads them.
+        from migration_runner.steps.backup import back_up_before_data_loss
+        from migration_runner.steps.preflight import refuse_before_any_change
+        from migration_runner.steps.progress import progress_reports
+
         verify_checksums(migration_context, migration_context.script)
         refuse_before_any_change(migration_context, settings)  # a refusal never comes midway
         back_up_before_data_loss(
             migration_context, settings, tree=Path(config.config_file_name).parent
         )
         recorder.start()
-        context.run_migrations()
+        with progress_reports(migration_context):  # one thread for the run's long statements
+            context.run_migrations()
         write_lock_report(migration_context, settings.lock_report)  # make rehearse asks for it
-        recorder.flush(migration_context)  # every step's history row, one INSERT, same transaction
+        recorder.flush(migration_context)  # rows not yet committed (a pooled run's), one INSERT
 
 
 def run_one_attempt_naming_lines(recorder: HistoryRecorder, attempt: RunSettings) -> None:
