@@ -1,9 +1,9 @@
 """What a run costs in round trips: each revision's, the run's own, a no-op's.
 
 On a fast server a revision's SQL takes a millisecond or two, so every round
-trip the runner adds around it shows in a deploy's time (ISSUE 20: a commit
-per revision cost 2x psql until the bookkeeping between two revisions went in
-one round trip). The count is taken where the server would see it: a proxy
+trip the runner adds around it shows in a deploy's time (ISSUE 20: with a
+commit per revision taking eleven round trips, a run cost 2x psql's time). The
+count is taken where the server would see it: a proxy
 between the runner and PostgreSQL counts the client's simple-query messages
 (psycopg2 sends nothing else), so psycopg2's own BEGIN and COMMIT count too.
 A run of N revisions on top of head is measured at two sizes; the difference
