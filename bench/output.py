@@ -1,11 +1,12 @@
 """Where a benchmark run writes: a run folder of its own, unless figures are to be committed.
 
-A run writes into a new git-ignored `bench/runs/<UTC time>/`, so a quick or
+A run writes into a new git-ignored `bench/runs/<UTC time>-<suffix>/`, so a quick or
 partial run never overwrites the figures the docs quote. `--commit` (make
 `COMMIT=1`) writes into `bench/` itself: results.md and the plots beside it.
 """
 
 import datetime
+import tempfile
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -17,9 +18,9 @@ def output_folder(commit: bool) -> Path:
     if commit:
         return BENCH
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
-    folder = RUNS / stamp
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    RUNS.mkdir(parents=True, exist_ok=True)
+    # Two runs started in the same second (make test's two suites) get folders of their own.
+    return Path(tempfile.mkdtemp(prefix=f"{stamp}-", dir=RUNS))
 
 
 def require_matplotlib() -> None:
