@@ -129,7 +129,7 @@ def test_the_first_migration_page_runs_as_written(tmp_path, project_copy):
         added = revision_ids(project)[-1]
         assert revision_ids(project) == [*before, added]
         for snippet in sql:
-            target = project / re.match(r"-- (sql/[^, ]+)", snippet).group(1).replace("002", added)
+            target = project / re.match(r"-- (sql/[^, ]+)", snippet).group(1).replace("NNN", added)
             text = target.read_text() + "\n" + snippet.split("\n", 1)[1]
             if "Destructive: yes" in snippet.splitlines()[0]:
                 text = text.replace("-- Destructive: no", "-- Destructive: yes", 1)
