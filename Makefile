@@ -50,8 +50,8 @@ lint: $(INSTALLED) ## Lint the SQL (sqlfluff style, squawk safety), the Python (
 	$(BIN)/python -m migration_runner.tools.phase_order
 
 test: system-packages lint lint-workflows check-schema ## Install missing Debian packages (as root), lint, check the workflows and sql/schema.sql, then the suite on PostgreSQL 15 and 18
-	@# The two versions run side by side, one pytest each (on 2 cores: 221 s instead of
-	@# 190 + 215 s); each log is printed when both are done, PostgreSQL 18's last.
+	@# The two versions run side by side, one pytest each (README: the measured time);
+	@# each log is printed when both are done, PostgreSQL 18's last.
 	@echo "pytest on PostgreSQL 15 and 18 side by side; their output follows when both end"
 	@logs=$$(mktemp -d); \
 	  TEST_POSTGRES_VERSION=15 $(BIN)/pytest -p no:cacheprovider > $$logs/15.log 2>&1 & first=$$!; \
