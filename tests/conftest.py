@@ -110,6 +110,36 @@ def postgres_server() -> Iterator[Server]:
             local_postgres.remove_throwaway(server)
 
 
+@pytest.fixture
+def make_role(postgres_server):
+    """make_role(*attributes) -> (name, password): a login role with a password (the test
+    server asks every role but postgres for one); dropped afterwards with the databases it
+    owns and whatever it was granted."""
+    made = []
+
+    def make(*attributes: str) -> tuple[str, str]:
+        name, password = f"test_role_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+        query(
+            postgres_server.admin_url,
+            f"CREATE ROLE {name} LOGIN PASSWORD '{password}' {' '.join(attributes)}",
+        )
+        made.append(name)
+        return name, password
+
+    yield make
+    engine = admin(postgres_server)
+    with engine.connect() as connection:
+        for name in made:
+            owned = connection.execute(
+                text("SELECT datname FROM pg_database WHERE datdba = to_regrole(:r)"), {"r": name}
+            )
+            for (database,) in owned.all():
+                connection.execute(text(f'DROP DATABASE "{database}" WITH (FORCE)'))
+            connection.execute(text(f"DROP OWNED BY {name}"))
+            connection.execute(text(f"DROP ROLE {name}"))
+    engine.dispose()
+
+
 def libpq_dsn(url: str) -> str:
     """The URL as psycopg2.connect (libpq) takes it: no SQLAlchemy driver name."""
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)

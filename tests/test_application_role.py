@@ -13,7 +13,6 @@ from sqlalchemy import text
 
 from conftest import HEAD, admin, libpq_dsn, query, run_alembic
 
-PASSWORD = "app-Secr3t"
 BYPASSES = {
     "ALTER TABLE audit_logs DISABLE TRIGGER USER": "must be owner of table audit_logs",
     "TRUNCATE audit_logs": "permission denied for table audit_logs",
@@ -28,30 +27,18 @@ BYPASSES = {
 }
 
 
-@pytest.fixture
-def login_role(postgres_server):
-    """A login role for the application's connections; dropped afterwards."""
-    name = f"app_login_{uuid.uuid4().hex[:8]}"
-    engine = admin(postgres_server)
-    with engine.connect() as connection:
-        connection.execute(text(f"CREATE ROLE {name} LOGIN PASSWORD '{PASSWORD}'"))
-    yield name
-    with engine.connect() as connection:
-        connection.execute(text(f"DROP ROLE {name}"))
-    engine.dispose()
-
-
-def connect_as(postgres_server, url: str, role: str):
+def connect_as(postgres_server, url: str, role: str, password: str):
     database = url.rsplit("/", 1)[1]
-    return psycopg2.connect(libpq_dsn(postgres_server.url_for(database, role, PASSWORD)))
+    return psycopg2.connect(libpq_dsn(postgres_server.url_for(database, role, password)))
 
 
 def test_application_role_writes_rows_but_cannot_bypass_the_audit_guard(
-    postgres_server, database_url, login_role
+    postgres_server, database_url, make_role
 ):
+    login_role, password = make_role()  # the application's login, a member of assessment_app
     assert run_alembic("upgrade", "head", url=database_url).returncode == 0
     query(database_url, f"GRANT assessment_app TO {login_role}")
-    app = connect_as(postgres_server, database_url, login_role)
+    app = connect_as(postgres_server, database_url, login_role, password)
     try:
         with app, app.cursor() as cursor:  # what the application does: it works
             cursor.execute(
@@ -82,21 +69,30 @@ def test_application_role_writes_rows_but_cannot_bypass_the_audit_guard(
     ) == [(2,)]
 
 
+def owned_database(postgres_server, owner: str, password: str) -> str:
+    """A new database the owner role owns, schema public included: its URL as that role.
+    (make_role drops it with the role.)"""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    engine = admin(postgres_server)  # CREATE DATABASE runs outside a transaction
+    with engine.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}" OWNER {owner} TEMPLATE template0'))
+    engine.dispose()
+    query(postgres_server.url_for(name), f"ALTER SCHEMA public OWNER TO {owner}")
+    return postgres_server.url_for(name, owner, password)
+
+
 def test_migrations_run_as_a_non_superuser_owner_with_a_configured_role_name(
-    postgres_server, database_url
+    postgres_server, make_role
 ):
-    owner, app_role = f"owner_{uuid.uuid4().hex[:8]}", f"custom_app_{uuid.uuid4().hex[:8]}"
-    database = database_url.rsplit("/", 1)[1]
-    query(database_url, f"CREATE ROLE {owner} LOGIN CREATEROLE PASSWORD '{PASSWORD}'")
-    query(database_url, f'ALTER DATABASE "{database}" OWNER TO {owner}')
-    query(database_url, f"ALTER SCHEMA public OWNER TO {owner}")
+    owner, password = make_role("CREATEROLE")
+    as_owner = owned_database(postgres_server, owner, password)
+    app_role = f"custom_app_{uuid.uuid4().hex[:8]}"
     try:
-        as_owner = postgres_server.url_for(database, owner, PASSWORD)
         result = run_alembic("-x", f"app-role={app_role}", "upgrade", "head", url=as_owner)
         assert result.returncode == 0, result.stdout
-        assert query(database_url, "SELECT version_num FROM alembic_version") == [(HEAD,)]
+        assert query(as_owner, "SELECT version_num FROM alembic_version") == [(HEAD,)]
         assert query(
-            database_url,
+            as_owner,
             f"SELECT has_table_privilege('{app_role}', 'audit_logs', 'INSERT'),"
             f" has_table_privilege('{app_role}', 'audit_logs', 'UPDATE'),"
             f" has_table_privilege('{app_role}', 'users', 'DELETE'),"
@@ -105,32 +101,23 @@ def test_migrations_run_as_a_non_superuser_owner_with_a_configured_role_name(
         ) == [(True, False, True, False, owner)]
         down = run_alembic("-x", f"app-role={app_role}", "downgrade", "001", url=as_owner)
         assert down.returncode == 0, down.stdout
-        assert query(
-            database_url, f"SELECT has_table_privilege('{app_role}', 'users', 'SELECT')"
-        ) == [(False,)]
+        assert query(as_owner, f"SELECT has_table_privilege('{app_role}', 'users', 'SELECT')") == [
+            (False,)
+        ]
     finally:
-        query(database_url, f"DROP OWNED BY {app_role}, {owner}")
-        query(database_url, f'ALTER DATABASE "{database}" OWNER TO postgres')
-        query(database_url, f"DROP ROLE {app_role}, {owner}")
+        query(postgres_server.admin_url, f"DROP ROLE IF EXISTS {app_role}")
 
 
 def test_an_owner_that_may_not_create_the_role_gets_one_line_with_the_fix(
-    postgres_server, database_url
+    postgres_server, make_role
 ):
-    owner = f"owner_{uuid.uuid4().hex[:8]}"
-    database = database_url.rsplit("/", 1)[1]
-    query(database_url, f"CREATE ROLE {owner} LOGIN PASSWORD '{PASSWORD}'")
-    query(database_url, f'ALTER DATABASE "{database}" OWNER TO {owner}')
-    query(database_url, f"ALTER SCHEMA public OWNER TO {owner}")
-    try:
-        as_owner = postgres_server.url_for(database, owner, PASSWORD)
-        missing = f"missing_app_{uuid.uuid4().hex[:8]}"
-        result = run_alembic("-x", f"app-role={missing}", "upgrade", "head", url=as_owner)
-        assert result.returncode != 0
-        assert f"role {missing} does not exist and {owner} may not create it" in result.stdout
-        assert "Traceback" not in result.stdout
-        assert query(database_url, "SELECT version_num FROM alembic_version") == [("001",)]
-    finally:
-        query(database_url, f"DROP OWNED BY {owner}")
-        query(database_url, f'ALTER DATABASE "{database}" OWNER TO postgres')
-        query(database_url, f"DROP ROLE {owner}")
+    owner, password = make_role()
+    as_owner = owned_database(postgres_server, owner, password)
+    missing = f"missing_app_{uuid.uuid4().hex[:8]}"
+
+    result = run_alembic("-x", f"app-role={missing}", "upgrade", "head", url=as_owner)
+
+    assert result.returncode != 0
+    assert f"role {missing} does not exist and {owner} may not create it" in result.stdout
+    assert "Traceback" not in result.stdout
+    assert query(as_owner, "SELECT version_num FROM alembic_version") == [("001",)]
