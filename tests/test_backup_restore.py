@@ -430,3 +430,14 @@ def test_restore_of_a_file_that_is_no_runner_backup_fails_in_one_line(database_u
     assert result.returncode == 1
     assert result.stderr.startswith("FAILED:") and len(result.stderr.splitlines()) == 1
     assert os.path.exists(stray)
+
+
+def test_a_second_backup_with_the_same_name_gets_a_file_of_its_own(tmp_path):
+    """Two runs (or a rerun) backing up one revision's tables in the same second."""
+    first = backup._new_backup_file(tmp_path, "003-20261130T120000Z-organizations")
+    second = backup._new_backup_file(tmp_path, "003-20261130T120000Z-organizations")
+    assert (first.name, second.name) == (
+        "003-20261130T120000Z-organizations.dump",
+        "003-20261130T120000Z-organizations-2.dump",
+    )
+    assert stat.S_IMODE(second.stat().st_mode) == 0o600

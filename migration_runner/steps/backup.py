@@ -22,6 +22,7 @@ written, the run stops before any change. Offline scripts carry no backup and
 say so.
 """
 
+import errno
 import json
 import logging
 import os
@@ -155,6 +156,19 @@ def _private_file(path: Path) -> int:
     return descriptor
 
 
+def _new_backup_file(folder: Path, name: str) -> Path:
+    """folder/name.dump, created empty and private; name-2.dump and so on when a backup of the
+    same revision and tables was taken in the same second (two runs, or a rerun)."""
+    for attempt in range(1, 100):
+        path = folder / f"{name}{'' if attempt == 1 else f'-{attempt}'}.dump"
+        try:
+            os.close(_private_file(path))
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(errno.EEXIST, "a hundred backups of this name exist", str(folder))
+
+
 def _restore_commands(path: Path, items: list[dict]) -> dict:
     """What a DBA pastes, without the runner: list the backup, and load each table's rows (and
     its sequences' values) into the table, empty again, at the backup's revision."""
@@ -172,12 +186,12 @@ def _write(ctx, folder: Path, revision: str, shown: str, items: list[dict], full
     server_major = int(fetch(ctx, "SHOW server_version_num")[0][0]) // 10000
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     what = "full" if full else "+".join(dict.fromkeys(item["name"] for item in items))
-    path = folder / f"{revision}-{stamp}-{re.sub(r'[^A-Za-z0-9_+.-]', '_', what)[:80]}.dump"
+    name = f"{revision}-{stamp}-{re.sub(r'[^A-Za-z0-9_+.-]', '_', what)[:80]}"
     stop = f"Cannot write the backup before {shown} destroys data, so nothing was changed"
     try:
         pg_dump = find_client("pg_dump", server_major, same_major=True)
         _private_folder(folder)
-        os.close(_private_file(path))  # pg_dump writes into it and keeps its mode
+        path = _new_backup_file(folder, name)  # pg_dump writes into it and keeps its mode
     except OSError as error:
         raise MigrationError(
             f"{stop}: {error.strerror} ({folder}). Set MIGRATION_BACKUP_DIR to a writable folder."
