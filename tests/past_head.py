@@ -19,66 +19,70 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 COLUMN_UP = """\
--- {stem} (up): add organizations.country, the ISO 3166-1 alpha-2 code of its seat.
+-- {stem} (up): the ISO 3166-1 alpha-2 code of
+-- each organization's seat.
 -- Destructive: no
 -- Transaction: yes
 --
 -- Nullable and without a default: no table rewrite, a brief ACCESS EXCLUSIVE lock.
-ALTER TABLE organizations ADD COLUMN country text;
+ALTER TABLE organizations ADD COLUMN past_head_country text;
 
-COMMENT ON COLUMN organizations.country IS 'ISO 3166-1 alpha-2 code of the seat, if known.';
+COMMENT ON COLUMN organizations.past_head_country IS
+'ISO 3166-1 alpha-2 code of the seat, if known.';
 """
 COLUMN_DOWN = """\
--- {stem} (down): undo add organizations country.
+-- {stem} (down): undo the column.
 -- Destructive: yes
 -- Transaction: yes
-ALTER TABLE organizations DROP COLUMN country;
+ALTER TABLE organizations DROP COLUMN past_head_country;
 """
 INDEX_UP = """\
--- {stem} (up): index organizations by country, built without blocking writes.
+-- {stem} (up): index that column, built without blocking writes.
 -- Destructive: no
 -- Transaction: none
-CREATE INDEX CONCURRENTLY organizations_country_idx ON organizations (country);
+CREATE INDEX CONCURRENTLY organizations_past_head_country_idx
+ON organizations (past_head_country);
 """
 INDEX_DOWN = """\
--- {stem} (down): undo index organizations country.
+-- {stem} (down): undo the index.
 -- Destructive: no
 -- Transaction: none
-DROP INDEX CONCURRENTLY organizations_country_idx;
+DROP INDEX CONCURRENTLY organizations_past_head_country_idx;
 """
 TABLE_UP = """\
--- {stem} (up): organization_notes, free-text notes an administrator keeps on a tenant.
+-- {stem} (up): past_head_notes, free-text notes an
+-- administrator keeps on a tenant.
 -- Destructive: no
 -- Transaction: yes
-CREATE TABLE organization_notes (
+CREATE TABLE past_head_notes (
     id uuid NOT NULL DEFAULT gen_random_uuid(),
     organization_id uuid NOT NULL,
     body text NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now(),
-    CONSTRAINT organization_notes_pkey PRIMARY KEY (id),
-    CONSTRAINT organization_notes_organization_id_fkey FOREIGN KEY (organization_id)
+    CONSTRAINT past_head_notes_pkey PRIMARY KEY (id),
+    CONSTRAINT past_head_notes_organization_id_fkey FOREIGN KEY (organization_id)
     REFERENCES organizations (id) ON DELETE CASCADE
 );
 
-CREATE INDEX organization_notes_organization_id_idx ON organization_notes (organization_id);
+CREATE INDEX past_head_notes_organization_id_idx ON past_head_notes (organization_id);
 
-COMMENT ON TABLE organization_notes IS 'Free-text notes an administrator keeps on a tenant.';
+COMMENT ON TABLE past_head_notes IS 'Free-text notes an administrator keeps on a tenant.';
 """
 TABLE_DOWN = """\
--- {stem} (down): undo add organization notes.
+-- {stem} (down): undo the table.
 -- Destructive: yes
 -- Transaction: yes
-DROP TABLE organization_notes;
+DROP TABLE past_head_notes;
 """
 COUNTRY_MODEL = """\
-    country: Mapped[str | None] = mapped_column(
+    past_head_country: Mapped[str | None] = mapped_column(
         Text, index=True, comment="ISO 3166-1 alpha-2 code of the seat, if known."
     )
 """
 NOTES_MODEL = """
 
-class OrganizationNote(Base):
-    __tablename__ = "organization_notes"
+class PastHeadNote(Base):
+    __tablename__ = "past_head_notes"
     __table_args__ = {"comment": "Free-text notes an administrator keeps on a tenant."}
 
     id: Mapped[uuid.UUID] = uuid_key()
@@ -89,9 +93,9 @@ class OrganizationNote(Base):
     created_at: Mapped[datetime] = created_at()
 """
 REVISIONS = (
-    ("add organizations country", COLUMN_UP, COLUMN_DOWN),
-    ("index organizations country", INDEX_UP, INDEX_DOWN),
-    ("add organization notes", TABLE_UP, TABLE_DOWN),
+    ("add organizations past head country", COLUMN_UP, COLUMN_DOWN),
+    ("index organizations past head country", INDEX_UP, INDEX_DOWN),
+    ("add past head notes", TABLE_UP, TABLE_DOWN),
 )
 
 
