@@ -46,10 +46,11 @@ def test_expand_phase_stops_before_the_first_contract_revision(database_url, tre
     assert expand.returncode == 0, expand.stdout
     assert current_version(database_url) == new
     assert query(database_url, COLUMNS) == [("test_only_legacy",), ("test_only_new",)]
-    assert (
+    held = (
         f"phase expand: holding back {drop}, {later}: sql/up/{drop}_drop_test_only_legacy.sql is "
-        "headed `Phase: contract`" in expand.stdout
+        "headed `Phase: contract`"
     )
+    assert expand.stdout.count(held) == 1, expand.stdout
     again = run_alembic("-x", "phase=expand", "upgrade", "head", url=database_url, tree=tree_copy)
     assert again.returncode == 0 and current_version(database_url) == new
 

@@ -46,13 +46,16 @@ def limit_to_phase(ctx: MigrationContext, phase: str) -> None:
     if phase != EXPAND:
         return
     steps_of = ctx.opts["fn"]
+    reported: set[str] = set()  # the preflight, the backup and the run each ask for the steps
 
     def expand_steps(heads, context):
         steps = list(steps_of(heads, context))
         for index, step in enumerate(steps):
             contract = _contract_step(step)
             if contract is not None:
-                _report_held_back(steps[index:], contract)
+                if contract.shown not in reported:
+                    reported.add(contract.shown)
+                    _report_held_back(steps[index:], contract)
                 return steps[:index]
         return steps
 
