@@ -29,12 +29,15 @@ def phase_of(sql_file: sql_files.SqlFile) -> str:
     return CONTRACT if sql_file.headers.get(PHASE_HEADER, EXPAND).lower() == CONTRACT else EXPAND
 
 
-def _contract_step(step) -> sql_files.SqlFile | None:
-    revision = getattr(step, "revision", None)
-    if not step.is_upgrade or revision is None or revision.path is None:
-        return None
-    up = sql_files.for_revision(revision.path, "up")
-    return up if phase_of(up) == CONTRACT else None
+def first_contract(revisions) -> tuple[int, sql_files.SqlFile] | None:
+    """Where the first contract revision is among these Alembic scripts, oldest first, and
+    its up file; None when there is none (None items, steps that run no file, are skipped)."""
+    for index, revision in enumerate(revisions):
+        if revision is not None and revision.path is not None:
+            up = sql_files.for_revision(revision.path, "up")
+            if phase_of(up) == CONTRACT:
+                return index, up
+    return None
 
 
 def limit_to_phase(ctx: MigrationContext, phase: str) -> None:
@@ -50,14 +53,15 @@ def limit_to_phase(ctx: MigrationContext, phase: str) -> None:
 
     def expand_steps(heads, context):
         steps = list(steps_of(heads, context))
-        for index, step in enumerate(steps):
-            contract = _contract_step(step)
-            if contract is not None:
-                if contract.shown not in reported:
-                    reported.add(contract.shown)
-                    _report_held_back(steps[index:], contract)
-                return steps[:index]
-        return steps
+        found = first_contract(getattr(step, "revision", None) if step.is_upgrade else None
+                               for step in steps)  # fmt: skip
+        if found is None:
+            return steps
+        index, contract = found
+        if contract.shown not in reported:
+            reported.add(contract.shown)
+            _report_held_back(steps[index:], contract)
+        return steps[:index]
 
     # Alembic reads the function from both places: opts (our preflight and backup) and
     # the attribute its run_migrations loop calls.

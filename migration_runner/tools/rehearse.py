@@ -43,9 +43,8 @@ from sqlalchemy.pool import NullPool
 from migration_runner.bookkeeping import RUNNER_TABLES_SQL
 from migration_runner.errors import MigrationError
 from migration_runner.pg_programs import find_client, libpq_arguments
-from migration_runner.steps import sql_files
 from migration_runner.steps.database_url import URL_VARIABLES, resolve_target
-from migration_runner.steps.phases import CONTRACT, EXPAND, phase_of
+from migration_runner.steps.phases import EXPAND, first_contract
 from migration_runner.steps.settings import read_settings
 from migration_runner.tools import drift
 
@@ -108,14 +107,13 @@ def pending_revisions(tree: Path, current: str | None, phase: str) -> list[str]:
     `alembic -x phase=expand upgrade head` will apply them."""
     script = ScriptDirectory.from_config(Config(str(tree / "alembic.ini")))
     pending = list(reversed(list(script.iterate_revisions("heads", current))))
-    for index, revision in enumerate(pending):
-        up = sql_files.for_revision(revision.path, "up")
-        if phase == EXPAND and phase_of(up) == CONTRACT:
-            held = ", ".join(rev.revision for rev in pending[index:])
-            log.info("phase expand: rehearsing up to %s; held back %s (%s is a contract "
-                     "revision)", pending[index - 1].revision if index else current, held, up.shown)  # fmt: skip
-            pending = pending[:index]
-            break
+    found = first_contract(pending) if phase == EXPAND else None
+    if found is not None:
+        index, up = found
+        held = ", ".join(rev.revision for rev in pending[index:])
+        log.info("phase expand: rehearsing up to %s; held back %s (%s is a contract "
+                 "revision)", pending[index - 1].revision if index else current, held, up.shown)  # fmt: skip
+        pending = pending[:index]
     return [rev.revision for rev in pending]
 
 
