@@ -35,7 +35,7 @@ from migration_runner import bookkeeping
 from migration_runner.servers import local_postgres
 from migration_runner.steps.database_url import URL_VARIABLES
 from migration_runner.tools.scaffold import append_revision, revision_ids
-from past_head import clone_project
+from past_head import SPLIT_VARIABLE, clone_project, left_out
 
 ROOT = Path(__file__).resolve().parents[1]
 VERSION = os.environ.get("TEST_POSTGRES_VERSION", "15")
@@ -181,6 +181,11 @@ def database_url(postgres_server: Server) -> Iterator[str]:
 # Backups that runs with allow-data-loss write, kept out of the checkout's backups/.
 BACKUPS = tempfile.mkdtemp(prefix="migration-test-backups-")
 atexit.register(shutil.rmtree, BACKUPS, ignore_errors=True)
+
+
+def pytest_ignore_collect(collection_path, config):
+    """make test's split (tests/past_head.py): each revision-sensitive file once per version."""
+    return True if left_out(collection_path.name, os.environ.get(SPLIT_VARIABLE)) else None
 
 
 def clean_environ(**extra: str) -> dict[str, str]:

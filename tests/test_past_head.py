@@ -9,40 +9,9 @@ import os
 import subprocess
 import sys
 
-from conftest import clean_environ
+from conftest import ROOT, clean_environ
 from migration_runner.tools.scaffold import revision_ids
-from past_head import add_three_revisions, clone_project
-
-# Every test file that runs revisions, reads the head, or adds revisions of its own.
-REVISION_SENSITIVE = (
-    "test_at_head.py",
-    "test_application_role.py",
-    "test_autogenerate.py",
-    "test_backup_restore.py",
-    "test_checksums.py",
-    "test_commit_per_revision.py",
-    "test_compat.py",
-    "test_concurrent_runs.py",
-    "test_data_loss_guard.py",
-    "test_drift_and_adoption.py",
-    "test_existing_database.py",
-    "test_failure_rollback.py",
-    "test_history_checks.py",
-    "test_interrupted_runs.py",
-    "test_linear_history.py",
-    "test_lock_timeout.py",
-    "test_model_parity.py",
-    "test_non_transactional.py",
-    "test_offline_scripts.py",
-    "test_partial_application.py",
-    "test_phases.py",
-    "test_refusals_before_any_change.py",
-    "test_rehearse.py",
-    "test_scaffold.py",
-    "test_schema_snapshot.py",
-    "test_upgrade_downgrade.py",
-    "test_whole_file.py",
-)
+from past_head import REVISION_SENSITIVE, SPLIT_VARIABLE, add_three_revisions, clone_project
 
 
 def test_revision_sensitive_tests_pass_with_three_more_revisions(postgres_server, tmp_path):
@@ -56,6 +25,7 @@ def test_revision_sensitive_tests_pass_with_three_more_revisions(postgres_server
         TEST_DATABASE_URL=postgres_server.admin_url, TEST_POSTGRES_VERSION=postgres_server.version
     )
     environ.pop("PYTHONPATH", None)
+    environ.pop(SPLIT_VARIABLE, None)  # the copy runs every file it is given
     inner = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs",
          *(os.path.join("tests", name) for name in REVISION_SENSITIVE)],
@@ -65,3 +35,32 @@ def test_revision_sensitive_tests_pass_with_three_more_revisions(postgres_server
     summary = inner.stdout.strip().splitlines()[-1] if inner.stdout.strip() else inner.stderr
     assert inner.returncode == 0, inner.stdout[-6000:] + inner.stderr[-2000:]
     assert " passed" in summary and "skipped" not in summary and "failed" not in summary, summary
+
+
+def test_make_test_runs_each_revision_sensitive_file_once_per_version():
+    """PostgreSQL 15's run of the tree leaves out what its past-head copy runs; 18's leaves out
+    the copy: collected for real, with the variable the Makefile sets for each version."""
+
+    def collected(split: str) -> set[str]:
+        environ = {**os.environ, SPLIT_VARIABLE: split}
+        listing = subprocess.run(
+            [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"],
+            cwd=ROOT,
+            env=environ,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        return {
+            line.split("::")[0].removeprefix("tests/")
+            for line in listing.splitlines()
+            if "::" in line
+        }
+
+    everything = {path.name for path in (ROOT / "tests").glob("test_*.py")}
+    assert set(REVISION_SENSITIVE) <= everything
+    assert collected("past-head") == everything - set(REVISION_SENSITIVE)
+    assert collected("head") == everything - {"test_past_head.py"}
+    makefile = (ROOT / "Makefile").read_text()
+    assert f"TEST_POSTGRES_VERSION=15 {SPLIT_VARIABLE}=past-head" in makefile
+    assert f"TEST_POSTGRES_VERSION=18 {SPLIT_VARIABLE}=head" in makefile
