@@ -1,8 +1,12 @@
 """What `alembic check` and `alembic revision --autogenerate` compare the database with.
 
 The models (assessment_models) are imported only for those two commands, so a
-plain `alembic upgrade head` never pays for them. The runner's own tables are
-left out of every comparison: no model declares them.
+plain `alembic upgrade head` never pays for them. The commands are recognised
+from Alembic's own environment, so they compare the models when called from
+Python (`alembic.command.check(config)`, `command.revision(config,
+autogenerate=True, message=...)`) as from the command line. A tool may pass
+another MetaData in `config.attributes["target_metadata"]`. The runner's own
+tables are left out of every comparison: no model declares them.
 """
 
 import os
@@ -15,18 +19,32 @@ from alembic.config import Config
 from migration_runner.bookkeeping import RUNNER_TABLES
 from migration_runner.steps.database_url import URL_VARIABLES, DatabaseTarget, resolve_target
 
-
-def command_name(config: Config) -> str:
-    command = getattr(config.cmd_opts, "cmd", None)
-    return getattr(command[0], "__name__", "") if command else ""
+# config.attributes key of a MetaData to compare with instead of assessment_models'.
+TARGET_METADATA = "target_metadata"
 
 
-def compares_models(config: Config) -> bool:
-    """True for `alembic check` and `alembic revision --autogenerate`."""
-    name = command_name(config)
-    return name == "check" or (
-        name == "revision" and bool(getattr(config.cmd_opts, "autogenerate", False))
-    )
+def _environment_options() -> dict:
+    """The options alembic.command gave the EnvironmentContext running env.py (none outside)."""
+    from alembic import context
+
+    environment = getattr(context, "_proxy", None)
+    return getattr(environment, "context_opts", None) or {}
+
+
+def command_name() -> str:
+    """The alembic.command function running env.py ('check', 'revision', 'upgrade', ...),
+    from the command line or from Python alike."""
+    step = _environment_options().get("fn")
+    if getattr(step, "__module__", None) != "alembic.command":
+        return ""
+    return step.__qualname__.partition(".")[0]
+
+
+def compares_models(config: Config | None = None) -> bool:
+    """True for `alembic check` and `alembic revision --autogenerate`, however called."""
+    revision_context = _environment_options().get("revision_context")
+    command_args = getattr(revision_context, "command_args", None) or {}
+    return bool(command_args.get("autogenerate"))
 
 
 def include_name(name, type_, parent_names) -> bool:
@@ -34,18 +52,26 @@ def include_name(name, type_, parent_names) -> bool:
     return not (type_ == "table" and name in RUNNER_TABLES)
 
 
+def target_metadata(config: Config):
+    """config.attributes["target_metadata"] when a tool passes one, else the models'."""
+    given = config.attributes.get(TARGET_METADATA)
+    if given is not None:
+        return given
+    from assessment_models import metadata  # only these commands need the models
+
+    return metadata
+
+
 def comparison_options(config: Config) -> dict:
     """context.configure() options for comparing with the models; none for other commands."""
     if not compares_models(config):
         return {}
-    from assessment_models import metadata  # only these commands need the models
-
-    if command_name(config) == "check":
+    if command_name() == "check":
         from migration_runner.tools.model_parity import add_to_diff as directives
     else:
         from migration_runner.tools.autogenerate.revision import write_sql_revisions as directives
     return {
-        "target_metadata": metadata,
+        "target_metadata": target_metadata(config),
         "process_revision_directives": directives,
         "include_name": include_name,
         "compare_type": True,
