@@ -6,7 +6,9 @@ from Alembic's own environment, so they compare the models when called from
 Python (`alembic.command.check(config)`, `command.revision(config,
 autogenerate=True, message=...)`) as from the command line. A tool may pass
 another MetaData in `config.attributes["target_metadata"]`. The runner's own
-tables are left out of every comparison: no model declares them.
+tables are left out of every comparison: no model declares them. What counts as a
+difference is comparison.py's (the same for `check`, autogenerate and its draft's proof);
+this module only wires it into env.py.
 """
 
 import os
@@ -16,7 +18,6 @@ from pathlib import Path
 
 from alembic.config import Config
 
-from migration_runner.bookkeeping import RUNNER_TABLES
 from migration_runner.steps.database_url import URL_VARIABLES, DatabaseTarget, resolve_target
 
 # config.attributes key of a MetaData to compare with instead of assessment_models'.
@@ -47,11 +48,6 @@ def compares_models(config: Config | None = None) -> bool:
     return bool(command_args.get("autogenerate"))
 
 
-def include_name(name, type_, parent_names) -> bool:
-    """Alembic's include_name hook: every table but the runner's bookkeeping."""
-    return not (type_ == "table" and name in RUNNER_TABLES)
-
-
 def target_metadata(config: Config):
     """config.attributes["target_metadata"] when a tool passes one, else the models'."""
     given = config.attributes.get(TARGET_METADATA)
@@ -66,16 +62,16 @@ def comparison_options(config: Config) -> dict:
     """context.configure() options for comparing with the models; none for other commands."""
     if not compares_models(config):
         return {}
+    from migration_runner.tools import comparison  # Alembic's autogenerate: these commands only
+
     if command_name() == "check":
         from migration_runner.tools.model_parity import add_to_diff as directives
     else:
         from migration_runner.tools.autogenerate.revision import write_sql_revisions as directives
     return {
+        **comparison.OPTIONS,
         "target_metadata": target_metadata(config),
         "process_revision_directives": directives,
-        "include_name": include_name,
-        "compare_type": True,
-        "compare_server_default": True,
     }
 
 

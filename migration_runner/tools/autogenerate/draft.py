@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import sqlfluff
-from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import MetaData, create_engine
 from sqlalchemy.engine import make_url
@@ -22,9 +21,8 @@ from migration_runner.errors import MigrationError
 from migration_runner.steps.revision import set_batch_settings
 from migration_runner.steps.settings import read_settings
 from migration_runner.steps.sql_files import SqlFile
-from migration_runner.tools import model_parity, schema_snapshot
+from migration_runner.tools import comparison, schema_snapshot
 from migration_runner.tools.autogenerate.plan import Statement
-from migration_runner.tools.model_compare import include_name
 
 
 @dataclass
@@ -71,21 +69,13 @@ def _apply(url: str, text: str, transactional: bool) -> None:
 
 
 def _left_over(url: str, metadata: MetaData) -> list[str]:
-    """What still differs from the models, in Alembic's words and ours."""
+    """What still differs from the models, by the policy of `alembic check`, in words."""
     engine = _engine(url)
     try:
         with engine.connect() as connection, connection.begin():
-            context = MigrationContext.configure(
-                connection,
-                opts={
-                    "include_name": include_name,
-                    "compare_type": True,
-                    "compare_server_default": True,
-                },
-            )
-            found = [str(diff) for diff in compare_metadata(context, metadata)]
-            found += [m.message for m in model_parity.mismatches(connection, metadata)]
-            return found
+            return [
+                comparison.in_words(diff) for diff in comparison.differences(connection, metadata)
+            ]
     finally:
         engine.dispose()
 

@@ -1,0 +1,83 @@
+"""One comparison policy (migration_runner/tools/comparison.py) for `alembic check`,
+autogenerate and the proof of its draft, and its differences said in words.
+
+The differences come from a real database against a real MetaData; each is one phrase
+naming the table and column, with both sides' values, and no Python repr.
+"""
+
+import subprocess
+import sys
+
+from sqlalchemy import Column, Index, MetaData, Table, Text, text
+from sqlalchemy.types import String
+
+from conftest import ROOT, engine_for, query
+from migration_runner.tools import comparison
+
+
+def test_draft_does_not_import_env_wiring():
+    """No circle: draft.py takes the policy from comparison.py, not from model_compare.py
+    (which imports autogenerate's revision.py, which imports draft.py)."""
+    script = (
+        "import sys; import migration_runner.tools.autogenerate.draft; "
+        "print(sorted(m for m in sys.modules if m.endswith(('model_compare', 'revision'))))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert "migration_runner.tools.model_compare" not in result.stdout
+    assert "migration_runner.tools.autogenerate.revision" not in result.stdout
+
+
+def test_env_wiring_uses_the_policy():
+    from migration_runner.tools import model_compare
+
+    assert "include_name" not in vars(model_compare)
+    assert comparison.OPTIONS["compare_type"] and comparison.OPTIONS["compare_server_default"]
+
+
+def words(url: str, metadata: MetaData) -> list[str]:
+    engine = engine_for(url)
+    try:
+        with engine.connect() as connection:
+            return [comparison.in_words(d) for d in comparison.differences(connection, metadata)]
+    finally:
+        engine.dispose()
+
+
+def test_differences_in_words(database_url):
+    query(
+        database_url,
+        "CREATE TABLE test_only_people (full_name text NOT NULL, nick varchar(20),"
+        " note text, gone text); COMMENT ON COLUMN test_only_people.note IS 'old';"
+        " CREATE INDEX test_only_people_gone_idx ON test_only_people (gone);"
+        " CREATE TABLE test_only_old (id integer); CREATE TABLE migration_history (id integer)",
+    )
+    metadata = MetaData()
+    Table(
+        "test_only_people", metadata,
+        Column("full_name", Text, nullable=False, server_default=text("'x'")),
+        Column("nick", String(40)),
+        Column("note", Text, nullable=False, comment="new"),
+        Column("added", Text),
+        Index("test_only_people_added_idx", "added"),
+    )  # fmt: skip
+    Table("test_only_new", metadata, Column("id", Text))
+    found = words(database_url, metadata)
+    joined = "\n".join(found)
+    for phrase in (
+        "test_only_people.full_name: server default differs (database: none, models: 'x')",
+        "test_only_people.nick: type differs (database: VARCHAR(20), models: VARCHAR(40))",
+        "test_only_people.note: nullability differs (database: nullable, models: NOT NULL)",
+        "test_only_people.note: comment differs (database: 'old', models: 'new')",
+        "column test_only_people.added is in the models only",
+        "column test_only_people.gone is in the database only",
+        "index test_only_people_added_idx on test_only_people is in the models only",
+        "index test_only_people_gone_idx on test_only_people is in the database only",
+        "table test_only_new is in the models only",
+        "table test_only_old is in the database only",
+        "INDEX test_only_people_added_idx on test_only_people is in the models only",
+    ):
+        assert phrase in joined, joined
+    assert "migration_history" not in joined  # the runner's own tables: never compared
+    assert "('" not in joined and "Clause" not in joined and "0x" not in joined  # no repr
