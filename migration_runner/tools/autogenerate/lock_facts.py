@@ -1,68 +1,504 @@
 """What each kind of statement autogenerate writes does to a table: its locks, rewrite, scan.
 
 The comments autogenerate puts above its statements come from this table, and
-tests/test_lock_facts.py proves every row on PostgreSQL 15 and 18: the lock
-modes from pg_locks (read by a second session while the statement's
-transaction is held open, or while a concurrent statement waits), the rewrite
-from the table's relfilenode before and after, the scan from a row that
-violates what the statement checks.
+tests/test_lock_facts.py proves every row on PostgreSQL 15 and 18, on the
+tables of FIXTURE with ROWS rows each:
+- the lock modes from pg_locks, read by a second session while the statement's
+  transaction is held open (or, for a statement that cannot run in a
+  transaction, while it waits behind a third session's open write
+  transaction), each relation or object mapped back to its role;
+- the rewrite from the table's relfilenode before and after;
+- the scan from the rows PostgreSQL counts as read (pg_stat_user_tables'
+  seq_tup_read), and where a row can violate what the statement checks, from
+  whether that row makes it fail.
 
-SKELETON: the rows below are placeholders until tests/test_lock_facts.py proves them.
+Roles, and the names the test gives them (placeholders in `example` and `setup`):
+{table} the table the statement alters, {referenced} the table a foreign key
+names, {index}, {sequence}, {view}, {type} (an enum) and {function}.
+A role missing from a fact's locks takes no lock (table and referenced are
+always checked; the others when the fact names them).
 """
 
 from dataclasses import dataclass, field
+
+ROWS = 3000
+# The tables every kind starts from: {referenced} with a primary key, {table} whose rows all
+# satisfy the examples' constraints (ref names a parent, amount > 0, no NULL anywhere).
+FIXTURE = [
+    (
+        "CREATE TABLE {referenced} (id integer PRIMARY KEY, label text NOT NULL)"
+        " WITH (autovacuum_enabled = false)"
+    ),
+    f"INSERT INTO {{referenced}} SELECT i, 'parent ' || i FROM generate_series(1, {ROWS}) AS i",
+    (
+        "CREATE TABLE {table} (id integer NOT NULL, ref integer, note text, amount integer,"
+        " name varchar(50), code integer) WITH (autovacuum_enabled = false)"
+    ),
+    (
+        "INSERT INTO {table} SELECT i, i, 'note ' || i, i, 'name ' || i, i"
+        f" FROM generate_series(1, {ROWS}) AS i"
+    ),
+]
+
+# The modes, weakest first (PostgreSQL's lock levels 1 to 8), and what each keeps others from.
+MODES = [
+    "ACCESS SHARE",
+    "ROW SHARE",
+    "ROW EXCLUSIVE",
+    "SHARE UPDATE EXCLUSIVE",
+    "SHARE",
+    "SHARE ROW EXCLUSIVE",
+    "EXCLUSIVE",
+    "ACCESS EXCLUSIVE",
+]
+BLOCKS = {
+    "ACCESS SHARE": "blocks neither reads nor writes",
+    "ROW SHARE": "blocks neither reads nor writes",
+    "ROW EXCLUSIVE": "blocks neither reads nor writes",
+    "SHARE UPDATE EXCLUSIVE": "blocks neither reads nor writes",
+    "SHARE": "blocks writes, not reads",
+    "SHARE ROW EXCLUSIVE": "blocks writes, not reads",
+    "EXCLUSIVE": "blocks writes, not reads",
+    "ACCESS EXCLUSIVE": "blocks reads and writes",
+}
+# How a role is named in a comment when the caller does not name it.
+UNNAMED = {
+    "referenced": "the referenced table",
+    "index": "the index",
+    "sequence": "the sequence",
+    "view": "the view",
+    "type": "the type",
+    "function": "the function",
+}
 
 
 @dataclass(frozen=True)
 class Fact:
     what: str  # the statement kind, as a reviewer reads it
-    locks: dict[str, str]  # role ("table", "referenced") -> lock mode, e.g. "ACCESS EXCLUSIVE"
+    locks: dict[str, str]  # role ("table", "referenced", ...) -> lock mode, e.g. "ACCESS EXCLUSIVE"
     rewrites: bool  # the table gets a new relfilenode
-    scans: bool  # every row is read (under the locks above)
+    scans: bool  # every row of the table is read (under the locks above)
     example: str  # run by the test on its fixture tables; {table} and {referenced} filled in
     setup: list[str] = field(default_factory=list)  # run first, committed
     transactional: bool = True  # False: runs outside a transaction block (CONCURRENTLY)
+    # Committed before setup: a row the statement rejects if, and only if, it reads the rows.
+    violation: str | None = None
 
+
+ADD = "ALTER TABLE {table} ADD COLUMN added "
+ALTER = "ALTER TABLE {table} ALTER COLUMN "
+CHECK = "ALTER TABLE {table} ADD CONSTRAINT {table}_amount_check CHECK (amount > 0)"
+FOREIGN_KEY = (
+    "ALTER TABLE {table} ADD CONSTRAINT {table}_ref_fkey FOREIGN KEY (ref) REFERENCES {referenced}"
+)
+FUNCTION = (
+    "CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$"
+)
+TRIGGER = (
+    "CREATE TRIGGER {table}_touch BEFORE UPDATE ON {table} FOR EACH ROW"
+    " EXECUTE FUNCTION {function}()"
+)
+AE, SRE, SUE = "ACCESS EXCLUSIVE", "SHARE ROW EXCLUSIVE", "SHARE UPDATE EXCLUSIVE"
 
 FACTS: dict[str, Fact] = {
-    "add_column_nullable": Fact(
-        "ADD COLUMN, nullable, no default",
-        {"table": "ACCESS EXCLUSIVE"},
+    "create_table": Fact(
+        "CREATE TABLE",
+        {},
         rewrites=False,
         scans=False,
-        example="ALTER TABLE {table} ADD COLUMN added text",
+        example="CREATE TABLE {table}_created (id bigint PRIMARY KEY, note text)",
+    ),
+    "create_table_with_foreign_key": Fact(
+        "CREATE TABLE with a foreign key",
+        {"referenced": SRE},
+        rewrites=False,
+        scans=False,
+        example="CREATE TABLE {table}_created (id bigint PRIMARY KEY,"
+        " ref integer REFERENCES {referenced} (id))",
+    ),
+    "drop_table": Fact(
+        "DROP TABLE",
+        {"table": AE},
+        rewrites=False,
+        scans=False,
+        example="DROP TABLE {table}",
+    ),
+    "drop_table_with_foreign_key": Fact(
+        "DROP TABLE of a table with a foreign key",
+        {"table": AE, "referenced": AE},
+        rewrites=False,
+        scans=False,
+        example="DROP TABLE {table}",
+        setup=[FOREIGN_KEY],
+    ),
+    "add_column_nullable": Fact(
+        "ADD COLUMN, nullable, no default",
+        {"table": AE},
+        rewrites=False,
+        scans=False,
+        example=ADD + "text",
+    ),
+    "add_column_constant_default": Fact(
+        "ADD COLUMN with a constant default",
+        {"table": AE},
+        rewrites=False,
+        scans=False,
+        example=ADD + "text DEFAULT 'free'",
+    ),
+    "add_column_volatile_default": Fact(
+        "ADD COLUMN with a volatile default",
+        {"table": AE},
+        rewrites=True,
+        scans=True,
+        example=ADD + "timestamptz DEFAULT clock_timestamp()",
+    ),
+    "add_column_not_null_default": Fact(
+        "ADD COLUMN NOT NULL with a constant default",
+        {"table": AE},
+        rewrites=False,
+        scans=False,
+        example=ADD + "text NOT NULL DEFAULT 'free'",
+    ),
+    "add_column_identity": Fact(
+        "ADD COLUMN ... GENERATED BY DEFAULT AS IDENTITY",
+        {"table": AE},
+        rewrites=True,
+        scans=True,
+        example=ADD + "bigint GENERATED BY DEFAULT AS IDENTITY",
+    ),
+    "add_column_generated_stored": Fact(
+        "ADD COLUMN ... GENERATED ALWAYS AS (...) STORED",
+        {"table": AE},
+        rewrites=True,
+        scans=True,
+        example=ADD + "integer GENERATED ALWAYS AS (amount * 2) STORED",
+    ),
+    "add_column_serial": Fact(
+        "ADD COLUMN serial",
+        {"table": AE},
+        rewrites=True,
+        scans=True,
+        example=ADD + "serial",
+    ),
+    "drop_column": Fact(
+        "DROP COLUMN",
+        {"table": AE},
+        rewrites=False,
+        scans=False,
+        example="ALTER TABLE {table} DROP COLUMN note",
+    ),
+    "set_default": Fact(
+        "ALTER COLUMN SET DEFAULT",
+        {"table": AE},
+        rewrites=False,
+        scans=False,
+        example=ALTER + "note SET DEFAULT 'none'",
+    ),
+    "drop_default": Fact(
+        "ALTER COLUMN DROP DEFAULT",
+        {"table": AE},
+        rewrites=False,
+        scans=False,
+        example=ALTER + "note DROP DEFAULT",
+        setup=[ALTER + "note SET DEFAULT 'none'"],
+    ),
+    "set_not_null": Fact(
+        "ALTER COLUMN SET NOT NULL",
+        {"table": AE},
+        rewrites=False,
+        scans=True,
+        example=ALTER + "note SET NOT NULL",
+        violation="UPDATE {table} SET note = NULL WHERE id = 1",
+    ),
+    "set_not_null_proven_by_check": Fact(
+        "ALTER COLUMN SET NOT NULL with a valid CHECK (column IS NOT NULL)",
+        {"table": AE},
+        rewrites=False,
+        scans=False,
+        example=ALTER + "note SET NOT NULL",
+        setup=[
+            (
+                "ALTER TABLE {table} ADD CONSTRAINT {table}_note_not_null"
+                " CHECK (note IS NOT NULL) NOT VALID"
+            ),
+            "ALTER TABLE {table} VALIDATE CONSTRAINT {table}_note_not_null",
+        ],
+    ),
+    "drop_not_null": Fact(
+        "ALTER COLUMN DROP NOT NULL",
+        {"table": AE},
+        rewrites=False,
+        scans=False,
+        example=ALTER + "note DROP NOT NULL",
+        setup=[ALTER + "note SET NOT NULL"],
+    ),
+    "alter_type_rewriting": Fact(
+        "ALTER COLUMN TYPE that rewrites (integer to bigint)",
+        {"table": AE},
+        rewrites=True,
+        scans=True,
+        example=ALTER + "amount TYPE bigint",
+    ),
+    "alter_type_longer_varchar": Fact(
+        "ALTER COLUMN TYPE to a longer varchar",
+        {"table": AE},
+        rewrites=False,
+        scans=False,
+        example=ALTER + "name TYPE varchar(200)",
+    ),
+    "alter_type_varchar_to_text": Fact(
+        "ALTER COLUMN TYPE varchar to text",
+        {"table": AE},
+        rewrites=False,
+        scans=False,
+        example=ALTER + "name TYPE text",
+    ),
+    "add_check_not_valid": Fact(
+        "ADD CHECK ... NOT VALID",
+        {"table": AE},
+        rewrites=False,
+        scans=False,
+        example=CHECK + " NOT VALID",
+        violation="UPDATE {table} SET amount = -1 WHERE id = 1",
+    ),
+    "add_foreign_key_not_valid": Fact(
+        "ADD FOREIGN KEY ... NOT VALID",
+        {"table": SRE, "referenced": SRE},
+        rewrites=False,
+        scans=False,
+        example=FOREIGN_KEY + " (id) NOT VALID",
+        violation="UPDATE {table} SET ref = -1 WHERE id = 1",
+    ),
+    "validate_check": Fact(
+        "VALIDATE CONSTRAINT of a CHECK",
+        {"table": SUE},
+        rewrites=False,
+        scans=True,
+        example="ALTER TABLE {table} VALIDATE CONSTRAINT {table}_amount_check",
+        setup=[CHECK + " NOT VALID"],
+        violation="UPDATE {table} SET amount = -1 WHERE id = 1",
+    ),
+    "validate_foreign_key": Fact(
+        "VALIDATE CONSTRAINT of a foreign key",
+        {"table": SUE, "referenced": "ROW SHARE"},
+        rewrites=False,
+        scans=True,
+        example="ALTER TABLE {table} VALIDATE CONSTRAINT {table}_ref_fkey",
+        setup=[FOREIGN_KEY + " (id) NOT VALID"],
+        violation="UPDATE {table} SET ref = -1 WHERE id = 1",
+    ),
+    "drop_check": Fact(
+        "DROP CONSTRAINT of a CHECK",
+        {"table": AE},
+        rewrites=False,
+        scans=False,
+        example="ALTER TABLE {table} DROP CONSTRAINT {table}_amount_check",
+        setup=[CHECK],
+    ),
+    "drop_foreign_key": Fact(
+        "DROP CONSTRAINT of a foreign key",
+        {"table": AE, "referenced": AE},
+        rewrites=False,
+        scans=False,
+        example="ALTER TABLE {table} DROP CONSTRAINT {table}_ref_fkey",
+        setup=[FOREIGN_KEY],
+    ),
+    "rename_constraint": Fact(
+        "RENAME CONSTRAINT",
+        {"table": AE},
+        rewrites=False,
+        scans=False,
+        example="ALTER TABLE {table} RENAME CONSTRAINT {table}_amount_check TO {table}_positive",
+        setup=[CHECK],
+    ),
+    "add_unique_using_index": Fact(
+        "ADD CONSTRAINT ... UNIQUE USING INDEX",
+        {"table": AE, "index": SUE},
+        rewrites=False,
+        scans=False,
+        example="ALTER TABLE {table} ADD CONSTRAINT {table}_code_key UNIQUE USING INDEX {index}",
+        setup=["CREATE UNIQUE INDEX {index} ON {table} (code)"],
+    ),
+    "add_primary_key_using_index": Fact(
+        "ADD PRIMARY KEY USING INDEX, its column already NOT NULL",
+        {"table": AE, "index": SUE},
+        rewrites=False,
+        scans=False,
+        example="ALTER TABLE {table} ADD CONSTRAINT {table}_pkey PRIMARY KEY USING INDEX {index}",
+        setup=["CREATE UNIQUE INDEX {index} ON {table} (id)"],
+    ),
+    "create_index_concurrently": Fact(
+        "CREATE INDEX CONCURRENTLY",
+        {"table": SUE},
+        rewrites=False,
+        scans=True,
+        example="CREATE INDEX CONCURRENTLY {table}_amount_idx ON {table} (amount)",
+        transactional=False,
+    ),
+    "create_unique_index_concurrently": Fact(
+        "CREATE UNIQUE INDEX CONCURRENTLY",
+        {"table": SUE},
+        rewrites=False,
+        scans=True,
+        example="CREATE UNIQUE INDEX CONCURRENTLY {table}_code_idx ON {table} (code)",
+        transactional=False,
+        violation="UPDATE {table} SET code = 2 WHERE id = 1",
+    ),
+    "drop_index_concurrently": Fact(
+        "DROP INDEX CONCURRENTLY",
+        {"table": SUE},
+        rewrites=False,
+        scans=False,
+        example="DROP INDEX CONCURRENTLY {index}",
+        setup=["CREATE INDEX {index} ON {table} (amount)"],
+        transactional=False,
+    ),
+    "create_index": Fact(
+        "CREATE INDEX (not CONCURRENTLY: for a table created in the same revision)",
+        {"table": "SHARE"},
+        rewrites=False,
+        scans=True,
+        example="CREATE INDEX {table}_amount_idx ON {table} (amount)",
+    ),
+    "rename_index": Fact(
+        "ALTER INDEX RENAME",
+        {"index": SUE},
+        rewrites=False,
+        scans=False,
+        example="ALTER INDEX {index} RENAME TO {index}_renamed",
+        setup=["CREATE INDEX {index} ON {table} (amount)"],
+    ),
+    "rename_column": Fact(
+        "RENAME COLUMN",
+        {"table": AE},
+        rewrites=False,
+        scans=False,
+        example="ALTER TABLE {table} RENAME COLUMN note TO remark",
+    ),
+    "rename_table": Fact(
+        "RENAME TABLE",
+        {"table": AE},
+        rewrites=False,
+        scans=False,
+        example="ALTER TABLE {table} RENAME TO {table}_renamed",
+    ),
+    "comment_on_table": Fact(
+        "COMMENT ON TABLE",
+        {"table": SUE},
+        rewrites=False,
+        scans=False,
+        example="COMMENT ON TABLE {table} IS 'a table'",
     ),
     "comment_on_column": Fact(
         "COMMENT ON COLUMN",
-        {"table": "SHARE UPDATE EXCLUSIVE"},
+        {"table": SUE},
         rewrites=False,
         scans=False,
         example="COMMENT ON COLUMN {table}.note IS 'a note'",
     ),
-    "add_foreign_key_not_valid": Fact(
-        "ADD FOREIGN KEY ... NOT VALID",
-        {"table": "SHARE ROW EXCLUSIVE", "referenced": "SHARE ROW EXCLUSIVE"},
+    "create_view": Fact(
+        "CREATE VIEW",
+        {"table": "ACCESS SHARE"},
         rewrites=False,
         scans=False,
-        example=(
-            "ALTER TABLE {table} ADD CONSTRAINT {table}_ref_fkey"
-            " FOREIGN KEY (ref) REFERENCES {referenced} (id) NOT VALID"
-        ),
+        example="CREATE VIEW {view} AS SELECT * FROM {table}",
+    ),
+    "drop_view": Fact(
+        "DROP VIEW",
+        {"view": AE},
+        rewrites=False,
+        scans=False,
+        example="DROP VIEW {view}",
+        setup=["CREATE VIEW {view} AS SELECT * FROM {table}"],
+    ),
+    "create_enum": Fact(
+        "CREATE TYPE ... AS ENUM",
+        {},
+        rewrites=False,
+        scans=False,
+        example="CREATE TYPE {type} AS ENUM ('calm', 'busy')",
+    ),
+    "alter_enum_add_value": Fact(
+        "ALTER TYPE ... ADD VALUE",
+        {"type": "EXCLUSIVE"},
+        rewrites=False,
+        scans=False,
+        example="ALTER TYPE {type} ADD VALUE 'idle'",
+        setup=["CREATE TYPE {type} AS ENUM ('calm', 'busy')"],
+    ),
+    "create_trigger": Fact(
+        "CREATE TRIGGER",
+        {"table": SRE},
+        rewrites=False,
+        scans=False,
+        example=TRIGGER,
+        setup=[FUNCTION],
+    ),
+    "drop_trigger": Fact(
+        "DROP TRIGGER",
+        {"table": AE},
+        rewrites=False,
+        scans=False,
+        example="DROP TRIGGER {table}_touch ON {table}",
+        setup=[FUNCTION, TRIGGER],
+    ),
+    "create_function": Fact(
+        "CREATE FUNCTION",
+        {},
+        rewrites=False,
+        scans=False,
+        example=FUNCTION,
+    ),
+    "drop_function": Fact(
+        "DROP FUNCTION",
+        {"function": AE},
+        rewrites=False,
+        scans=False,
+        example="DROP FUNCTION {function}()",
+        setup=[FUNCTION],
+    ),
+    "create_sequence": Fact(
+        "CREATE SEQUENCE",
+        {},
+        rewrites=False,
+        scans=False,
+        example="CREATE SEQUENCE {sequence}",
+    ),
+    "drop_sequence": Fact(
+        "DROP SEQUENCE",
+        {"sequence": AE},
+        rewrites=False,
+        scans=False,
+        example="DROP SEQUENCE {sequence}",
+        setup=["CREATE SEQUENCE {sequence}"],
+    ),
+    "alter_sequence_owned_by": Fact(
+        "ALTER SEQUENCE ... OWNED BY",
+        {"sequence": SRE, "table": "ACCESS SHARE"},
+        rewrites=False,
+        scans=False,
+        example="ALTER SEQUENCE {sequence} OWNED BY {table}.code",
+        setup=["CREATE SEQUENCE {sequence}"],
     ),
 }
 
 
-def describe(kind: str, table: str, referenced: str | None = None) -> str:
-    """The comment clause for a statement of this kind on table: its locks, rewrite and scan."""
+def describe(kind: str, table: str, referenced: str | None = None, **names: str) -> str:
+    """The comment clause for a statement of this kind on table: its locks, rewrite and scan.
+
+    names: the other roles' objects (index=..., sequence=..., view=..., type=..., function=...);
+    a role not named is described by what it is ("the index").
+    """
     fact = FACTS[kind]
-    names = {"table": table, "referenced": referenced or table}
-    locks = ", ".join(
-        f"{mode} on {names[role]}" for role, mode in fact.locks.items() if role in names
-    )
+    names = {**UNNAMED, **names, "table": table}
+    if referenced:
+        names["referenced"] = referenced
+    locks = [f"{mode} on {names[role]} ({BLOCKS[mode]})" for role, mode in fact.locks.items()]
+    if not locks:
+        return "locks no existing table, rewrites and reads nothing"
+    taken = f"takes {' and '.join(locks)}"
     if fact.rewrites:
-        cost = "rewrites the whole table while it holds it"
-    elif fact.scans:
-        cost = "reads every row while it holds it"
-    else:
-        cost = "briefly: no rewrite, no scan"
-    return f"takes {locks}, {cost}"
+        return f"{taken}, and rewrites {table} while it holds it"
+    if fact.scans:
+        return f"{taken}, and reads every row of {table} while it holds it"
+    return f"{taken}, briefly: no rewrite, no scan"
