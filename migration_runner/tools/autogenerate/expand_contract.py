@@ -30,14 +30,20 @@ from migration_runner.steps.phases import CONTRACT
 from migration_runner.tools.autogenerate import triggers
 from migration_runner.tools.autogenerate.backfill import batched_update
 from migration_runner.tools.autogenerate.catalog import Catalog, Dependent
+from migration_runner.tools.autogenerate.constraints import validated, validated_not_null
 from migration_runner.tools.autogenerate.plan import Plan, Statement
+from migration_runner.tools.autogenerate.statements import (
+    BRIEF,
+    concurrently,
+    drop_constraint,
+    drop_index_concurrently,
+    fitted,
+)
 from migration_runner.tools.autogenerate.type_changes import converted, rewrites, spelled
 
 RENAMED_FROM = "renamed_from"
 STAGING = "__new"  # a retyped column's name, and a moved object's, until the contract
 LONGEST_NAME = 63  # PostgreSQL's identifiers
-MAX_LINE = 100  # .sqlfluff's, the statement's semicolon included
-BRIEF = "takes an ACCESS EXCLUSIVE lock on {table}, briefly (no table rewrite)"
 GONE = "The old code is gone"  # why the contract drops what kept it working
 UNDONE = "Back to before the expand phase"
 
@@ -377,26 +383,6 @@ def default_sql(server_default) -> str:
     return str(value)
 
 
-def validated_not_null(table: str, column: str) -> list[Statement]:
-    """SET NOT NULL without its full scan under ACCESS EXCLUSIVE: a CHECK NOT VALID, VALIDATE
-    (a scan that lets reads and writes through), then SET NOT NULL, which trusts the CHECK."""
-    check = f"{table}_{column}_not_null_check"
-    return [
-        Statement(f"ALTER TABLE {table} ADD CONSTRAINT {check} CHECK ({column} IS NOT NULL) NOT VALID",
-                  f"NOT NULL in steps: a CHECK first, NOT VALID: {BRIEF.format(table=table)}."),
-        Statement(f"ALTER TABLE {table} VALIDATE CONSTRAINT {check}",
-                  "Validate it: scans the table under SHARE UPDATE EXCLUSIVE (reads and writes go on)."),
-        Statement(f"ALTER TABLE {table} ALTER COLUMN {column} SET NOT NULL",
-                  "The validated CHECK proves it: no second scan, a brief ACCESS EXCLUSIVE lock."),
-        drop_constraint(table, check, "The CHECK has done its job: NOT NULL says the same."),
-    ]  # fmt: skip
-
-
-def drop_constraint(table: str, name: str, comment: str) -> Statement:
-    """DROP CONSTRAINT, which squawk bans unless someone meant it: here the models say so."""
-    return Statement(f"ALTER TABLE {table} DROP CONSTRAINT {name}", comment, "ban-drop-constraint")
-
-
 def _drop_not_null(table: str, column: str) -> Statement:
     return _alter(table, column, "DROP NOT NULL", f"{table}.{column} may be NULL again.")
 
@@ -481,38 +467,13 @@ def _build(table: str, dependent: Dependent) -> list[Statement]:
                              " UNIQUE "),
                       f"The constraint, on the index just built: {BRIEF.format(table=table)}."),
         ]  # fmt: skip
-    return [
-        Statement(f"{dependent.statement} NOT VALID",
-                  f"Add {dependent.kind} {name} NOT VALID: {BRIEF.format(table=table)}, no scan."),
-        Statement(f"ALTER TABLE {table} VALIDATE CONSTRAINT {name}",
-                  "Validate it: scans under SHARE UPDATE EXCLUSIVE (reads and writes go on)."),
-    ]  # fmt: skip
+    return validated(table, name, dependent.statement, f"{dependent.kind} {name}")
 
 
 def _unbuild(table: str, dependent: Dependent) -> Statement:
     if dependent.kind == "index":
-        return Statement(
-            f"DROP INDEX CONCURRENTLY IF EXISTS {dependent.name}", f"Drop {dependent.name}."
-        )
+        return drop_index_concurrently(dependent.name, f"Drop {dependent.name}.")
     return drop_constraint(table, dependent.name, f"Drop {dependent.name}.")
-
-
-def concurrently(create_index: str) -> str:
-    """CREATE [UNIQUE] INDEX as an online build that a rerun after an interruption repeats."""
-    for plain in ("CREATE UNIQUE INDEX ", "CREATE INDEX "):
-        if create_index.startswith(plain):
-            online = f"{plain}CONCURRENTLY IF NOT EXISTS {create_index[len(plain) :]}"
-            return fitted(online, " ON ")
-    return create_index
-
-
-def fitted(sql: str, before: str) -> str:
-    """sql on two lines, broken before `before`, when one line would be longer than sqlfluff
-    allows (it cannot break these statements itself)."""
-    if len(sql.split("\n", 1)[0]) < MAX_LINE or before not in sql:
-        return sql
-    head, tail = sql.split(before, 1)
-    return f"{head}\n{before.strip()} {tail}"
 
 
 def _rename_object(table: str, dependent: Dependent, name: str, why: str) -> Statement:

@@ -1,0 +1,137 @@
+"""Columns: added in expand (NOT NULL without a default waits for the contract), dropped in the
+contract, altered one kind of change at a time. A type change that rewrites the table and a
+renamed column are column swaps (expand_contract.py) and never reach here."""
+
+import re
+
+from alembic.operations import ops
+
+from migration_runner.steps.phases import CONTRACT
+from migration_runner.tools.autogenerate import expand_contract
+from migration_runner.tools.autogenerate.constraints import validated
+from migration_runner.tools.autogenerate.renderers import Context, renders
+from migration_runner.tools.autogenerate.statements import brief, drop_constraint, ignoring
+from migration_runner.tools.autogenerate.type_changes import spelled
+
+# The column's own REFERENCES, as Alembic's add_column writes it after the ADD COLUMN.
+FOREIGN_KEY = re.compile(r'^ALTER TABLE (?:"[^"]+"|\S+) ADD CONSTRAINT ("[^"]+"|\S+) FOREIGN KEY')
+# AlterColumnOp's "nothing changes" value of each modify_* attribute.
+UNCHANGED = {
+    "modify_type": None,
+    "modify_nullable": None,
+    "modify_server_default": False,
+    "modify_comment": False,
+}
+
+
+@renders(ops.AddColumnOp)
+def add_column(op: ops.AddColumnOp, context: Context) -> None:
+    column = op.column
+    table, name = op.table_name, column.name
+    existing = context.existing(table)
+    # NOT NULL without a default: the old code's inserts leave it NULL, so it is added
+    # nullable and made NOT NULL in the contract phase.
+    not_null_later = existing and not column.nullable and column.server_default is None
+    comment = f"Add {table}.{name}: " + brief(table)
+    if column.server_default is not None:
+        comment += "; a volatile default would rewrite the table"
+    if not_null_later:
+        comment += "; nullable until the contract phase (the old code leaves it NULL)"
+    # Alembic's add_column also builds the column's index=True index; autogenerate lists
+    # that index as an op of its own, built online on an existing table (render_indexes.py).
+    add, keys = [], []
+    for statement in context.plain(op, comment):
+        if " INDEX " in statement.sql.split("(")[0]:
+            continue
+        key = FOREIGN_KEY.match(statement.sql)
+        if key and existing:  # the column's own REFERENCES: NOT VALID, then VALIDATE
+            keys.append((_unquoted(key.group(1)), statement.sql))
+        else:
+            add.append(statement)
+    if not_null_later:  # PostgreSQL's column definition ends with its NOT NULL
+        add[0].sql = add[0].sql.removesuffix(" NOT NULL")
+    context.plan.pair(add, context.plain(op.reverse(), f"Drop {table}.{name} again."))
+    for key_name, add_sql in keys:
+        context.plan.pair(
+            validated(table, key_name, add_sql, f"foreign key {key_name}"),
+            [drop_constraint(table, key_name, f"Drop foreign key {key_name}.")],
+            online=True,
+        )
+    if not_null_later:
+        expand_contract.not_null_in_contract(context.plan, table, name)
+
+
+def _unquoted(name: str) -> str:
+    return name[1:-1].replace('""', '"') if name.startswith('"') else name
+
+
+@renders(ops.DropColumnOp)
+def drop_column(op: ops.DropColumnOp, context: Context) -> None:
+    """Contract: the old code may still read or write it. Its indexes and constraints go with
+    it; the down rebuilds them (expand_contract.write_contract_prelude)."""
+    table = op.table_name
+    context.plan.drops_columns = True
+    hazard = f"Hazard: deletes every value of {table}.{op.column_name}; {brief(table)}"
+    context.plan.pair(
+        ignoring(context.plain(op, hazard), "ban-drop-column"),
+        context.plain(
+            op.reverse(),
+            f"Put {table}.{op.column_name} back, as the last column (its values are not).",
+        ),
+        phase=CONTRACT,
+    )
+
+
+@renders(ops.AlterColumnOp)
+def alter_column(op: ops.AlterColumnOp, context: Context) -> None:
+    """Each kind of change on its own, on a table that has rows."""
+    if not context.existing(op.table_name):
+        _plain_alter(op, context)
+        return
+    if op.modify_type is not None:
+        _plain_alter(_only(op, "modify_type"), context, rewrite_free=True)
+    if op.modify_server_default is not False or op.modify_comment is not False:
+        _plain_alter(_only(op, "modify_server_default", "modify_comment"), context)
+    if op.modify_nullable is True:
+        _plain_alter(_only(op, "modify_nullable"), context)
+    elif op.modify_nullable is False:
+        _not_null(op, context)
+
+
+def _plain_alter(op: ops.AlterColumnOp, context: Context, rewrite_free: bool = False) -> None:
+    table, name = op.table_name, op.column_name
+    comment = f"Alter {table}.{name}: " + brief(table)
+    if rewrite_free:
+        comment = (
+            f"Retype {table}.{name} from {spelled(op.existing_type)} to "
+            f"{spelled(op.modify_type)}: PostgreSQL changes its catalog only (no rewrite, "
+            f"no scan); an ACCESS EXCLUSIVE lock on {table}, briefly."
+        )
+    up = context.plain(op, comment)
+    if rewrite_free:  # squawk assumes a rewrite; type_changes.py proves there is none
+        ignoring(up, "changing-column-type")
+    context.plan.pair(up, context.plain(op.reverse(), f"Undo the change to {table}.{name}."))
+
+
+def _not_null(op: ops.AlterColumnOp, context: Context) -> None:
+    """Contract: the old code may still write NULL. With a default in the models, expand
+    fills the NULLs first; without one, the contract refuses while a NULL is left."""
+    table = context.metadata.tables[op.table_name]
+    column = table.c[op.column_name]
+    if column.server_default is not None:
+        expand_contract.write_filled_not_null(context.plan, table, column)
+    else:
+        expand_contract.not_null_in_contract(context.plan, table.name, column.name)
+
+
+def _only(op: ops.AlterColumnOp, *kept: str) -> ops.AlterColumnOp:
+    """op with only the kept modify_* changes (the others left as they are)."""
+    changes = {
+        name: getattr(op, name) if name in kept else same for name, same in UNCHANGED.items()
+    }
+    return ops.AlterColumnOp(
+        op.table_name, op.column_name, schema=op.schema, existing_type=op.existing_type,
+        existing_server_default=op.existing_server_default,
+        existing_nullable=op.existing_nullable, existing_comment=op.existing_comment,
+        **changes,
+    )  # fmt: skip
