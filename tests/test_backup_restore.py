@@ -383,6 +383,41 @@ def test_a_table_destroyed_twice_by_one_revision_is_named_and_dumped_once(
     assert len(manifest["restore_commands"]["data_only"]) == 1
 
 
+def test_a_table_whose_name_needs_quotes_is_backed_up_and_restored(
+    database_url, tree_copy, tmp_path
+):
+    """ "foobar fk": found by the guard, dumped by pg_dump, its column restored value for value;
+    one table spelled two ways in one revision is named once."""
+    url, tree = database_url, tree_copy
+    assert run_alembic("upgrade", "head", url=url).returncode == 0
+    query(url, 'CREATE TABLE "foobar fk" (id integer PRIMARY KEY, note text, "Score" integer)')
+    query(
+        url, "INSERT INTO \"foobar fk\" SELECT i, 'note ' || i, i FROM generate_series(1, 5) AS i"
+    )
+    before = query(url, 'SELECT id, note, "Score" FROM "foobar fk" ORDER BY id')
+    dropped = add_revision(
+        tree, "drop_foobar_columns",
+        "-- test-only: drops two columns of a table whose name needs quotes.\n"
+        "-- Destructive: yes\n"
+        'ALTER TABLE "foobar fk" DROP COLUMN note;\n'
+        'ALTER TABLE public."foobar fk" DROP COLUMN "Score";\n',
+        'ALTER TABLE "foobar fk" ADD COLUMN note text;\n'
+        'ALTER TABLE "foobar fk" ADD COLUMN "Score" integer;\n',
+    )  # fmt: skip
+    refused = run_alembic("upgrade", "head", url=url, tree=tree)
+    assert refused.returncode != 0 and 'drops column note of "foobar fk" (5 rows)' in refused.stdout
+    dump, manifest = destroy_with_backup(url, tree, "upgrade", dropped, tmp_path)
+    assert dump.name.endswith("Z-foobar_fk.dump")
+    assert [(item["table"], item["destroys"]) for item in manifest["destroys"]] == [
+        ('public."foobar fk"', "drops column note of"),
+        ('public."foobar fk"', "drops column Score of"),
+    ]
+    assert run_alembic("downgrade", HEAD, url=url, tree=tree).returncode == 0
+    restored = restore(url, dump)
+    assert restored.returncode == 0, restored.stderr
+    assert query(url, 'SELECT id, note, "Score" FROM "foobar fk" ORDER BY id') == before
+
+
 def test_restore_streams_the_rows_instead_of_holding_the_table_in_memory(ledger, tmp_path):
     """40 MB of rows restored while the restore's memory grows by less than half of that."""
     url, tree, created, dropped = ledger

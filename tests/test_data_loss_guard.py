@@ -1,10 +1,14 @@
 """Dropping or truncating tables with rows, or their columns, needs an explicit yes."""
 
+import subprocess
+
 import pytest
 
 from conftest import (
+    HEAD,
     add_revision,
     current_version,
+    libpq_dsn,
     public_tables,
     query,
     run_alembic,
@@ -105,4 +109,77 @@ def test_destructive_statements_are_found_by_parsing_not_by_words(tmp_path):
         ("b", "drops"),
         ("c", "truncates"),
         ("d", "drops column e of"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "spelled"),
+    [("foobar fk", '"foobar fk"'), ("FooBar", '"FooBar"'), ("select", '"select"')],
+)
+def test_tables_whose_names_need_quotes_are_found_and_named(migrated, tree_copy, name, spelled):
+    """A table with a space, capitals or a keyword for a name: the guard finds its rows (it
+    looked up `to_regclass('foobar fk')`, which finds nothing) and names it as SQL writes it."""
+    query(migrated, f"CREATE TABLE {spelled} (id integer PRIMARY KEY, note text)")
+    query(migrated, f"INSERT INTO {spelled} SELECT i, 'note ' || i FROM generate_series(1, 4) AS i")
+    add_revision(
+        tree_copy,
+        "drop_note",
+        f"-- test-only: drops a column.\nALTER TABLE public.{spelled} DROP COLUMN note;\n",
+        f"ALTER TABLE {spelled} ADD COLUMN note text;\n",
+    )
+    result = run_alembic("upgrade", "head", url=migrated, tree=tree_copy)
+    assert result.returncode != 0
+    assert f"drops column note of {spelled} (4 rows)" in result.stdout
+    assert "Traceback" not in result.stdout
+    assert query(migrated, f"SELECT count(note) FROM {spelled}") == [(4,)]
+    allowed = run_alembic("-x", "allow-data-loss=true", "upgrade", "head", url=migrated,
+                          tree=tree_copy)  # fmt: skip
+    assert allowed.returncode == 0, allowed.stdout
+    assert query(
+        migrated, "SELECT count(*) FROM information_schema.columns WHERE table_name = :t", t=name
+    ) == [(1,)]
+
+
+def test_the_offline_guard_finds_a_table_whose_name_needs_quotes(migrated, tree_copy):
+    """The script's own check, run by psql as a DBA would, refuses while the table has rows."""
+    query(migrated, 'CREATE TABLE "foobar fk" (id integer PRIMARY KEY, note text)')
+    query(migrated, "INSERT INTO \"foobar fk\" VALUES (1, 'one')")
+    added = add_revision(
+        tree_copy,
+        "drop_note",
+        '-- test-only: drops a column.\nALTER TABLE "foobar fk" DROP COLUMN note;\n',
+        'ALTER TABLE "foobar fk" ADD COLUMN note text;\n',
+    )
+    script = run_alembic("upgrade", f"{HEAD}:{added}", "--sql", tree=tree_copy)
+    assert script.returncode == 0, script.stdout
+    guard = script.stdout[script.stdout.index("DO $guard$") :]
+    guard = guard[: guard.index("$guard$;") + len("$guard$;")]
+    assert "'\"foobar fk\"'" in guard
+    psql = subprocess.run(
+        ["psql", "--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", libpq_dsn(migrated)],
+        input=guard, capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert psql.returncode != 0
+    assert '"foobar fk" holds rows' in psql.stderr
+    query(migrated, 'DELETE FROM "foobar fk"')
+    psql = subprocess.run(
+        ["psql", "--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", libpq_dsn(migrated)],
+        input=guard, capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert psql.returncode == 0, psql.stderr
+
+
+def test_quoted_names_are_parsed_as_postgresql_stores_them(tmp_path):
+    sql = SqlFile(
+        tmp_path / "x.sql",
+        'DROP TABLE "foobar fk", "Mixed"."Case"; TRUNCATE "select";'
+        ' ALTER TABLE FooBar DROP COLUMN "Note"; DROP SCHEMA "My Schema";',
+    )
+    found = [(d.table, d.what, d.parts) for d in find_destruction(sql)]
+    assert found == [
+        ('"foobar fk"', "drops", ("foobar fk",)),
+        ('"Mixed"."Case"', "drops", ("Mixed", "Case")),
+        ("select", "truncates", ("select",)),
+        ("foobar", "drops column Note of", ("foobar",)),  # restore reads the name as stored
+        ('"My Schema".*', "drops schema of", ("My Schema",)),
     ]

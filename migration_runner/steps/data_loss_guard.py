@@ -13,6 +13,7 @@ from alembic.runtime.migration import MigrationContext
 
 from migration_runner.errors import MigrationError
 from migration_runner.steps.emit import emit, fetch, literal
+from migration_runner.steps.names import regclass, shown
 from migration_runner.steps.settings import RunSettings
 from migration_runner.steps.sql_files import SqlFile
 
@@ -27,12 +28,19 @@ ANY_OF_THEM = re.compile(r"\b(DROP|TRUNCATE|ALTER)\b", re.IGNORECASE)
 
 @dataclass(frozen=True)
 class Destruction:
-    table: str  # as written in the SQL, optionally schema-qualified
+    table: str  # as a message shows it, optionally schema-qualified, quoted where it must be
     what: str  # "drops", "truncates", "drops column x of", "drops schema of"
+    # The name's parts as PostgreSQL stores them (schema, table), or (schema,) for a schema.
+    parts: tuple[str, ...] = ()
+
+    @property
+    def schema_wide(self) -> bool:
+        return self.what == "drops schema of"
 
 
-def _name(*parts: str | None) -> str:
-    return ".".join(part for part in parts if part)
+def _destruction(what: str, *parts: str | None) -> Destruction:
+    kept = tuple(part for part in parts if part)
+    return Destruction(shown(*kept), what, kept)
 
 
 def find_destruction(sql_file: SqlFile) -> list[Destruction]:
@@ -48,20 +56,20 @@ def find_destruction(sql_file: SqlFile) -> list[Destruction]:
             continue  # CREATE, INSERT, COMMENT...: no parse tree needed
         node = statement.node
         if isinstance(node, ast.DropStmt) and node.removeType == ObjectType.OBJECT_TABLE:
-            found += [
-                Destruction(_name(*(part.sval for part in obj)), "drops") for obj in node.objects
-            ]
+            found += [_destruction("drops", *(part.sval for part in obj)) for obj in node.objects]
         elif isinstance(node, ast.DropStmt) and node.removeType == ObjectType.OBJECT_SCHEMA:
-            found += [Destruction(f"{obj.sval}.*", "drops schema of") for obj in node.objects]
+            found += [
+                Destruction(f"{shown(obj.sval)}.*", "drops schema of", (obj.sval,))
+                for obj in node.objects
+            ]
         elif isinstance(node, ast.TruncateStmt):
             found += [
-                Destruction(_name(rel.schemaname, rel.relname), "truncates")
-                for rel in node.relations
+                _destruction("truncates", rel.schemaname, rel.relname) for rel in node.relations
             ]
         elif isinstance(node, ast.AlterTableStmt):
-            table = _name(node.relation.schemaname, node.relation.relname)
+            relation = node.relation
             found += [
-                Destruction(table, f"drops column {cmd.name} of")
+                _destruction(f"drops column {cmd.name} of", relation.schemaname, relation.relname)
                 for cmd in node.cmds
                 if cmd.subtype == AlterTableType.AT_DropColumn
             ]
@@ -69,8 +77,8 @@ def find_destruction(sql_file: SqlFile) -> list[Destruction]:
 
 
 def tables_with_rows(ctx: MigrationContext, destruction: Destruction) -> list[tuple[str, int]]:
-    if destruction.table.endswith(".*"):
-        schema = destruction.table[:-2]
+    if destruction.schema_wide:
+        schema = destruction.parts[0]
         tables = [
             row[0]
             for row in fetch(
@@ -85,7 +93,7 @@ def tables_with_rows(ctx: MigrationContext, destruction: Destruction) -> list[tu
     else:
         tables = [
             row[0]
-            for row in fetch(ctx, f"SELECT to_regclass({literal(destruction.table)})::text")
+            for row in fetch(ctx, f"SELECT to_regclass({regclass(*destruction.parts)})::text")
             if row[0] is not None
         ]
     counted = []
@@ -138,7 +146,7 @@ def refuse_data_loss(ctx: MigrationContext, sql_file: SqlFile, settings: RunSett
 
 
 def _emit_guard(ctx: MigrationContext, sql_file: SqlFile, destructions: list[Destruction]) -> None:
-    tables = ", ".join(literal(d.table) for d in destructions if not d.table.endswith(".*"))
+    tables = ", ".join(regclass(*d.parts) for d in destructions if not d.schema_wide)
     if not tables:
         return
     emit(

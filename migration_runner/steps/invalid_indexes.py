@@ -15,13 +15,22 @@ import re
 from alembic.runtime.migration import MigrationContext
 
 from migration_runner.steps.emit import emit, fetch, literal
+from migration_runner.steps.names import qualified
 from migration_runner.steps.sql_files import SqlFile, Statement
 
 log = logging.getLogger("migration_runner")
-BUILDS = re.compile(
-    r"^\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\s+(?:IF\s+NOT\s+EXISTS\s+)?([\w.\"]+)",
-    re.IGNORECASE,
-)
+# Only these statements are parsed (pglast) for the index's name, which may be quoted.
+BUILDS = re.compile(r"^\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\b", re.IGNORECASE)
+
+
+def _built(statement: Statement) -> str | None:
+    """The index a CREATE INDEX CONCURRENTLY builds, as SQL (quoted, in its table's schema)."""
+    from pglast import ast
+
+    node = statement.node
+    if not isinstance(node, ast.IndexStmt) or not node.idxname:
+        return None  # an unnamed index: no name to look up
+    return qualified(node.relation.schemaname, node.idxname)
 
 
 def invalid_indexes(ctx: MigrationContext, statements: list[Statement]) -> list[str]:
@@ -33,7 +42,7 @@ def invalid_indexes(ctx: MigrationContext, statements: list[Statement]) -> list[
     """
     if ctx.as_sql:
         return []
-    names = [m.group(1) for s in statements if (m := BUILDS.match(s.text))]
+    names = [name for s in statements if BUILDS.match(s.text) and (name := _built(s))]
     found = []
     for name in names:
         rows = fetch(
