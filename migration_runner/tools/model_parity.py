@@ -92,7 +92,9 @@ def mismatches(connection: Connection, metadata: MetaData) -> list[ModelMismatch
             found.append(
                 ModelMismatch(key[0], table, key[1], in_db and in_db[1], in_models and in_models[1])
             )
-    return found
+    from migration_runner.tools.autogenerate import kinds  # enums, keys, sequences: their own
+
+    return found + kinds.mismatches(connection, metadata)
 
 
 def add_to_diff(context, revision, directives) -> None:

@@ -27,6 +27,7 @@ from sqlalchemy import MetaData
 
 from migration_runner.tools.autogenerate import (  # noqa: F401 - each registers its renderers
     expand_contract,
+    kinds,
     render_columns,
     render_constraints,
     render_indexes,

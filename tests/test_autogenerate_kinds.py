@@ -1,0 +1,265 @@
+"""The model edits autogenerate used to refuse or get wrong (issue 19, items 3 and 9).
+
+Each test edits the models of a tree copy, on a database whose tables have
+rows, runs `alembic revision --autogenerate`, lints what it wrote, applies it,
+checks that `alembic check` is clean, downgrades to where it started, and
+asserts the catalog and the rows at each step. Independent edits share one
+autogenerate run, to keep the tests fast.
+"""
+
+import pytest
+from sqlalchemy.engine import make_url
+from test_autogenerate import edit, in_tree, lint, new_files, next_ids
+
+from conftest import HEAD, add_revision, query, run_alembic
+from migration_runner.tools.schema_snapshot import snapshot
+
+ALLOW_LOSS = ("-x", "allow-data-loss=true")
+ROWS = 60
+SEED = [
+    (
+        "INSERT INTO organizations (name, slug)"
+        " SELECT 'Org', 'org-' || i FROM generate_series(1, 3) AS i"
+    ),
+    (
+        "INSERT INTO users (organization_id, email, full_name)"
+        " SELECT (SELECT min(id::text)::uuid FROM organizations), 'user-' || i || '@example.com',"
+        f" CASE WHEN i % 3 <> 0 THEN 'Person ' || i END FROM generate_series(1, {ROWS}) AS i"
+    ),
+    (
+        "INSERT INTO audit_logs (organization_id, action, entity_type)"
+        " SELECT (SELECT min(id::text)::uuid FROM organizations), 'user.created', 'user'"
+        " FROM generate_series(1, 5)"
+    ),
+]
+
+
+@pytest.fixture
+def server(postgres_server) -> str:
+    return make_url(postgres_server.admin_url).render_as_string(hide_password=False)
+
+
+def start(url: str, tree, up: str | None = None, down: str | None = None) -> str:
+    """The tree's head (with a test-only revision on top when up is given) on url, with rows;
+    the revision a downgrade goes back to."""
+    head = HEAD if up is None else add_revision(tree, "test_only_kinds", up, down)
+    migrated = run_alembic("upgrade", "head", url=url, tree=tree)
+    assert migrated.returncode == 0, migrated.stdout
+    for statement in SEED:
+        query(url, statement)
+    return head
+
+
+def generated(tree, head: str) -> list:
+    """The SQL files of the revisions autogenerate wrote past head."""
+    return [path for path in new_files(tree) if path.name[:3] > head]
+
+
+def autogenerate(tree, url, scratch, message: str, head: str = HEAD):
+    result = in_tree(tree, url, scratch, "revision", "--autogenerate", "-m", message)
+    assert result.returncode == 0, result.stdout
+    lint(tree, generated(tree, head))
+    return result
+
+
+def upgrade_and_check(tree, url, scratch) -> None:
+    upgraded = in_tree(tree, url, scratch, *ALLOW_LOSS, "upgrade", "head")
+    assert upgraded.returncode == 0, upgraded.stdout
+    checked = in_tree(tree, url, scratch, "check")
+    assert checked.returncode == 0, checked.stdout
+    assert "No new upgrade operations detected" in checked.stdout
+
+
+def downgrade(tree, url, scratch, head: str) -> None:
+    downgraded = in_tree(tree, url, scratch, *ALLOW_LOSS, "downgrade", head)
+    assert downgraded.returncode == 0, downgraded.stdout
+
+
+def up_text(tree, rev_id: str) -> str:
+    return "".join(p.read_text() for p in (tree / "sql" / "up").glob(f"{rev_id}_*.sql"))
+
+
+def down_text(tree, rev_id: str) -> str:
+    return "".join(p.read_text() for p in (tree / "sql" / "down").glob(f"{rev_id}_*.sql"))
+
+
+def one_value(url: str, sql: str):
+    return query(url, sql)[0][0]
+
+
+# -- a dropped table -----------------------------------------------------------------------
+
+
+def test_dropped_tables_take_their_triggers_and_only_their_functions(
+    database_url, tree_copy, server
+):
+    """audit_logs has two triggers on a function of its own; evidence one trigger on the
+    function every table shares. Both tables go in the contract; only audit_logs' function
+    goes with them; the down brings back the functions, triggers, indexes and grants."""
+    url, tree = database_url, tree_copy
+    head = start(url, tree)
+    users_before = query(url, "SELECT id, email, full_name FROM users ORDER BY id")
+    before = snapshot(url)
+    edit(tree, "audit.py", "class AuditLog(Base):", "class AuditLog:  # no longer a model")
+    edit(tree, "assessments.py", "class Evidence(Base):", "class Evidence:  # no longer a model")
+    edit(tree, "assessments.py",
+         '    evidence: Mapped[list[Evidence]] = relationship(back_populates="response", passive_deletes=True)\n',
+         "")  # fmt: skip
+    (contract,) = next_ids(tree, 1)
+    autogenerate(tree, url, server, "drop audit logs and evidence")
+    # One revision: the tables' indexes go with them, not in an expand step before.
+    assert [path.name for path in new_files(tree)] == [
+        f"{contract}_drop_audit_logs_and_evidence.sql"
+    ] * 2
+
+    up = up_text(tree, contract)
+    assert "-- Phase: contract" in up and "-- Destructive: yes" in up
+    assert "DROP TABLE audit_logs;" in up and "DROP TABLE evidence;" in up
+    assert "DROP FUNCTION audit_logs_reject_change();" in up
+    assert "set_updated_at" not in up  # the other tables' triggers still call it
+    down = down_text(tree, contract)
+    assert (
+        down.index("CREATE OR REPLACE FUNCTION public.audit_logs_reject_change()")
+        < down.index("CREATE TABLE audit_logs")
+        < down.index("CREATE TRIGGER audit_logs_reject_update_delete")
+    )
+    assert "GRANT INSERT, SELECT ON audit_logs TO assessment_app;" in down
+
+    upgrade_and_check(tree, url, server)
+    assert query(url, "SELECT to_regclass('audit_logs'), to_regclass('evidence')") == [(None, None)]
+    assert query(url, "SELECT proname FROM pg_proc WHERE proname IN"
+                 " ('audit_logs_reject_change', 'set_updated_at')") == [("set_updated_at",)]  # fmt: skip
+
+    downgrade(tree, url, server, head)
+    assert snapshot(url) == before
+    triggers = (
+        "SELECT tgrelid::regclass::text, tgname FROM pg_trigger WHERE NOT tgisinternal"
+        " AND tgrelid IN ('audit_logs'::regclass, 'evidence'::regclass) ORDER BY 1, 2"
+    )
+    assert query(url, triggers) == [
+        ("audit_logs", "audit_logs_reject_truncate"),
+        ("audit_logs", "audit_logs_reject_update_delete"),
+        ("evidence", "evidence_set_updated_at"),
+    ]
+    # The app role may add to the log and read it, as before, not change it.
+    assert query(url, "SELECT has_table_privilege('assessment_app', 'audit_logs', 'INSERT'),"
+                 " has_table_privilege('assessment_app', 'audit_logs', 'UPDATE')") == [(True, False)]  # fmt: skip
+    query(url, "INSERT INTO audit_logs (action, entity_type) VALUES ('a.b', 'x')")
+    with pytest.raises(Exception, match="append-only"):
+        query(url, "UPDATE audit_logs SET action = 'c.d'")
+    assert query(url, "SELECT id, email, full_name FROM users ORDER BY id") == users_before
+
+
+# -- enum types ----------------------------------------------------------------------------
+
+ENUMS_UP = """\
+-- 003_test_only_kinds (up): enum types and a serial key to change.
+-- Destructive: no
+-- Transaction: yes
+
+CREATE TYPE test_only_mood AS ENUM ('calm', 'busy');
+CREATE TYPE test_only_gone AS ENUM ('x', 'y');
+ALTER TABLE users ADD COLUMN test_only_mood test_only_mood NOT NULL DEFAULT 'calm';
+ALTER TABLE users ADD COLUMN test_only_gone test_only_gone;
+"""
+ENUMS_DOWN = """\
+-- 003_test_only_kinds (down): enum types and a serial key to change.
+-- Destructive: yes
+-- Transaction: yes
+
+ALTER TABLE users DROP COLUMN test_only_gone;
+ALTER TABLE users DROP COLUMN test_only_mood;
+DROP TYPE test_only_gone;
+DROP TYPE test_only_mood;
+"""
+ENUMS = """\
+SELECT t.typname, array_agg(e.enumlabel::text ORDER BY e.enumsortorder)
+FROM pg_type AS t INNER JOIN pg_enum AS e ON e.enumtypid = t.oid
+WHERE t.typname LIKE 'test_only_%' GROUP BY t.typname ORDER BY t.typname
+"""
+MOOD = (
+    "    test_only_mood: Mapped[str] = mapped_column(\n"
+    "        Enum({values}, name='test_only_mood'), server_default=text(\"'calm'::test_only_mood\")\n"
+    "    )\n"
+)
+
+
+def test_enum_types_are_created_extended_and_dropped(database_url, tree_copy, server):
+    """A new type for a new column and for a new table, two values added to a type with rows,
+    a type no model uses any more dropped after its column; a value removed is refused."""
+    url, tree = database_url, tree_copy
+    head = start(url, tree, ENUMS_UP, ENUMS_DOWN)
+    query(url, "UPDATE users SET test_only_mood = 'busy' WHERE full_name IS NULL")
+    moods = query(url, "SELECT id, test_only_mood::text FROM users ORDER BY id")
+    before = snapshot(url)
+    edit(tree, "tenancy.py", "from sqlalchemy import CheckConstraint,",
+         "from sqlalchemy import CheckConstraint, Enum,")  # fmt: skip
+    edit(
+        tree,
+        "tenancy.py",
+        "    last_login_at:",
+        MOOD.format(values="'calm'") + "    last_login_at:",
+    )
+    # A value removed: refused in one line, nothing written.
+    refused = in_tree(tree, url, server, "revision", "--autogenerate", "-m", "drop a mood")
+    assert refused.returncode != 0
+    failed = [line for line in refused.stdout.splitlines() if line.startswith("FAILED:")]
+    assert len(failed) == 1
+    assert failed[0].startswith(
+        "FAILED: enum type test_only_mood loses 'busy' (database ('calm', 'busy'), models "
+        "('calm')): PostgreSQL cannot drop or move an enum value, and the type swap that "
+        "does it rewrites every table using it; write it by hand (alembic revision -m ...)."
+    )
+    assert "Traceback" not in refused.stdout and generated(tree, head) == []
+
+    edit(tree, "tenancy.py", MOOD.format(values="'calm'"),
+         MOOD.format(values="'calm', 'idle', 'busy', 'away'")
+         + "    test_only_status: Mapped[str | None] = mapped_column(\n"
+         "        Enum('new', 'active', name='test_only_status'), server_default='new'\n    )\n")  # fmt: skip
+    (tree / "assessment_models" / "tenancy.py").write_text(
+        (tree / "assessment_models" / "tenancy.py").read_text() + "\n\nclass TestOnlyTag(Base):\n"
+        '    __tablename__ = "test_only_tags"\n'
+        "    id: Mapped[uuid.UUID] = uuid_key()\n"
+        "    kind: Mapped[str] = mapped_column(Enum('label', 'topic', name='test_only_tag_kind'))\n"
+    )
+    expand, online, contract, contract_online = next_ids(tree, 4)
+    autogenerate(tree, url, server, "enum types", head)
+
+    up = up_text(tree, expand)
+    assert up.index("CREATE TYPE test_only_status AS ENUM ('new', 'active');") < up.index(
+        "ADD COLUMN test_only_status test_only_status"
+    )
+    assert up.count("CREATE TYPE test_only_tag_kind") == 1  # by CREATE TABLE, once
+    assert "DROP TYPE test_only_status;" in down_text(tree, expand)
+    assert "DROP TYPE test_only_tag_kind;" in down_text(tree, expand)
+    steps = up_text(tree, online)
+    assert "-- Transaction: none" in steps
+    assert "ALTER TYPE test_only_mood ADD VALUE IF NOT EXISTS 'idle' AFTER 'calm';" in steps
+    assert "ALTER TYPE test_only_mood ADD VALUE IF NOT EXISTS 'away' AFTER 'busy';" in steps
+    assert "DROP COLUMN test_only_gone" in up_text(tree, contract)
+    assert "DROP TYPE test_only_gone;" in up_text(tree, contract_online)
+
+    upgrade_and_check(tree, url, server)
+    assert query(url, ENUMS) == [
+        ("test_only_mood", ["calm", "idle", "busy", "away"]),
+        ("test_only_status", ["new", "active"]),
+        ("test_only_tag_kind", ["label", "topic"]),
+    ]
+    assert one_value(url, "SELECT count(*) FROM users WHERE test_only_status = 'new'") == ROWS
+    query(url, "UPDATE users SET test_only_mood = 'away' WHERE email = 'user-1@example.com'")
+
+    # The down's type swap fails while a row holds a value it removes, and changes nothing.
+    refused = in_tree(tree, url, server, *ALLOW_LOSS, "downgrade", head)
+    assert (
+        refused.returncode != 0
+        and 'invalid input value for enum test_only_mood: "away"' in refused.stdout
+    )
+    assert dict(query(url, ENUMS))["test_only_mood"] == ["calm", "idle", "busy", "away"]
+    query(url, "UPDATE users SET test_only_mood = 'calm' WHERE email = 'user-1@example.com'")
+    downgrade(tree, url, server, head)
+    assert snapshot(url) == before
+    assert query(url, ENUMS) == [
+        ("test_only_gone", ["x", "y"]),
+        ("test_only_mood", ["calm", "busy"]),
+    ]
+    assert query(url, "SELECT id, test_only_mood::text FROM users ORDER BY id") == moods
