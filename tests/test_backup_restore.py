@@ -383,6 +383,30 @@ def test_a_table_destroyed_twice_by_one_revision_is_named_and_dumped_once(
     assert len(manifest["restore_commands"]["data_only"]) == 1
 
 
+def test_tables_of_one_name_in_two_schemas_are_named_with_their_schemas(
+    database_url, tree_copy, tmp_path
+):
+    url, tree = database_url, tree_copy
+    assert run_alembic("upgrade", "head", url=url).returncode == 0
+    seed_organizations(url, 2)
+    query(url, "CREATE SCHEMA archive")
+    query(url, "CREATE TABLE archive.organizations (id integer PRIMARY KEY, slug text)")
+    query(url, "INSERT INTO archive.organizations VALUES (1, 'old')")
+    both = add_revision(
+        tree, "drop_slugs",
+        "-- test-only: drops a column of two tables of one name.\n-- Destructive: yes\n"
+        "ALTER TABLE organizations DROP COLUMN created_at;\n"
+        "ALTER TABLE archive.organizations DROP COLUMN slug;\n"
+        "ALTER TABLE public.organizations DROP COLUMN updated_at;\n",
+        "ALTER TABLE archive.organizations ADD COLUMN slug text;\n"
+        "ALTER TABLE organizations ADD COLUMN created_at timestamptz NOT NULL DEFAULT now();\n"
+        "ALTER TABLE organizations ADD COLUMN updated_at timestamptz NOT NULL DEFAULT now();\n",
+    )  # fmt: skip
+    dump, manifest = destroy_with_backup(url, tree, "upgrade", both, tmp_path)
+    assert dump.name.endswith("Z-public.organizations+archive.organizations.dump")
+    assert len(manifest["restore_commands"]["data_only"]) == 2
+
+
 def test_a_table_whose_name_needs_quotes_is_backed_up_and_restored(
     database_url, tree_copy, tmp_path
 ):

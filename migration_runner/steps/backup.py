@@ -181,11 +181,21 @@ def _restore_commands(path: Path, items: list[dict]) -> dict:
     return {"list": f"pg_restore --list {dump}", "data_only": data_only}
 
 
+def _tables_named(items: list[dict]) -> str:
+    """Each table once, as name1+name2: a table a revision destroys twice (two of its columns)
+    is named once; one whose name another schema's table has too is named schema.name."""
+    tables = dict.fromkeys((item["schema"], item["name"]) for item in items)
+    names = [name for _, name in tables]
+    return "+".join(
+        name if names.count(name) == 1 else f"{schema}.{name}" for schema, name in tables
+    )
+
+
 def _write(ctx, folder: Path, revision: str, shown: str, items: list[dict], full: bool) -> None:
     url = ctx.connection.engine.url
     server_major = int(fetch(ctx, "SHOW server_version_num")[0][0]) // 10000
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    what = "full" if full else "+".join(dict.fromkeys(item["name"] for item in items))
+    what = "full" if full else _tables_named(items)
     name = f"{revision}-{stamp}-{re.sub(r'[^A-Za-z0-9_+.-]', '_', what)[:80]}"
     stop = f"Cannot write the backup before {shown} destroys data, so nothing was changed"
     try:
