@@ -1,28 +1,52 @@
-"""A draft SQL pair, proven on a scratch database before a single file is written.
+"""A draft SQL pair, proven lint-clean and on a scratch database before a single file is written.
 
-At head, the up files must bring the database to the models exactly (Alembic's
-comparison and ours find nothing), and the down files, run in reverse order,
-must give back the schema at head byte for byte (pg_dump --schema-only,
-normalised). Whatever fails is named, and nothing is written.
+The files must pass the project's lint as `make lint` runs it (sqlfluff with .sqlfluff on
+up and down, squawk with .squawk.toml on up). At head, the up files must bring the
+database to the models exactly (Alembic's comparison and ours find nothing), and the down
+files, run in reverse order, must give back the schema at head byte for byte (pg_dump
+--schema-only, normalised). Whatever fails is named in one line, nothing is written to
+sql/, and the draft goes to drafts/ (git-ignored) for the person who writes it by hand.
 """
 
+import io
+import json
+import logging
+import re
+import subprocess
+import sys
+import tempfile
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
 import sqlfluff
 from alembic.migration import MigrationContext
+from alembic.operations import Operations, ops
 from sqlalchemy import MetaData, create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-from migration_runner.errors import MigrationError
+from migration_runner.errors import MigrationError, reason_of
 from migration_runner.steps.revision import set_batch_settings
 from migration_runner.steps.settings import read_settings
 from migration_runner.steps.sql_files import SqlFile
 from migration_runner.tools import comparison, schema_snapshot
 from migration_runner.tools.autogenerate.plan import Statement
+from migration_runner.tools.model_parity import ModelMismatch
+
+DRAFTS = "drafts"  # a refused draft's folder in the tree (git-ignored)
+BY_HAND = 'write this change by hand (alembic revision -m "...") starting from it'
+MAX_LINE = 100  # .sqlfluff's max_line_length
+# A plain string constant ('...', quotes doubled inside), not E'...', U&'...' or $$...$$.
+LITERAL = re.compile(r"(?<![\w&$])'(?:[^']|'')*'")
+LONG_LITERAL = 60  # a constant longer than this, on a line too long, is split in pieces
+
+
+def stem_of(rev_id: str, message: str) -> str:
+    """NNN_slug: a revision's file name without .sql."""
+    slug = "_".join("".join(c if c.isalnum() else " " for c in message.lower()).split())[:60]
+    return f"{rev_id}_{slug}"
 
 
 @dataclass
@@ -33,6 +57,39 @@ class DraftRevision:
     down: str
     transactional: bool
 
+    @property
+    def stem(self) -> str:
+        return stem_of(self.rev_id, self.message)
+
+
+def _split_literal(match: re.Match) -> str:
+    """'a long constant' as adjacent constants on lines of their own, which PostgreSQL joins
+    into one (SQL's continuation: constants separated by a newline are one constant)."""
+    words = [word for word in re.findall(r"\S*\s*", match.group(0)[1:-1]) if word]
+    pieces, piece = [], ""
+    for word in words:
+        if piece and len(piece) + len(word) > MAX_LINE - 10:
+            pieces.append(piece)
+            piece = ""
+        piece += word
+    pieces.append(piece)
+    return "\n" + "\n".join(f"'{piece}'" for piece in pieces)
+
+
+def _short_lines(sql: str) -> str:
+    """sql with each long string constant of a line over MAX_LINE split, so the file stays
+    within sqlfluff's LT05 (a function body, between dollar quotes, is left as written)."""
+    if re.search(r"\$\w*\$", sql):
+        return sql
+    return "\n".join(
+        LITERAL.sub(
+            lambda m: _split_literal(m) if len(m.group(0)) > LONG_LITERAL else m.group(0), line
+        )
+        if len(line) > MAX_LINE - 1
+        else line
+        for line in sql.splitlines()
+    )
+
 
 def sql_text(tree: Path, header: list[str], statements: list[Statement]) -> str:
     """A file in our style: header comments, then each statement under its comment, linted."""
@@ -42,9 +99,121 @@ def sql_text(tree: Path, header: list[str], statements: list[Statement]) -> str:
         comment = [f"-- {line}" for line in textwrap.wrap(statement.comment, 96)]
         if statement.squawk_ignore:
             comment.append(f"-- squawk-ignore {statement.squawk_ignore}")
-        body.append("\n".join(comment) + f"\n{statement.sql};")
+        body.append("\n".join(comment) + f"\n{_short_lines(statement.sql)};")
     text = "\n".join(lines) + "\n\n" + "\n\n".join(body) + "\n"
     return sqlfluff.fix(text, config_path=str(tree / ".sqlfluff"))
+
+
+def write_drafts(tree: Path, drafts: list[DraftRevision]) -> str:
+    """Write each draft to drafts/NNN_slug.up.sql and .down.sql; the files, as a phrase."""
+    folder = tree / DRAFTS
+    folder.mkdir(exist_ok=True)
+    for item in drafts:
+        (folder / f"{item.stem}.up.sql").write_text(item.up)
+        (folder / f"{item.stem}.down.sql").write_text(item.down)
+    ups = ", ".join(f"{DRAFTS}/{item.stem}.up.sql" for item in drafts)
+    return f"{ups} (and {'its' if len(drafts) == 1 else 'their'} .down.sql)"
+
+
+def refused(reason: str, tree: Path, drafts: list[DraftRevision], plain: bool = False):
+    """The one-line refusal of a draft: why, where the draft now is, what to do by hand.
+    plain: the draft is Alembic's own SQL of a change autogenerate does not write (the
+    reason already says to write it by hand)."""
+    shown = write_drafts(tree, drafts)
+    reason = " ".join(reason.split()).rstrip(".")
+    if plain:
+        return MigrationError(
+            f"{reason}. Nothing was written to sql/; Alembic's own SQL of the change (not "
+            f"online-safe) is in {shown}: to write this change by hand (alembic revision -m "
+            '"..."), start from it.'
+        )
+    return MigrationError(
+        f"{reason}. Nothing was written to sql/; the draft is in {shown}: {BY_HAND}."
+    )
+
+
+def _plain_sql(container, metadata: MetaData) -> str:
+    """Alembic's own SQL of a diff's ops (its --sql mode), not online-safe; a difference only
+    we see (a CHECK or index definition) as a comment naming it."""
+    buffer = io.StringIO()
+    context = MigrationContext.configure(
+        dialect_name="postgresql",
+        opts={"as_sql": True, "output_buffer": buffer, "literal_binds": True,
+              "target_metadata": metadata},
+    )  # fmt: skip
+    operations = Operations(context)
+
+    def invoke(op) -> None:
+        if isinstance(op, ops.OpContainer):
+            for inner in op.ops:
+                invoke(inner)
+        elif isinstance(op, ModelMismatch):
+            buffer.write(f"-- {op.message}\n\n")
+        else:
+            operations.invoke(op)
+
+    invoke(container)
+    return buffer.getvalue()
+
+
+def alembic_draft(script, metadata: MetaData, rev_id: str, message: str) -> DraftRevision:
+    """The draft of a change autogenerate does not write: Alembic's plain SQL of it, headed
+    as what it is, for the revision written by hand."""
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)  # no "Context impl"
+    header = (
+        "-- Alembic's own SQL of this change: NOT online-safe, no lock comments, not proven.\n"
+        "-- A start for the revision to write by hand; see MIGRATIONS.md.\n\n"
+    )
+    return DraftRevision(
+        rev_id, message,
+        header + _plain_sql(script.upgrade_ops, metadata),
+        header + _plain_sql(script.downgrade_ops, metadata),
+        True,
+    )  # fmt: skip
+
+
+def _squawk() -> str:
+    """squawk as `make lint` runs it: the venv's own (squawk-cli), else the one on PATH."""
+    beside = Path(sys.executable).parent / "squawk"
+    return str(beside) if beside.exists() else "squawk"
+
+
+def lint_findings(tree: Path, drafts: list[DraftRevision]) -> list[str]:
+    """What `make lint` would say of the drafts: sqlfluff on up and down files, squawk on up
+    files (--no-assume-in-transaction for `-- Transaction: none`), each finding named by
+    its drafts/ file and line."""
+    found = []
+    config = str(tree / ".sqlfluff")
+    with tempfile.TemporaryDirectory() as folder:
+        for item in drafts:
+            for direction, text in (("up", item.up), ("down", item.down)):
+                name = f"{DRAFTS}/{item.stem}.{direction}.sql"
+                for violation in sqlfluff.lint(text, config_path=config):
+                    found.append(
+                        f"{name} line {violation['start_line_no']}: sqlfluff "
+                        f"{violation['code']} {violation['description']}"
+                    )
+            path = Path(folder) / f"{item.stem}.up.sql"
+            path.write_text(item.up)
+            options = [] if item.transactional else ["--no-assume-in-transaction"]
+            squawk = subprocess.run(
+                [_squawk(), "--config", str(tree / ".squawk.toml"), "--reporter", "json",
+                 *options, str(path)],
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            for warning in json.loads(squawk.stdout or "[]"):
+                found.append(
+                    f"{DRAFTS}/{item.stem}.up.sql line {warning['line'] + 1}: squawk "
+                    f"{warning['rule_name']} {warning['message']}"
+                )
+    return found
+
+
+def check_lint(tree: Path, drafts: list[DraftRevision]) -> None:
+    """Refuse, with the draft shown, unless every file passes make lint as written."""
+    found = lint_findings(tree, drafts)
+    if found:
+        raise refused("The draft does not pass make lint (" + "; ".join(found) + ")", tree, drafts)
 
 
 def _engine(url: str):
@@ -112,23 +281,35 @@ def verify(
             try:
                 _apply(url, draft.up, draft.transactional)
             except DBAPIError as error:
-                raise MigrationError(
-                    f"The draft up file of {draft.rev_id} fails at head: {getattr(error, 'orig', error)}".strip()
+                raise refused(
+                    f"The draft up file of {draft.rev_id} fails at head: {reason_of(error)}",
+                    tree,
+                    drafts,
                 ) from None
         left = _left_over(url, metadata)
         if left:
-            raise MigrationError(
+            raise refused(
                 "The draft does not bring the database to the models; still different: "
-                + "; ".join(left)
-                + ". Nothing was written: write this change by hand (alembic revision -m ...)."
+                + "; ".join(left),
+                tree,
+                drafts,
             )
         for draft in reversed(drafts):
-            _apply(url, draft.down, draft.transactional)
+            try:
+                _apply(url, draft.down, draft.transactional)
+            except DBAPIError as error:
+                raise refused(
+                    f"The draft down file of {draft.rev_id} fails: {reason_of(error)}",
+                    tree,
+                    drafts,
+                ) from None
         after = schema_snapshot.snapshot(url)
         if after != at_head and not (columns_dropped and same_but_column_order(at_head, after)):
             found = schema_snapshot.differences(at_head, after)
-            raise MigrationError(
+            raise refused(
                 "The draft down file does not restore the schema at head ("
                 + "; ".join(found)
-                + "). Nothing was written."
+                + ")",
+                tree,
+                drafts,
             )

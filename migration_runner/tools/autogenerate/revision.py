@@ -72,11 +72,6 @@ def _destroys(statements: list[Statement]) -> bool:
     return bool(find_destruction(SqlFile(Path("draft.sql"), text)))
 
 
-def _stem(rev_id: str, message: str) -> str:
-    slug = "_".join("".join(c if c.isalnum() else " " for c in message.lower()).split())[:60]
-    return f"{rev_id}_{slug}"
-
-
 def drafts_for(plan: Plan, first_id: str, message: str, tree: Path) -> list[draft.DraftRevision]:
     """One revision per part of the plan that has statements, numbered in the plan's order
     (expand before contract); the first says the message as given, and carries the warnings."""
@@ -86,7 +81,7 @@ def drafts_for(plan: Plan, first_id: str, message: str, tree: Path) -> list[draf
             continue
         rev_id = f"{int(first_id) + len(drafts):03d}"
         text_message = message + (SUFFIXES[(phase, online)] if drafts else "")
-        stem = _stem(rev_id, text_message)
+        stem = draft.stem_of(rev_id, text_message)
         warnings = [] if drafts else plan.warnings
         up_header = _header(stem, "up", text_message, part.up, not online, phase, warnings)
         down_header = _header(stem, "down", text_message, part.down, not online, phase, [])
@@ -109,18 +104,25 @@ def write_sql_revisions(context, revision, directives) -> None:
             'Give the migration a message: alembic revision --autogenerate -m "add widgets"'
         )
     metadata = context.opts["target_metadata"]
+    tree = Path(context.script.dir).parent
+    first_id = scaffold.next_number(rev.revision for rev in context.script.walk_revisions())
     mismatches = model_parity.mismatches(context.connection, metadata)
-    catalog = Catalog(context.connection, metadata)
-    plan = render.plan(script.upgrade_ops, mismatches, metadata, catalog)
+    try:
+        catalog = Catalog(context.connection, metadata)
+        plan = render.plan(script.upgrade_ops, mismatches, metadata, catalog)
+    except MigrationError as refusal:  # a change it does not write: Alembic's SQL to start from
+        script.upgrade_ops.ops.extend(mismatches)
+        script.downgrade_ops.ops.extend(m.reverse() for m in mismatches)
+        plain = draft.alembic_draft(script, metadata, first_id, message)
+        raise draft.refused(str(refusal), tree, [plain], plain=True) from None
     if plan.is_empty():
         print("No changes: the models and the database at head agree; nothing was written.")
         directives[:] = []
         return
     for warning in plan.warnings:
         log.warning(warning)
-    tree = Path(context.script.dir).parent
-    first_id = scaffold.next_number(rev.revision for rev in context.script.walk_revisions())
     drafts = drafts_for(plan, first_id, message, tree)
+    draft.check_lint(tree, drafts)  # what make lint would refuse is never written
     scratch_server = os.environ.get("SCHEMA_SCRATCH_URL")
     draft.verify(drafts, tree, metadata, scratch_server, columns_dropped=plan.drops_columns)
     generated = []
