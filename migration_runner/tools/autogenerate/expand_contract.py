@@ -331,20 +331,8 @@ def not_null_in_contract(plan: Plan, table: str, column: str) -> None:
         "contract revision refuses to run while one is; fill them first (or give the column "
         "a server_default: autogenerate then fills them in the expand phase)"
     )
-    guard = Statement(
-        f"""DO $guard$
-BEGIN
-    IF EXISTS (SELECT FROM {table} WHERE {column} IS NULL) THEN
-        RAISE EXCEPTION '%: %',
-            '{table}.{column} is NULL in some rows',
-            'fill them before this contract revision sets NOT NULL';
-    END IF;
-END
-$guard$""",
-        "Stop before any change while a row is NULL (a scan that takes no lock beyond reads).",
-    )
     plan.pair(
-        [guard, *validated_not_null(table, column)],
+        validated_not_null(table, column),  # its first step is the refusal, naming rows
         [_drop_not_null(table, column)],
         online=True,
         phase=CONTRACT,

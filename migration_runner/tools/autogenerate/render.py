@@ -26,6 +26,7 @@ from alembic.operations import ops
 from sqlalchemy import MetaData
 
 from migration_runner.tools.autogenerate import (  # noqa: F401 - each registers its renderers
+    constraints,
     expand_contract,
     kinds,
     render_columns,
@@ -83,6 +84,11 @@ class Renderer:
             if m.table not in new_tables | self.gone_tables | renamed
             and m.name not in named and (m.table, m.name) not in self.changes.covered_names
         ]  # fmt: skip
+        # Changed, dropped and unique constraints: rerunnable online steps (constraints.py).
+        found = constraints.find(self.ops, self.mismatches, metadata, catalog, new_tables)
+        self.constraint_changes = found
+        self.ops = [op for op in self.ops if not found.covers(op)]
+        self.mismatches = [m for m in self.mismatches if not found.covers(m)]
         self.context = Context(metadata, Plan(), new_tables, catalog)
         self.plan = self.context.plan
 
@@ -93,6 +99,7 @@ class Renderer:
         for mismatch in self.mismatches:
             if mismatch.database is not None:
                 render_mismatch(mismatch, DROPPED, self.context)
+        self.constraint_changes.write(self.plan)
         for op in self.ops:
             render_op(op, self.context)
         for rename in self.changes.table_renames:
