@@ -22,7 +22,14 @@ import psycopg2
 import pytest
 
 from conftest import fresh_database, libpq_dsn
-from migration_runner.tools.autogenerate.lock_facts import BLOCKS, FACTS, FIXTURE, MODES, ROWS
+from migration_runner.tools.autogenerate.lock_facts import (
+    BLOCKS,
+    FACTS,
+    FIXTURE,
+    MODES,
+    ROWS,
+    add_column_kind,
+)
 from migration_runner.tools.autogenerate.lock_facts import describe as described
 
 NAMES = {
@@ -286,4 +293,21 @@ def test_describe_says_the_locks_rewrite_and_scan():
     )
     assert (
         described("create_enum", "users") == "locks no existing table, rewrites and reads nothing"
+    )
+
+
+def test_add_column_kind_names_the_fact_of_each_column():
+    """Each answer is a row test_fact_holds proves: a volatile default, identity, generated
+    and serial columns rewrite; a constant or stable default does not."""
+    assert add_column_kind() == "add_column_nullable"
+    assert add_column_kind(default="constant") == "add_column_constant_default"
+    assert add_column_kind(default="constant", not_null=True) == "add_column_not_null_default"
+    assert add_column_kind(default="volatile") == "add_column_volatile_default"
+    assert add_column_kind(identity=True, not_null=True) == "add_column_identity"
+    assert add_column_kind(generated=True) == "add_column_generated_stored"
+    assert add_column_kind(serial=True) == "add_column_serial"
+    rewriting = {"add_column_volatile_default", "add_column_random_uuid_default",
+                 "add_column_identity", "add_column_generated_stored", "add_column_serial"}  # fmt: skip
+    assert {kind for kind in FACTS if kind.startswith("add_column") and FACTS[kind].rewrites} == (
+        rewriting
     )
