@@ -87,6 +87,7 @@ class Fact:
 
 ADD = "ALTER TABLE {table} ADD COLUMN added "
 ALTER = "ALTER TABLE {table} ALTER COLUMN "
+ADD_OTHER = "ALTER TABLE {table} ADD COLUMN "  # a column of another type, for a setup
 CHECK = "ALTER TABLE {table} ADD CONSTRAINT {table}_amount_check CHECK (amount > 0)"
 FOREIGN_KEY = (
     "ALTER TABLE {table} ADD CONSTRAINT {table}_ref_fkey FOREIGN KEY (ref) REFERENCES {referenced}"
@@ -266,6 +267,69 @@ FACTS: dict[str, Fact] = {
         rewrites=False,
         scans=False,
         example=ALTER + "name TYPE text",
+    ),
+    "alter_type_text_to_varchar": Fact(
+        "ALTER COLUMN TYPE text to varchar without a limit",
+        {"table": AE},
+        rewrites=False,
+        scans=False,
+        example=ALTER + "note TYPE varchar",
+    ),
+    "alter_type_numeric_more_digits": Fact(
+        "ALTER COLUMN TYPE numeric to more digits, the same scale",
+        {"table": AE},
+        rewrites=False,
+        scans=False,
+        example=ALTER + "price TYPE numeric(12, 2)",
+        setup=[ADD_OTHER + "price numeric(10, 2)", "UPDATE {table} SET price = amount / 100.0"],
+    ),
+    "alter_type_cidr_to_inet": Fact(
+        "ALTER COLUMN TYPE cidr to inet",
+        {"table": AE},
+        rewrites=False,
+        scans=False,
+        example=ALTER + "net TYPE inet",
+        setup=[ADD_OTHER + "net cidr", "UPDATE {table} SET net = '10.0.0.0/8'"],
+    ),
+    "alter_type_longer_timestamptz_precision": Fact(
+        "ALTER COLUMN TYPE timestamptz to a finer precision",
+        {"table": AE},
+        rewrites=False,
+        scans=False,
+        example=ALTER + "at TYPE timestamptz(6)",
+        setup=[ADD_OTHER + "at timestamptz(3)", "UPDATE {table} SET at = now()"],
+    ),
+    "alter_type_longer_timestamp_precision": Fact(
+        "ALTER COLUMN TYPE timestamp to a finer precision",
+        {"table": AE},
+        rewrites=False,
+        scans=False,
+        example=ALTER + "at TYPE timestamp(6)",
+        setup=[ADD_OTHER + "at timestamp(3)", "UPDATE {table} SET at = localtimestamp"],
+    ),
+    "alter_type_longer_time_precision": Fact(
+        "ALTER COLUMN TYPE time to a finer precision",
+        {"table": AE},
+        rewrites=False,
+        scans=False,
+        example=ALTER + "at TYPE time(6)",
+        setup=[ADD_OTHER + "at time(3)", "UPDATE {table} SET at = localtime"],
+    ),
+    "alter_type_longer_interval_precision": Fact(
+        "ALTER COLUMN TYPE interval to a finer precision",
+        {"table": AE},
+        rewrites=False,
+        scans=False,
+        example=ALTER + "took TYPE interval(6)",
+        setup=[ADD_OTHER + "took interval(3)", "UPDATE {table} SET took = interval '1.5 seconds'"],
+    ),
+    "alter_type_longer_varbit": Fact(
+        "ALTER COLUMN TYPE bit varying to a longer limit",
+        {"table": AE},
+        rewrites=False,
+        scans=False,
+        example=ALTER + "bits TYPE varbit(16)",
+        setup=[ADD_OTHER + "bits varbit(8)", "UPDATE {table} SET bits = B'1010'"],
     ),
     "add_check_not_valid": Fact(
         "ADD CHECK ... NOT VALID",
