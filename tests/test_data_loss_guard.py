@@ -117,8 +117,9 @@ def test_destructive_statements_are_found_by_parsing_not_by_words(tmp_path):
     [("foobar fk", '"foobar fk"'), ("FooBar", '"FooBar"'), ("select", '"select"')],
 )
 def test_tables_whose_names_need_quotes_are_found_and_named(migrated, tree_copy, name, spelled):
-    """A table with a space, capitals or a keyword for a name: the guard finds its rows (it
-    looked up `to_regclass('foobar fk')`, which finds nothing) and names it as SQL writes it."""
+    """A table with a space, capitals or a keyword for a name: the guard finds its rows and
+    names it as SQL writes it. It looked up `to_regclass('foobar fk')` (invalid name syntax on
+    PostgreSQL 15, no table on 18) and `to_regclass('FooBar')` (the table foobar)."""
     query(migrated, f"CREATE TABLE {spelled} (id integer PRIMARY KEY, note text)")
     query(migrated, f"INSERT INTO {spelled} SELECT i, 'note ' || i FROM generate_series(1, 4) AS i")
     add_revision(
