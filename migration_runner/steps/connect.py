@@ -85,7 +85,12 @@ def connect(
             else {"connect_timeout": _attempt_timeout(deadline - time.monotonic())}
         )
         try:
-            engine = create_engine(target.url, poolclass=NullPool, connect_args=connect_args)
+            engine = create_engine(
+                target.url,
+                poolclass=NullPool,
+                connect_args=connect_args,
+                use_native_hstore=False,  # no hstore lookup per connection: migrations send text
+            )
             return engine.connect()
         # Not only OperationalError: a URL parameter libpq rejects ("invalid dsn") comes as a
         # ProgrammingError, a port that is not a number as SQLAlchemy's ArgumentError.

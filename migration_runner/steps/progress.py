@@ -41,6 +41,8 @@ WHERE p.pid = %s
 WAITING = "SELECT wait_event_type, wait_event FROM pg_stat_activity WHERE pid = %s"
 # Where a run's connection keeps its monitor (SQLAlchemy's Connection.info).
 MONITOR = "migration_progress_monitor"
+# Whether that connection goes through a pooler (its login's backend is not the server's).
+POOLED = "migration_progress_pooled"
 # How often a report's loop looks for notifications and for its statement's end.
 POLL = 0.2
 
@@ -126,7 +128,7 @@ class Monitor(threading.Thread):
 
     def _report(self, watched: Watched) -> None:
         """A line now and every interval while the statement runs, on a connection of its own."""
-        engine = create_engine(self.url, poolclass=NullPool)
+        engine = create_engine(self.url, poolclass=NullPool, use_native_hstore=False)
         try:
             with engine.connect() as connection:
                 raw = connection.connection.driver_connection
@@ -191,12 +193,22 @@ def progress_reports(ctx: MigrationContext) -> Iterator[None]:
         return
     info = ctx.connection.info
     info[MONITOR] = None
+    info[POOLED] = bool(ctx.opts.get("pooled_target"))
     try:
         yield
     finally:
+        info.pop(POOLED, None)
         monitor = info.pop(MONITOR, None)
         if monitor is not None:
             monitor.stop()
+
+
+def _backend_pid(connection) -> int:
+    """The server process running the migration: libpq knows it from the login (no round
+    trip), but through a pooler that is the pooler's, so there the server is asked."""
+    if connection.info.get(POOLED, True):
+        return connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    return connection.connection.driver_connection.info.backend_pid
 
 
 @contextmanager
@@ -211,7 +223,7 @@ def reported(connection, what: str, interval: float) -> Iterator[None]:
         return
     monitor = connection.info[MONITOR]
     if monitor is None:  # the run's first statement: its backend (once), then the thread
-        pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        pid = _backend_pid(connection)
         monitor = connection.info[MONITOR] = Monitor(connection.engine.url, pid)
         monitor.start()
     watched = monitor.watch(what, interval)
