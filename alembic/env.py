@@ -30,9 +30,11 @@ from migration_runner.steps.lock_retry import one_attempt, run_with_lock_retries
 from migration_runner.steps.offline_start import check_starting_revision
 from migration_runner.steps.phases import limit_to_phase
 from migration_runner.steps.settings import RunSettings, read_settings
+from migration_runner.steps.shims import shims_read_as_data
 from migration_runner.steps.transaction import (
     commit_revision,
     describe_blockers,
+    one_round_trip_per_revision,
     take_migration_lock,
 )
 from migration_runner.tools.model_compare import comparison_options, comparison_target
@@ -75,10 +77,13 @@ def run_one_attempt(recorder: HistoryRecorder, attempt: RunSettings) -> None:
             migration_context, settings, tree=Path(config.config_file_name).parent
         )
         recorder.start()
-        with progress_reports(migration_context):  # one thread for the run's long statements
+        with (
+            progress_reports(migration_context),  # one thread for the run's long statements
+            one_round_trip_per_revision(migration_context, attempt),  # file and commit together
+        ):
             context.run_migrations()
         write_lock_report(migration_context, settings.lock_report)  # make rehearse asks for it
-        recorder.flush(migration_context)  # rows not yet committed (a pooled run's), one INSERT
+        recorder.flush(migration_context)  # rows still waiting (a pooled rerun's), one INSERT
 
 
 def run_one_attempt_naming_lines(recorder: HistoryRecorder, attempt: RunSettings) -> None:
@@ -164,9 +169,10 @@ def run_without_database() -> None:
         context.run_migrations()
 
 
-if runs_without_database(config):
-    run_without_database()
-elif context.is_offline_mode():
-    run_migrations_offline()
-else:
-    run_migrations_online()
+with shims_read_as_data():  # a shim as `alembic revision` wrote it is built, not compiled
+    if runs_without_database(config):
+        run_without_database()
+    elif context.is_offline_mode():
+        run_migrations_offline()
+    else:
+        run_migrations_online()

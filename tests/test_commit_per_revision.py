@@ -7,7 +7,15 @@ application for as long as the slowest revision takes.
 
 import time
 
-from conftest import REVISIONS, add_revision, current_version, query, run_alembic, start_alembic
+from conftest import (
+    HEAD,
+    REVISIONS,
+    add_revision,
+    current_version,
+    query,
+    run_alembic,
+    start_alembic,
+)
 
 SLOW_UP = "-- test-only: a long second revision on another table.\nSELECT pg_sleep(3);\n"
 
@@ -55,3 +63,70 @@ def test_first_revisions_lock_is_released_before_the_next_revision_works(databas
     assert query(database_url, "SELECT revision FROM migration_history ORDER BY id") == [
         (revision,) for revision in (*REVISIONS, noted, slow)
     ]
+
+
+def test_a_revisions_duration_is_its_files_time_on_the_server(database_url, tree_copy):
+    """The file and its history row go in one string: duration_ms is the time from the string's
+    arrival to the row, so the revision after a slow one does not inherit its time."""
+    assert run_alembic("upgrade", "head", url=database_url, tree=tree_copy).returncode == 0
+    slow = add_revision(tree_copy, "slow", "-- test-only\nSELECT pg_sleep(0.5);\n", "SELECT 1;\n")
+    quick = add_revision(tree_copy, "quick", "-- test-only\nSELECT 1;\n", "SELECT 1;\n")
+    result = run_alembic("upgrade", "head", url=database_url, tree=tree_copy)
+    assert result.returncode == 0, result.stdout
+
+    durations = dict(
+        query(
+            database_url,
+            "SELECT revision, duration_ms FROM migration_history WHERE revision IN (:a, :b)",
+            a=slow,
+            b=quick,
+        )
+    )
+    assert durations[slow] >= 500, durations
+    assert durations[quick] < 500, durations
+
+
+def test_a_file_may_end_without_a_semicolon_or_a_newline(database_url, tree_copy):
+    """The bookkeeping after a file in its revision's string starts on a statement of its own."""
+    assert run_alembic("upgrade", "head", url=database_url, tree=tree_copy).returncode == 0
+    bare = add_revision(
+        tree_copy, "bare", "CREATE TABLE test_only_bare (id integer)", "DROP TABLE test_only_bare"
+    )
+    commented = add_revision(
+        tree_copy, "commented",
+        "CREATE TABLE test_only_commented (id integer);\n-- the last line, a comment",
+        "DROP TABLE test_only_commented;\n-- the last line, a comment",
+    )  # fmt: skip
+    result = run_alembic("upgrade", "head", url=database_url, tree=tree_copy)
+    assert result.returncode == 0, result.stdout
+    assert "one statement at a time" not in result.stdout  # each went in its one string
+
+    assert current_version(database_url) == commented
+    assert query(database_url, "SELECT revision FROM migration_history ORDER BY id")[-2:] == [
+        (bare,),
+        (commented,),
+    ]
+    assert query(
+        database_url,
+        "SELECT count(*) FROM pg_tables WHERE tablename IN"
+        " ('test_only_bare', 'test_only_commented')",
+    ) == [(2,)]
+
+
+def test_a_version_table_changed_under_the_run_fails_the_revision(database_url, tree_copy):
+    """Alembic's check that its UPDATE of alembic_version matched one row holds inside the
+    revision's string: a file that moved the version itself fails, and nothing of it stays."""
+    assert run_alembic("upgrade", "head", url=database_url, tree=tree_copy).returncode == 0
+    add_revision(
+        tree_copy, "moves_version",
+        "-- test-only\nCREATE TABLE test_only_moved (id integer);\n"
+        "UPDATE alembic_version SET version_num = 'elsewhere';\n",
+        "SELECT 1;\n",
+    )  # fmt: skip
+    result = run_alembic("upgrade", "head", url=database_url, tree=tree_copy)
+
+    assert result.returncode != 0
+    assert "alembic_version did not hold" in result.stdout, result.stdout
+    assert current_version(database_url) == HEAD
+    assert query(database_url, "SELECT to_regclass('test_only_moved') IS NULL") == [(True,)]
+    assert query(database_url, "SELECT max(revision) FROM migration_history") == [(HEAD,)]

@@ -6,7 +6,11 @@ string through exec_driver_sql with no_parameters=True hands it to the driver
 untouched, so colons, percent signs, `::` casts and dollar quotes all survive.
 """
 
+from dataclasses import dataclass, field
+
 from alembic.runtime.migration import MigrationContext
+
+from migration_runner.steps.sql_files import SqlFile
 
 
 def emit(ctx: MigrationContext, sql: str) -> None:
@@ -26,3 +30,22 @@ def fetch(ctx: MigrationContext, sql: str) -> list[tuple]:
 def literal(value: str) -> str:
     """A SQL string literal."""
     return "'" + value.replace("'", "''") + "'"
+
+
+# Where a run keeps what it holds back for a revision's commit string (MigrationContext.opts).
+HELD = "migration_held_for_commit"
+
+
+@dataclass(eq=False)
+class Held:
+    """What a revision sends with its commit instead of on its own round trip
+    (steps/transaction.py, one_round_trip_per_revision): its transactional SQL file, and
+    Alembic's alembic_version statements."""
+
+    file: SqlFile | None = None
+    versions: list[str] = field(default_factory=list)
+
+
+def held(ctx: MigrationContext) -> Held | None:
+    """The run's held SQL, None when this run sends each statement as it comes."""
+    return ctx.opts.get(HELD)

@@ -16,7 +16,7 @@ from alembic.script import ScriptDirectory
 
 from migration_runner.errors import MigrationError
 from migration_runner.steps import sql_files
-from migration_runner.steps.emit import emit, fetch, literal
+from migration_runner.steps.emit import emit, fetch, held, literal
 
 TABLE_DDL = files("migration_runner.steps").joinpath("sql/migration_history.sql").read_text()
 # The statements of partly applied `-- Transaction: none` files (steps/partial_application.py).
@@ -26,6 +26,11 @@ STATEMENTS_DDL = (
 LATEST_STEPS = (
     "SELECT DISTINCT ON (revision) revision, direction, checksum"
     " FROM migration_history ORDER BY revision, id DESC"
+)
+# A held file's time, from the server: the string holding the file and then the history row
+# arrived at statement_timestamp().
+SERVER_DURATION = (
+    "round(1000 * extract(epoch FROM clock_timestamp() - statement_timestamp()))::integer"
 )
 BOTH_EXIST = (
     "SELECT to_regclass('migration_history') IS NOT NULL,"
@@ -123,10 +128,11 @@ class HistoryRecorder:
     """on_version_apply hook: one migration_history row per applied step.
 
     Online, rows wait in memory until the commit that makes their steps real
-    and go with it: each revision's commit sends its row in the same round trip
-    (steps/transaction.py), a run through a pooler (one transaction) sends all
-    of them in one INSERT at its end (flush). applied_at is the time of that
-    INSERT, just before the commit.
+    and go with it: each revision's string sends its row after its file, before
+    its commit (steps/transaction.py), also through a pooler, where the run is one
+    transaction. A run that sends each statement alone (after a failed try) sends
+    a pooled run's rows in one INSERT at its end (flush). applied_at is the time
+    of the INSERT.
     """
 
     def __init__(self) -> None:
@@ -151,9 +157,13 @@ class HistoryRecorder:
 
     def __call__(self, ctx: MigrationContext, step: MigrationInfo, heads, run_args) -> None:
         direction = "up" if step.is_upgrade else "down"
-        duration = (
-            "NULL" if ctx.as_sql else str(round((time.monotonic() - self.step_started) * 1000))
-        )
+        waiting = held(ctx)
+        if ctx.as_sql:
+            duration = "NULL"
+        elif waiting is not None and waiting.file is not None:
+            duration = SERVER_DURATION  # the file runs in the same string, just before the row
+        else:
+            duration = str(round((time.monotonic() - self.step_started) * 1000))
         rows = []
         for revision in step.up_revision_ids:
             script = ctx.script.get_revision(revision) if ctx.script else None

@@ -4,9 +4,11 @@
         run_up(__file__)
 
 The file is checked by the data-loss guard first. A transactional file is
-sent whole, as written, in one round trip inside the run's transaction. If it
-fails, the run is rolled back and tried again one statement at a time (as psql
-runs a file), so the error names the failing line. A file headed
+sent whole, as written, inside the run's transaction; when it is all its
+revision runs, in the same round trip as the revision's bookkeeping and commit
+(steps/transaction.py). If it fails, the
+run is rolled back and tried again one statement at a time (as psql runs a
+file), so the error names the failing line. A file headed
 `-- Transaction: none` runs statement by statement outside a transaction, each
 statement recorded as it commits, so that a rerun after a failure continues
 after the statements that committed (steps/partial_application.py).
@@ -31,7 +33,7 @@ from migration_runner.steps.partial_application import (
 )
 from migration_runner.steps.progress import reported
 from migration_runner.steps.sql_files import SqlFile
-from migration_runner.steps.transaction import outside_transaction
+from migration_runner.steps.transaction import hold_file, outside_transaction, stop_holding
 
 # Nothing but whitespace and comments: PostgreSQL has nothing to run (a fresh scaffold).
 ONLY_COMMENTS = re.compile(r"(\s+|--[^\n]*|/\*.*?\*/)*", re.DOTALL)
@@ -44,26 +46,33 @@ def one_statement_at_a_time() -> None:
     """From now on in this process, transactional files run statement by statement."""
     global _one_statement_at_a_time
     _one_statement_at_a_time = True
+    stop_holding()  # and on a round trip of its own, as is each revision's bookkeeping
 
 
-def run_up(shim_file: str) -> None:
-    """Run sql/up/<this shim's name>.sql."""
-    _run(sql_files.for_revision(shim_file, "up"))
+def run_up(shim_file: str, *, whole_revision: bool = False) -> None:
+    """Run sql/up/<this shim's name>.sql.
+
+    whole_revision: the file is all its revision runs (a shim as `alembic revision` wrote
+    it, steps/shims.py), so nothing else can come between it and the revision's commit
+    string, and it goes in that string. A shim with code of its own runs it alone, first.
+    """
+    _run(sql_files.for_revision(shim_file, "up"), whole_revision)
 
 
-def run_down(shim_file: str) -> None:
-    """Run sql/down/<this shim's name>.sql."""
-    _run(sql_files.for_revision(shim_file, "down"))
+def run_down(shim_file: str, *, whole_revision: bool = False) -> None:
+    """Run sql/down/<this shim's name>.sql (whole_revision: as for run_up)."""
+    _run(sql_files.for_revision(shim_file, "down"), whole_revision)
 
 
-def _run(sql_file: SqlFile) -> None:
+def _run(sql_file: SqlFile, whole_revision: bool = False) -> None:
     ctx = op.get_context()
     settings = ctx.opts["run_settings"]
     refuse_data_loss(ctx, sql_file, settings)
     if ctx.as_sql and sql_file.transactional:
         emit(ctx, sql_file.text)  # the reviewer reads the file as written, comments included
     elif sql_file.transactional and not _one_statement_at_a_time:
-        _run_whole(sql_file)
+        if not (whole_revision and hold_file(ctx, sql_file)):  # held: with its commit
+            _run_whole(sql_file)
     elif sql_file.transactional:
         _run_statements(sql_file)
     else:

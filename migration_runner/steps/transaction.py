@@ -18,12 +18,15 @@ with the run's lock and timeouts. Through a pooler that bridge is not safe (the
 commit may move us to another server connection), so there, and in offline
 scripts, the whole run stays one transaction.
 
-A revision's SQL takes a millisecond or two on a fast server, so the commit
-between two revisions is one round trip: the history rows, the bridge, COMMIT,
-BEGIN and the next transaction's lock and timeouts go as one simple-query
-string, which PostgreSQL runs statement by statement. It ends inside a
+A revision's SQL takes a millisecond or two on a fast server, so a revision is
+one round trip (one_round_trip_per_revision): its transactional SQL file, its
+history row, Alembic's alembic_version statement, the bridge, COMMIT, BEGIN and
+the next transaction's lock and timeouts go as one simple-query string, which
+PostgreSQL parses whole (a syntax error anywhere runs nothing) and then runs
+statement by statement, skipping the rest after an error. It ends inside a
 transaction, which is what psycopg2 and SQLAlchemy believe, so the run's last
-COMMIT (or a ROLLBACK after a failure) is theirs as before.
+COMMIT (or a ROLLBACK after a failure) is theirs as before. Through a pooler the
+revision's string ends before the bridge: the run stays one transaction.
 """
 
 import logging
@@ -31,12 +34,19 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from alembic.runtime import migration
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy.exc import DBAPIError
 
-from migration_runner.steps.emit import emit, fetch, literal
+from migration_runner.errors import FileFailed, LockTimeout, database_error
+from migration_runner.steps.emit import HELD, Held, emit, fetch, held, literal
 from migration_runner.steps.history import pending_history
+from migration_runner.steps.progress import reported
 from migration_runner.steps.settings import RunSettings
+from migration_runner.steps.sql_files import SqlFile
 
+# Errors a rerun would only repeat at the same cost: statement_timeout, a lost connection.
+NOT_RETRIED = {"57014", None}
 # One key for this schema's migrations; visible in pg_locks as classid/objid.
 MIGRATION_LOCK_KEY = -2891140788239183812
 FIRST_POLL = 0.05
@@ -98,13 +108,143 @@ def outside_transaction(ctx: MigrationContext, settings: RunSettings) -> Iterato
 def commit_revision(ctx: MigrationContext, step, heads, run_args) -> None:
     """on_version_apply hook: commit the revision just applied, keeping the run's lock.
 
-    One round trip (see the module's docstring); the transaction it opens is the next
-    revision's, or, after the last one, an empty one that the run's own COMMIT ends.
+    One round trip (see the module's docstring) with what the revision held back; the
+    transaction it opens is the next revision's, or, after the last one, an empty one that
+    the run's own COMMIT ends. Through a pooler it sends what was held, without a commit.
     """
-    if ctx.as_sql or ctx.opts.get("pooled_target"):
+    if ctx.as_sql:
         return
-    settings = ctx.opts["run_settings"]
-    emit(ctx, f"{pending_history(ctx)}{BRIDGE}COMMIT;\nBEGIN;\n{TAKE_BACK}{_timeouts(settings)}")
+    waiting = held(ctx)
+    pooled = ctx.opts.get("pooled_target")
+    if pooled and waiting is None:
+        return  # the recorder's rows go in one INSERT at the end of the run
+    handover = (
+        ""
+        if pooled
+        else f"{BRIDGE}COMMIT;\nBEGIN;\n{TAKE_BACK}{_timeouts(ctx.opts['run_settings'])}"
+    )
+    sql_file = None
+    versions = ""
+    if waiting is not None:
+        sql_file, versions = waiting.file, "".join(waiting.versions)
+        waiting.file, waiting.versions = None, []
+    bookkeeping = pending_history(ctx) + versions + handover
+    if sql_file is None:
+        if bookkeeping:
+            emit(ctx, bookkeeping)
+        return
+    # A newline ends a last comment line, a semicolon a last statement written without one.
+    try:
+        with reported(ctx.connection, sql_file.shown, ctx.opts["run_settings"].progress_interval):
+            emit(ctx, f"{sql_file.text}\n;\n{bookkeeping}")
+    except DBAPIError as error:
+        failure = database_error(error, sql_file.shown)
+        if isinstance(failure, LockTimeout) or getattr(error.orig, "pgcode", None) in NOT_RETRIED:
+            raise failure from None
+        # An error does not say which statement of the string failed: the rerun, one
+        # statement at a time and each round trip on its own, names the line.
+        raise FileFailed(str(failure)) from None
+
+
+def hold_file(ctx: MigrationContext, sql_file: SqlFile) -> bool:
+    """Keep the transactional file that is all its revision runs for the revision's commit
+    string; False when this run sends files on their own (offline, after a failure, with a
+    lock report to write)."""
+    waiting = held(ctx)
+    if waiting is None:
+        return False
+    assert waiting.file is None, "a revision holds one file: its whole revision"
+    waiting.file = sql_file
+    return True
+
+
+def _table(ctx: MigrationContext) -> str:
+    table = '"' + ctx.version_table.replace('"', '""') + '"'
+    if ctx.version_table_schema:
+        table = '"' + ctx.version_table_schema.replace('"', '""') + '".' + table
+    return table
+
+
+def _matched_one(ctx: MigrationContext, change: str, what: str) -> str:
+    """change (an UPDATE or DELETE ... RETURNING 1) as a statement that fails unless it
+    touched exactly one row: Alembic's own check, without a round trip to read the count."""
+    message = literal(
+        f"{ctx.version_table} did not hold {what}: something else changed it during the run; "
+        "rows matched: "
+    )
+    return (
+        f"WITH changed AS ({change} RETURNING 1)\n"
+        f"SELECT CASE count(*) WHEN 1 THEN 0 ELSE ({message} || count(*))::integer END"
+        " FROM changed;\n"
+    )
+
+
+class _HeldHeads(migration.HeadMaintainer):
+    """Alembic's HeadMaintainer, holding its alembic_version statements for the commit string.
+
+    Alembic builds and compiles a SQLAlchemy statement per revision and sends it on its own;
+    these write the same change as text. Alembic's assertions and its check that exactly one
+    row changed stay (the latter inside the statement).
+    """
+
+    def _insert_version(self, version: str) -> None:
+        assert version not in self.heads
+        self.heads.add(version)
+        held(self.context).versions.append(
+            f"INSERT INTO {_table(self.context)} (version_num) VALUES ({literal(version)});\n"
+        )
+
+    def _delete_version(self, version: str) -> None:
+        self.heads.remove(version)
+        ctx = self.context
+        held(ctx).versions.append(
+            _matched_one(
+                ctx, f"DELETE FROM {_table(ctx)} WHERE version_num = {literal(version)}", version
+            )
+        )
+
+    def _update_version(self, from_: str, to_: str) -> None:
+        assert to_ not in self.heads
+        self.heads.remove(from_)
+        self.heads.add(to_)
+        ctx = self.context
+        held(ctx).versions.append(
+            _matched_one(
+                ctx,
+                f"UPDATE {_table(ctx)} SET version_num = {literal(to_)}"
+                f" WHERE version_num = {literal(from_)}",
+                from_,
+            )
+        )
+
+
+@contextmanager
+def one_round_trip_per_revision(ctx: MigrationContext, settings: RunSettings) -> Iterator[None]:
+    """For Alembic's run_migrations: each revision's file and bookkeeping in one round trip.
+
+    Not offline (the script is written as it comes), not when a lock report is asked for (it
+    reads pg_locks between the file and the commit), and not after a failed try, whose rerun
+    sends each statement alone to name the failing line.
+    """
+    if ctx.as_sql or settings.lock_report or not _holding:
+        yield
+        return
+    ctx.opts[HELD] = Held()
+    original, migration.HeadMaintainer = migration.HeadMaintainer, _HeldHeads
+    try:
+        yield
+    finally:
+        migration.HeadMaintainer = original
+        ctx.opts.pop(HELD, None)
+
+
+_holding = True
+
+
+def stop_holding() -> None:
+    """From now on in this process, every statement goes on its own round trip."""
+    global _holding
+    _holding = False
 
 
 BLOCKERS = """
