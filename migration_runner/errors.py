@@ -32,9 +32,14 @@ class PartlyApplied(MigrationError):
 
 
 def reason_of(error: DBAPIError) -> str:
-    """The first line of PostgreSQL's (or the driver's) own words about a failure."""
+    """The first line of PostgreSQL's (or the driver's) own words about a failure, and its
+    DETAIL when it gives one (the duplicated key of a unique index that cannot be built)."""
     original = error.orig
-    return (getattr(original, "pgerror", None) or str(original)).strip().splitlines()[0]
+    first = (getattr(original, "pgerror", None) or str(original)).strip().splitlines()[0]
+    detail = getattr(getattr(original, "diag", None), "message_detail", None)
+    if not detail:
+        return first
+    return f"{first} (DETAIL: {' '.join(detail.split()).rstrip('.')})"
 
 
 def database_error(error: DBAPIError, where: str) -> MigrationError:

@@ -11,6 +11,8 @@ import pytest
 
 from conftest import (
     HEAD,
+    REVISIONS,
+    ROOT,
     add_revision,
     current_version,
     public_tables,
@@ -180,3 +182,48 @@ def test_variable_out_of_range_is_refused_naming_the_variable(database_url):
     )
     assert_one_failed_line(result, "MIGRATION_LOCK_RETRIES must be from 0 to 1,000")
     assert public_tables(database_url) == set()
+
+
+@pytest.mark.parametrize("command", [("check",), ("revision", "--autogenerate", "-m", "x")])
+def test_database_behind_head_is_named_with_its_revision_and_the_command(
+    database_url, tree_copy, command
+):
+    """Alembic's `Target database is not up to date.` names the database's revision, head's,
+    and what to run."""
+    first = REVISIONS[0]
+    assert run_alembic("upgrade", first, url=database_url).returncode == 0
+    result = run_alembic(*command, url=database_url, tree=tree_copy)
+    assert_one_failed_line(
+        result,
+        "Target database is not up to date",
+        f"it is at revision {first}, head is {HEAD}",
+        "run `alembic upgrade head`",
+    )
+    assert current_version(database_url) == first
+    assert sorted(p.name for p in (tree_copy / "sql" / "up").glob("*.sql")) == sorted(
+        p.name for p in (ROOT / "sql" / "up").glob("*.sql")
+    )
+
+
+def test_empty_database_is_named_as_having_no_revision(database_url):
+    result = run_alembic("check", url=database_url)
+    assert_one_failed_line(result, "it is at revision none (no revision applied)")
+
+
+def test_duplicate_key_of_a_concurrent_unique_index_is_named(at_head, tree_copy):
+    """CREATE UNIQUE INDEX CONCURRENTLY on values that repeat: PostgreSQL's DETAIL, which
+    names the key, is in the line."""
+    added = add_revision(
+        tree_copy, "test_only_unique_name",
+        "-- Transaction: none\n"
+        "CREATE UNIQUE INDEX CONCURRENTLY test_only_organizations_name_key"
+        " ON organizations (name);\n",
+        "DROP INDEX CONCURRENTLY IF EXISTS test_only_organizations_name_key;\n",
+    )  # fmt: skip
+    result = run_alembic("upgrade", "head", url=at_head, tree=tree_copy)
+    assert_one_failed_line(
+        result,
+        f"sql/up/{added}_test_only_unique_name.sql",
+        "DETAIL: Key (name)=(Org) is duplicated",
+    )
+    assert current_version(at_head) == HEAD

@@ -20,14 +20,17 @@ MODELS_IMPORTED = "\nimport sys\nprint('models imported:', 'assessment_models' i
 
 # A MetaData of the models plus one table of a tool's own.
 OTHER_METADATA = """
-from sqlalchemy import Column, Integer, MetaData, Table, Text
+from sqlalchemy import BigInteger, Column, Identity, MetaData, Table, Text
 
 import assessment_models
 
 other = MetaData(naming_convention=assessment_models.metadata.naming_convention)
 for table in assessment_models.metadata.tables.values():
     table.to_metadata(other)
-Table("test_only_widgets", other, Column("id", Integer, primary_key=True), Column("name", Text))
+Table(
+    "test_only_widgets", other,
+    Column("id", BigInteger, Identity(), primary_key=True), Column("name", Text),
+)
 """
 
 

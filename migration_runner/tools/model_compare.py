@@ -72,7 +72,30 @@ def comparison_options(config: Config) -> dict:
         **comparison.OPTIONS,
         "target_metadata": target_metadata(config),
         "process_revision_directives": directives,
+        "fn": at_head_first(_environment_options()["fn"]),
     }
+
+
+def at_head_first(compare):
+    """Alembic's comparison step, refusing first a database not at head with its revision,
+    head's, and the command that brings it there (Alembic says only `Target database is not
+    up to date.`)."""
+
+    def step(current_heads, context):
+        script = context.script
+        if set(script.get_revisions(current_heads)) != set(script.get_revisions("heads")):
+            from migration_runner.errors import MigrationError
+
+            at = ", ".join(current_heads) or "none (no revision applied)"
+            head = ", ".join(script.get_heads())
+            raise MigrationError(
+                f"Target database is not up to date: it is at revision {at}, head is {head}. "
+                "The models are compared with a database at head: run `alembic upgrade head` "
+                "on it first, then this command again."
+            )
+        return compare(current_heads, context)
+
+    return step
 
 
 @contextmanager
