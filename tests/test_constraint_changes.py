@@ -214,17 +214,19 @@ def test_offending_rows_stop_the_run_before_anything_exists_and_a_rerun_finishes
          '        UniqueConstraint("name", "version"),')  # fmt: skip
     edit(tree, "tenancy.py", "full_name: Mapped[str | None] = mapped_column(Text)",
          "full_name: Mapped[str] = mapped_column(Text)")  # fmt: skip
-    # The foreign key is missing from the database (dropped by hand): its rows went astray.
-    query(url, f"ALTER TABLE assessments DROP CONSTRAINT {FK}")
+    # A new foreign key on a column that had none: two audit entries name no assessment.
+    edit(tree, "audit.py", "    entity_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))",
+         '    entity_id: Mapped[uuid.UUID | None] = mapped_column(\n'
+         '        UUID(as_uuid=True), ForeignKey("assessments.id", ondelete="RESTRICT")\n    )')  # fmt: skip
     long_name = query(
         url,
         "INSERT INTO organizations (name, slug) VALUES (repeat('x', 180), 'long') RETURNING id",
     )[0][0]
     astray = query(
         url,
-        "INSERT INTO assessments (organization_id, framework_id, created_by, title)"
-        " SELECT organization_id, framework_id, gen_random_uuid(), 'astray' FROM assessments"
-        " LIMIT 2 RETURNING id",
+        "INSERT INTO audit_logs (action, entity_type, entity_id)"
+        " SELECT 'assessment.created', 'assessment', gen_random_uuid()"
+        " FROM generate_series(1, 2) RETURNING id, entity_id",
     )
     query(url, "INSERT INTO frameworks (key, name, version) VALUES ('iso-2', 'ISO', '1')")
     nameless = query(
@@ -236,16 +238,21 @@ def test_offending_rows_stop_the_run_before_anything_exists_and_a_rerun_finishes
         f"{long_name}): update or delete them so that the check holds": (
             f"UPDATE organizations SET name = 'Short' WHERE id = '{long_name}'"
         ),
-        "have a created_by that users lacks (assessments_created_by_fkey) (2 in all; the first "
-        f"by id: {', '.join(sorted(str(a) for (a,) in astray))}): point them at existing users "
+        "some rows of audit_logs have a entity_id that assessments lacks "
+        "(audit_logs_entity_id_fkey) (2 in all; the first by id: "
+        f"{', '.join(sorted(str(i) for i, _ in astray))}): point them at existing assessments "
         "rows, set them to NULL or delete them": (
-            "UPDATE assessments SET created_by = NULL WHERE title = 'astray'"
+            # audit_logs is append-only: the assessments they name are made instead.
+            "INSERT INTO assessments (id, organization_id, framework_id, title)"
+            " SELECT e.id, a.organization_id, a.framework_id, 'restored'"
+            " FROM (SELECT entity_id AS id FROM audit_logs) AS e,"
+            " (SELECT * FROM assessments LIMIT 1) AS a"
         ),
         "some values of name, version are in more than one row of frameworks, which "
         "frameworks_name_version_key forbids (1 in all; the first: (ISO,1) (2 rows)): change or "
         "delete the duplicates": "UPDATE frameworks SET name = 'ISO 2' WHERE key = 'iso-2'",
         f"users.full_name is NULL in some rows ({len(nameless)} in all; the first by id: "
-        f"{', '.join(sorted(str(n) for (n,) in nameless))}): give them a value": (
+        f"{', '.join(sorted(str(n) for (n,) in nameless)[:5])}): give them a value": (
             "UPDATE users SET full_name = 'Someone' WHERE full_name IS NULL"
         ),
     }
@@ -267,8 +274,12 @@ def assert_at_models_tightened(tree, url, scratch) -> None:
     checked = in_tree(tree, url, scratch, "check")
     assert checked.returncode == 0, checked.stdout
     assert leftovers(url) == []
-    old_key = "FOREIGN KEY (created_by) REFERENCES users(id) ON DELETE SET NULL"
-    assert constraints(url)[FK] == (True, old_key)
+    found = query(
+        url,
+        "SELECT convalidated FROM pg_constraint WHERE conname = :n",
+        n="audit_logs_entity_id_fkey",
+    )
+    assert found == [(True,)]
 
 
 def test_a_row_written_after_the_refusal_step_drops_the_new_constraint_again(seeded):
