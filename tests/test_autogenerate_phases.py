@@ -438,7 +438,8 @@ def test_swaps_carry_their_indexes_and_constraints_and_round_trip(at_head):
     online_up = (tree / f"sql/up/{online}_handle_and_wide_positions_online_steps.sql").read_text()
     assert "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS organizations_handle_key" in online_up
     assert "UNIQUE USING INDEX organizations_handle_key" in online_up
-    assert "ADD CONSTRAINT questions_position_check__new CHECK" in online_up
+    assert "ADD CONSTRAINT questions_position_check__new\n" in online_up
+    assert "CHECK (position__new >= 0) NOT VALID;" in online_up
     swap = (tree / f"sql/up/{contract}_handle_and_wide_positions_contract.sql").read_text()
     assert "DROP COLUMN slug;" in swap and "DROP COLUMN position;" in swap
     assert "RENAME COLUMN position__new TO position;" in swap
@@ -550,3 +551,70 @@ def test_a_moved_object_names_the_new_column_and_nothing_else():
     assert key.moved(columns, "t_c_fkey__new").statement == (
         "ALTER TABLE t ADD CONSTRAINT t_c_fkey__new FOREIGN KEY (c__new) REFERENCES other (c)"
     )
+
+
+def test_names_that_need_quotes_are_quoted_in_every_statement(at_head):
+    """A table renamed to a name with a space, a column renamed to a keyword ("order"), a
+    mixed-case column ("Score") with its index and CHECK; then, with rows in both tables, "Score"
+    made NOT NULL (trigger, backfill, validated CHECK) and a rewriting retype on the spaced
+    table (a column swap). Every statement names the right object: both revisions apply,
+    `alembic check` is clean after each, and the downgrade gives back head's schema and values."""
+    url, tree, scratch = at_head
+    edit(tree, "assessments.py", '    __tablename__ = "frameworks"',
+         '    __tablename__ = "framework set"')  # fmt: skip
+    edit(tree, "assessments.py", '        {"comment": "Assessment templates shared by all organizations, e.g. key iso-27001."},',
+         '        {"comment": "Assessment templates shared by all organizations, e.g. key iso-27001.",\n'
+         '         "info": {"renamed_from": "frameworks"}},')  # fmt: skip
+    for action in ('"CASCADE")', '"RESTRICT"'):
+        edit(tree, "assessments.py", f'_fk("frameworks.id", {action}',
+             f'_fk("framework set.id", {action}')  # fmt: skip
+    edit(tree, "tenancy.py", "    full_name: Mapped[str | None] = mapped_column(Text)\n",
+         '    order: Mapped[str | None] = mapped_column("order", Text, info={"renamed_from": '
+         '"full_name"})\n    score: Mapped[int | None] = mapped_column("Score", BigInteger, '
+         "index=True)\n")  # fmt: skip
+    edit(tree, "tenancy.py", 'CheckConstraint("role IN (\'owner\', \'admin\', \'member\', \'viewer\')", name="role"),',
+         'CheckConstraint("role IN (\'owner\', \'admin\', \'member\', \'viewer\')", name="role"),\n'
+         '        CheckConstraint(\'"Score" >= 0\', name="Score"),')  # fmt: skip
+    edit(tree, "tenancy.py", "import CheckConstraint,", "import BigInteger, CheckConstraint,")
+    query(url, "INSERT INTO frameworks (key, name, version, description)"
+          " SELECT 'f-' || i, 'Framework ' || i, '1', 'About ' || i FROM generate_series(1, 300) AS i")  # fmt: skip
+    full_names = column_values(url, "full_name")
+    descriptions = dict(query(url, "SELECT id, description FROM frameworks"))
+    before = snapshot(url)
+
+    first = next_ids(tree, 1)[0]
+    run(tree, url, scratch, "revision", "--autogenerate", "-m", "quoted names")
+    up = (tree / f"sql/up/{first}_quoted_names.sql").read_text()
+    assert 'ALTER TABLE frameworks RENAME TO "framework set";' in up
+    assert 'RENAME CONSTRAINT frameworks_key_check TO "framework set_key_check";' in up
+    assert 'ADD COLUMN "order" text;' in up and 'NEW."order" := NEW.full_name;' in up
+    run(tree, url, scratch, *BATCHES, *ALLOW_LOSS, "upgrade", "head")
+    run(tree, url, scratch, "check")
+    assert column_values(url, '"order"') == full_names
+    assert dict(query(url, 'SELECT id, description FROM "framework set"')) == descriptions
+
+    query(url, "UPDATE users SET \"Score\" = 7 WHERE email = 'user-1@example.com'")
+    edit(tree, "tenancy.py", 'mapped_column("Score", BigInteger, index=True)',
+         'mapped_column("Score", BigInteger, index=True, server_default=text("0"))')  # fmt: skip
+    edit(tree, "tenancy.py", "score: Mapped[int | None]", "score: Mapped[int]")
+    edit(tree, "assessments.py", "    description: Mapped[str | None] = mapped_column(Text)",
+         "    description: Mapped[str | None] = mapped_column(String(2000))")  # fmt: skip
+    edit(tree, "assessments.py", "    SmallInteger,\n", "    SmallInteger,\n    String,\n")
+    second = next_ids(tree, 1)[0]
+    run(tree, url, scratch, "revision", "--autogenerate", "-m", "quoted names again")
+    up = (tree / f"sql/up/{second}_quoted_names_again.sql").read_text()
+    assert 'CREATE TRIGGER "users_Score_fill"' in up and 'NEW."Score" := 0;' in up
+    assert 'ALTER TABLE "framework set" ADD COLUMN description__new varchar(2000);' in up
+    lint(tree, new_files(tree))
+    run(tree, url, scratch, *BATCHES, *ALLOW_LOSS, "upgrade", "head")
+    run(tree, url, scratch, "check")
+    scores = column_values(url, '"Score"')
+    assert scores[user_id(url, "user-1@example.com")] == 7
+    assert set(scores.values()) == {0, 7}
+    assert column_type(url, "framework set", "description")[:2] == ("character varying", 2000)
+    assert dict(query(url, 'SELECT id, description FROM "framework set"')) == descriptions
+
+    run(tree, url, scratch, *ALLOW_LOSS, "downgrade", HEAD)
+    assert same_but_column_order(before, snapshot(url))
+    assert column_values(url, "full_name") == full_names
+    assert dict(query(url, "SELECT id, description FROM frameworks")) == descriptions

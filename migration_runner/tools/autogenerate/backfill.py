@@ -11,6 +11,7 @@ MIGRATIONS.md, "Batched backfills", says why each piece is there.
 from sqlalchemy import Table
 
 from migration_runner.errors import MigrationError
+from migration_runner.tools.autogenerate.identifiers import literal, quoted
 from migration_runner.tools.autogenerate.type_changes import spelled
 
 # The smallest key of each kind: the first batch starts after it.
@@ -67,7 +68,7 @@ BEGIN
         PERFORM pg_notify(
             'migration_progress',
             json_build_object(
-                'what', '{what}', 'done', done, 'total', total
+                'what', {what}, 'done', done, 'total', total
             )::text
         );
         COMMIT;
@@ -79,11 +80,12 @@ $backfill$"""
 
 def batched_update(table: Table, column: str, value: str, todo: str) -> str:
     """A DO block that sets column = value on every row where todo holds, a batch at a time
-    (value and todo name the table's columns unqualified)."""
+    (value and todo name the table's columns unqualified, quoted where they need it)."""
     key, key_type = _walk_key(table)
     return TEMPLATE.format(
-        table=table.name, key=key, key_type=key_type, start=KEYSET_START[key_type],
-        todo=todo, assignment=f"{column} = {value}", what=f"backfill {table.name}.{column}",
+        table=quoted(table.name), key=quoted(key), key_type=key_type, start=KEYSET_START[key_type],
+        todo=todo, assignment=f"{quoted(column)} = {value}",
+        what=literal(f"backfill {table.name}.{column}"),
     )  # fmt: skip
 
 

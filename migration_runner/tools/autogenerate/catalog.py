@@ -29,6 +29,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.schema import AddConstraint, CreateIndex
 
 from migration_runner.errors import MigrationError
+from migration_runner.tools.autogenerate.identifiers import quoted
+from migration_runner.tools.autogenerate.statements import IDENTIFIER, unquoted
 
 # The objects that depend on one column, one row each (a CHECK depends on its column twice),
 # plus the foreign keys of other tables that reference it.
@@ -79,7 +81,8 @@ SELECT attname FROM pg_attribute
 WHERE attrelid = to_regclass(:table) AND attnum > 0 AND NOT attisdropped
 ORDER BY attnum
 """
-MADE_NAME = re.compile(r"(?:INDEX|CONSTRAINT) (\S+)")
+# The name a statement of the models' DDL makes, quoted where PostgreSQL needs it.
+MADE_NAME = re.compile(rf"(?:INDEX|CONSTRAINT) ({IDENTIFIER})")
 # What a new column can be given CONCURRENTLY or NOT VALID; anything else is refused.
 CARRIED = {"index": "index", "c": "check", "f": "foreign key", "u": "unique"}
 # PostgreSQL 18 records NOT NULL as a constraint (contype n): nullability is handled apart.
@@ -183,8 +186,8 @@ class Catalog:
         return [replace(d, statement=statements.get(d.name, d.statement)) for d in found]
 
     def table_objects(self, table: str) -> TableObjects:
-        named = self.connection.execute(text(OBJECTS), {"table": table})
-        columns = self.connection.execute(text(COLUMNS), {"table": table})
+        named = self.connection.execute(text(OBJECTS), {"table": quoted(table)})
+        columns = self.connection.execute(text(COLUMNS), {"table": quoted(table)})
         return TableObjects(table, [tuple(row) for row in named], [row[0] for row in columns])
 
     def names_in_use(self, table: str) -> set[str]:
@@ -194,7 +197,7 @@ class Catalog:
 
     def _dependents(self, table: str, column: str, schema: str) -> list[Dependent]:
         found = []
-        rows = self.connection.execute(text(DEPENDENTS), {"table": table, "column": column})
+        rows = self.connection.execute(text(DEPENDENTS), {"table": quoted(table), "column": column})
         for kind, name, definition, index_definition in rows:
             if kind in SKIPPED:
                 continue
@@ -204,7 +207,7 @@ class Catalog:
             statement = (
                 definition.replace(unqualified, " ON ")
                 if kind == "index"
-                else f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition}"
+                else f"ALTER TABLE {quoted(table)} ADD CONSTRAINT {quoted(name)} {definition}"
             )
             index = index_definition.replace(unqualified, " ON ")
             found.append(Dependent(CARRIED[kind], name, statement, index))
@@ -222,7 +225,7 @@ def _model_statements(table: Table) -> dict[str, str]:
     statements = {}
     for ddl in made:
         statement = str(ddl.compile(dialect=postgresql.dialect()))
-        statements[MADE_NAME.search(statement).group(1)] = statement
+        statements[unquoted(MADE_NAME.search(statement).group(1))] = statement
     return statements
 
 

@@ -31,6 +31,7 @@ from migration_runner.tools.autogenerate import triggers
 from migration_runner.tools.autogenerate.backfill import batched_update
 from migration_runner.tools.autogenerate.catalog import Catalog, Dependent
 from migration_runner.tools.autogenerate.constraints import validated, validated_not_null
+from migration_runner.tools.autogenerate.identifiers import literal, quoted
 from migration_runner.tools.autogenerate.plan import Plan, Statement
 from migration_runner.tools.autogenerate.statements import (
     BRIEF,
@@ -63,9 +64,9 @@ class ColumnSwap:
 
     def sync_trigger(self) -> triggers.Trigger:
         table, old, new = self.table.name, self.old, self.new
-        to_new = converted(f"NEW.{old.name}", old.type, new.type)
+        to_new = converted(f"NEW.{quoted(old.name)}", old.type, new.type)
         if self.renamed:
-            to_old = converted(f"NEW.{new.name}", new.type, old.type)
+            to_old = converted(f"NEW.{quoted(new.name)}", new.type, old.type)
             return triggers.both_ways(table, old.name, new.name, to_new, to_old)
         return triggers.one_way(table, old.name, self.staging, to_new)
 
@@ -245,8 +246,8 @@ def write_swap(plan: Plan, swap: ColumnSwap) -> None:
         [_drop_column(table, staging, f"{table}.{old.name} still holds every value")],
     )  # fmt: skip
     plan.pair(trigger.create(), trigger.drop(UNDONE))
-    copy = converted(old.name, old.type, new.type)
-    todo = f"{staging} IS NULL AND {old.name} IS NOT NULL"
+    copy = converted(quoted(old.name), old.type, new.type)
+    todo = f"{quoted(staging)} IS NULL AND {quoted(old.name)} IS NOT NULL"
     plan.pair(
         [Statement(batched_update(swap.table, staging, copy, todo),
                    f"Copy {table}.{old.name} into {staging} for the rows already there, a batch "
@@ -308,7 +309,7 @@ def write_filled_not_null(plan: Plan, table: Table, column: Column) -> None:
     trigger = triggers.fill(table.name, column.name, default)
     plan.pair(trigger.create(), trigger.drop(UNDONE))
     plan.pair(
-        [Statement(batched_update(table, column.name, default, f"{column.name} IS NULL"),
+        [Statement(batched_update(table, column.name, default, f"{quoted(column.name)} IS NULL"),
                    f"Give the rows already there their default for a NULL {column.name}, a "
                    "batch at a time (the trigger does it for every write from now on).")],
         [],
@@ -344,10 +345,10 @@ def write_table_rename(plan: Plan, rename: TableRename, catalog: Catalog) -> Non
     old, new = rename.old, rename.new
     objects = catalog.table_objects(old)
     plan.pair(
-        [Statement(f"ALTER TABLE {old} RENAME TO {new}",
+        [Statement(f"ALTER TABLE {quoted(old)} RENAME TO {quoted(new)}",
                    f"Rename {old} to {new}: {BRIEF.format(table=old)}; the old code goes on "
                    f"through the view {old} below.", "renaming-table")],
-        [Statement(f"ALTER TABLE {new} RENAME TO {old}", f"{new} is {old} again.")],
+        [Statement(f"ALTER TABLE {quoted(new)} RENAME TO {quoted(old)}", f"{new} is {old} again.")],
     )  # fmt: skip
     for kind, name in objects.named_after_table:
         renamed = new + name[len(old) :]
@@ -367,7 +368,7 @@ def default_sql(server_default) -> str:
     """A server default as SQL: a plain string is a literal, anything else is SQL already."""
     value = server_default.arg
     if isinstance(value, str):
-        return "'" + value.replace("'", "''") + "'"
+        return literal(value)
     return str(value)
 
 
@@ -376,13 +377,15 @@ def _drop_not_null(table: str, column: str) -> Statement:
 
 
 def _alter(table: str, column: str, change: str, comment: str) -> Statement:
-    return Statement(f"ALTER TABLE {table} ALTER COLUMN {column} {change}", comment)
+    return Statement(f"ALTER TABLE {quoted(table)} ALTER COLUMN {quoted(column)} {change}", comment)
 
 
 def _add_column(table: str, column: Column, comment: str) -> list[Statement]:
     """ADD COLUMN, nullable and without a default: a catalog change, no rewrite."""
     type_ = spelled(column.type)
-    added = [Statement(f"ALTER TABLE {table} ADD COLUMN {column.name} {type_}", comment)]
+    added = [
+        Statement(f"ALTER TABLE {quoted(table)} ADD COLUMN {quoted(column.name)} {type_}", comment)
+    ]
     if type_.startswith("varchar("):  # squawk would have text and a CHECK: the models say no
         added[
             0
@@ -390,14 +393,14 @@ def _add_column(table: str, column: Column, comment: str) -> list[Statement]:
         added[0].squawk_ignore = "prefer-text-field"
     if column.comment:
         added.append(
-            Statement(f"COMMENT ON COLUMN {table}.{column.name} IS '{_quoted(column.comment)}'", "Its comment.")
+            Statement(f"COMMENT ON COLUMN {quoted(table)}.{quoted(column.name)} IS {literal(column.comment)}", "Its comment.")
         )  # fmt: skip
     return added
 
 
 def _drop_column(table: str, column: str, why: str) -> Statement:
     return Statement(
-        f"ALTER TABLE {table} DROP COLUMN {column}",
+        f"ALTER TABLE {quoted(table)} DROP COLUMN {quoted(column)}",
         f"Drop {table}.{column}: {why}; {BRIEF.format(table=table)}.",
         "ban-drop-column",
     )
@@ -405,7 +408,9 @@ def _drop_column(table: str, column: str, why: str) -> Statement:
 
 def _rename_column(table: str, old: str, new: str, comment: str) -> Statement:
     return Statement(
-        f"ALTER TABLE {table} RENAME COLUMN {old} TO {new}", comment, "renaming-column"
+        f"ALTER TABLE {quoted(table)} RENAME COLUMN {quoted(old)} TO {quoted(new)}",
+        comment,
+        "renaming-column",
     )
 
 
@@ -416,7 +421,8 @@ def _restore_column(swap: ColumnSwap) -> list[Statement]:
     back = [
         *_add_column(table, Column(old.name, old.type, comment=old.comment),
                      f"Put {table}.{old.name} back (as the last column): the old code reads it."),
-        Statement(f"UPDATE {table} SET {old.name} = {converted(staging, new.type, old.type)}",
+        Statement(f"UPDATE {quoted(table)} SET {quoted(old.name)} = "
+                  f"{converted(quoted(staging), new.type, old.type)}",
                   f"Every value, from {staging}: this transaction holds the table's lock until "
                   "it commits."),
     ]  # fmt: skip
@@ -426,10 +432,6 @@ def _restore_column(swap: ColumnSwap) -> list[Statement]:
         default = default_sql(old.server_default)
         back.append(_alter(table, old.name, f"SET DEFAULT {default}", "Its default, as it was."))
     return back
-
-
-def _quoted(value: str) -> str:
-    return value.replace("'", "''")
 
 
 def _rebuild(table: str, dependent: Dependent) -> Statement:
@@ -451,7 +453,8 @@ def _build(table: str, dependent: Dependent) -> list[Statement]:
         return [
             Statement(concurrently(dependent.index_statement),
                       f"The index of unique constraint {name}, built without blocking writes."),
-            Statement(fitted(f"ALTER TABLE {table} ADD CONSTRAINT {name} UNIQUE USING INDEX {name}",
+            Statement(fitted(f"ALTER TABLE {quoted(table)} ADD CONSTRAINT {quoted(name)} UNIQUE "
+                             f"USING INDEX {quoted(name)}",
                              " UNIQUE "),
                       f"The constraint, on the index just built: {BRIEF.format(table=table)}."),
         ]  # fmt: skip
@@ -473,25 +476,26 @@ def _rename(kind: str, table: str, name: str, new_name: str, why: str) -> Statem
     """ALTER INDEX, CONSTRAINT or TRIGGER ... RENAME: a catalog change under a brief lock.
     squawk warns that a client may use the old name: none does, the models name the new one."""
     sql = {
-        "index": f"ALTER INDEX {name} RENAME TO {new_name}",
-        "constraint": f"ALTER TABLE {table} RENAME CONSTRAINT {name} TO {new_name}",
-        "trigger": f"ALTER TRIGGER {name} ON {table} RENAME TO {new_name}",
+        "index": f"ALTER INDEX {quoted(name)} RENAME TO {quoted(new_name)}",
+        "constraint": f"ALTER TABLE {quoted(table)} RENAME CONSTRAINT {quoted(name)} TO {quoted(new_name)}",
+        "trigger": f"ALTER TRIGGER {quoted(name)} ON {quoted(table)} RENAME TO {quoted(new_name)}",
     }[kind]
     # Broken before TO, if at all: squawk-ignore covers the line where RENAME is.
     return Statement(fitted(sql, " TO "), f"{why}: {new_name}.", "renaming-object")
 
 
 def _view(old: str, new: str, columns: list[str]) -> list[Statement]:
-    listed = ", ".join(columns)
+    listed = ", ".join(quoted(column) for column in columns)
     return [
-        Statement(f"CREATE VIEW {old} AS SELECT {listed} FROM {new}",
+        Statement(f"CREATE VIEW {quoted(old)} AS SELECT {listed} FROM {quoted(new)}",
                   f"The old code reads and writes {old}: a simple view, which PostgreSQL "
                   f"updates as it updates {new} (defaults and triggers included)."),
-        Statement(f"COMMENT ON VIEW {old} IS\n'The old name of {new}, until the contract phase.'",
+        Statement(f"COMMENT ON VIEW {quoted(old)} IS\n"
+                  + literal(f"The old name of {new}, until the contract phase."),
                   "Say what it is for."),
     ]  # fmt: skip
 
 
 def _drop_view(old: str, why: str) -> Statement:
     """squawk warns that a client may read the view: the old code was its only reader."""
-    return Statement(f"DROP VIEW {old}", f"{why}: drop the view {old}.", "ban-drop-view")
+    return Statement(f"DROP VIEW {quoted(old)}", f"{why}: drop the view {old}.", "ban-drop-view")

@@ -13,9 +13,19 @@ revision before the first contract one):
   validated CHECK on a column the old code left NULL).
 """
 
+import re
 from dataclasses import dataclass, field
 
 from migration_runner.steps.phases import CONTRACT, EXPAND
+
+QUOTED_NAME = re.compile(r'"((?:[^"]|"")+)"')
+# sqlfluff's RF05 refuses an identifier with any other character (a space, a dash): where the
+# models chose such a name, the statement says that it is meant.
+PLAIN_CHARACTER = re.compile(r"[A-Za-z0-9_]")
+SPECIAL_NAMES_MEANT = (
+    "-- The models name objects with characters sqlfluff's RF05 refuses: they are meant.\n"
+    "-- noqa: disable=RF05\n"
+)
 
 
 @dataclass
@@ -51,8 +61,19 @@ class Plan:
         """up runs in that revision; down undoes it, in the order given, and the downs of a
         revision run in reverse order of their ups."""
         part = self.parts[(phase, online)]
-        part.up += up
-        part.down[:0] = down
+        part.up += [_special_names_meant(statement) for statement in up]
+        part.down[:0] = [_special_names_meant(statement) for statement in down]
 
     def is_empty(self) -> bool:
         return not any(part.up for part in self.parts.values())
+
+
+def _special_names_meant(statement: Statement) -> Statement:
+    """statement, preceded by sqlfluff's RF05 exemption when it names such an object (and by
+    its squawk-ignore line, which squawk wants right above the statement)."""
+    special = any(PLAIN_CHARACTER.sub("", name) for name in QUOTED_NAME.findall(statement.sql))
+    if special and not statement.sql.startswith(SPECIAL_NAMES_MEANT):
+        ignore = f"-- squawk-ignore {statement.squawk_ignore}\n" if statement.squawk_ignore else ""
+        statement.sql = SPECIAL_NAMES_MEANT + ignore + statement.sql
+        statement.squawk_ignore = ""
+    return statement

@@ -10,11 +10,17 @@ from migration_runner.steps.phases import CONTRACT
 from migration_runner.tools.autogenerate import expand_contract
 from migration_runner.tools.autogenerate.constraints import validated
 from migration_runner.tools.autogenerate.renderers import Context, renders
-from migration_runner.tools.autogenerate.statements import brief, drop_constraint, ignoring
+from migration_runner.tools.autogenerate.statements import (
+    IDENTIFIER,
+    brief,
+    drop_constraint,
+    ignoring,
+    unquoted,
+)
 from migration_runner.tools.autogenerate.type_changes import spelled
 
 # The column's own REFERENCES, as Alembic's add_column writes it after the ADD COLUMN.
-FOREIGN_KEY = re.compile(r'^ALTER TABLE (?:"[^"]+"|\S+) ADD CONSTRAINT ("[^"]+"|\S+) FOREIGN KEY')
+FOREIGN_KEY = re.compile(rf"^ALTER TABLE {IDENTIFIER} ADD CONSTRAINT ({IDENTIFIER}) FOREIGN KEY")
 # AlterColumnOp's "nothing changes" value of each modify_* attribute.
 UNCHANGED = {
     "modify_type": None,
@@ -45,7 +51,7 @@ def add_column(op: ops.AddColumnOp, context: Context) -> None:
             continue
         key = FOREIGN_KEY.match(statement.sql)
         if key and existing:  # the column's own REFERENCES: NOT VALID, then VALIDATE
-            keys.append((_unquoted(key.group(1)), statement.sql))
+            keys.append((unquoted(key.group(1)), statement.sql))
         else:
             add.append(statement)
     if not_null_later:  # PostgreSQL's column definition ends with its NOT NULL
@@ -59,10 +65,6 @@ def add_column(op: ops.AddColumnOp, context: Context) -> None:
         )
     if not_null_later:
         expand_contract.not_null_in_contract(context.plan, table, name)
-
-
-def _unquoted(name: str) -> str:
-    return name[1:-1].replace('""', '"') if name.startswith('"') else name
 
 
 @renders(ops.DropColumnOp)

@@ -8,6 +8,8 @@ reaches PostgreSQL as the object it names.
 from migration_runner.tools.autogenerate.identifiers import quoted
 from migration_runner.tools.autogenerate.plan import Statement
 
+# An identifier as PostgreSQL's and SQLAlchemy's SQL write it: in quotes, or bare.
+IDENTIFIER = r'(?:"(?:[^"]|"")+"|[^\s"(]+)'
 MAX_LINE = 100  # .sqlfluff's, the statement's semicolon included
 BRIEF = "takes an ACCESS EXCLUSIVE lock on {table}, briefly (no table rewrite)"
 
@@ -15,6 +17,11 @@ BRIEF = "takes an ACCESS EXCLUSIVE lock on {table}, briefly (no table rewrite)"
 def brief(table: str) -> str:
     """The comment clause of a catalog-only change on table."""
     return BRIEF.format(table=table)
+
+
+def unquoted(name: str) -> str:
+    """An identifier as SQL writes it ("Score", users) back to the name itself."""
+    return name[1:-1].replace('""', '"') if name.startswith('"') else name
 
 
 def drop_constraint(table: str, name: str, comment: str) -> Statement:

@@ -7,6 +7,7 @@ both columns right in the same statement; the contract phase drops it.
 
 from dataclasses import dataclass
 
+from migration_runner.tools.autogenerate.identifiers import literal, quoted
 from migration_runner.tools.autogenerate.plan import Statement
 
 
@@ -18,32 +19,34 @@ class Trigger:
     purpose: str  # what it does, for the comments: "keeps users.a and users.b equal"
 
     def create(self) -> list[Statement]:
+        name, table = quoted(self.name), quoted(self.table)
         function = (
-            f"CREATE FUNCTION {self.name}() RETURNS trigger\nLANGUAGE plpgsql AS $sync$\n"
+            f"CREATE FUNCTION {name}() RETURNS trigger\nLANGUAGE plpgsql AS $sync$\n"
             f"BEGIN\n{self.body}\n    RETURN NEW;\nEND;\n$sync$"
         )
         return [
             Statement(function, f"The trigger function: {self.purpose}, on every row written."),
             Statement(
-                f"COMMENT ON FUNCTION {self.name}() IS\n'Expand/contract: {self.purpose}.'",
+                f"COMMENT ON FUNCTION {name}() IS\n" + literal(f"Expand/contract: {self.purpose}."),
                 "Say what it is for: the contract phase drops it.",
             ),
             Statement(
-                f"CREATE TRIGGER {self.name}\nBEFORE INSERT OR UPDATE ON {self.table}\n"
-                f"FOR EACH ROW EXECUTE FUNCTION {self.name}()",
+                f"CREATE TRIGGER {name}\nBEFORE INSERT OR UPDATE ON {table}\n"
+                f"FOR EACH ROW EXECUTE FUNCTION {name}()",
                 f"Fire it on every write to {self.table}: takes a SHARE ROW EXCLUSIVE lock on "
                 f"{self.table}, briefly (writes wait, reads go on).",
             ),
         ]
 
     def drop(self, why: str) -> list[Statement]:
+        name, table = quoted(self.name), quoted(self.table)
         return [
             Statement(
-                f"DROP TRIGGER {self.name} ON {self.table}",
+                f"DROP TRIGGER {name} ON {table}",
                 f"{why}: drop the trigger that {self.purpose}.",
             ),
             Statement(
-                f"DROP FUNCTION {self.name}()",
+                f"DROP FUNCTION {name}()",
                 "And its function, which nothing else calls.",
                 "ban-drop-function",
             ),
@@ -53,17 +56,18 @@ class Trigger:
 def both_ways(table: str, old: str, new: str, to_new: str, to_old: str) -> Trigger:
     """A renamed column: the old code writes old, the new code writes new; whichever a write
     sets, the other follows (to_new and to_old: the value converted, over NEW)."""
+    old_column, new_column = quoted(old), quoted(new)
     body = f"""\
     IF TG_OP = 'UPDATE' THEN
-        IF NEW.{new} IS DISTINCT FROM OLD.{new} THEN
-            NEW.{old} := {to_old};  -- the new code wrote it
+        IF NEW.{new_column} IS DISTINCT FROM OLD.{new_column} THEN
+            NEW.{old_column} := {to_old};  -- the new code wrote it
         ELSE
-            NEW.{new} := {to_new};  -- the old code wrote it, or neither did
+            NEW.{new_column} := {to_new};  -- the old code wrote it, or neither did
         END IF;
-    ELSIF NEW.{new} IS NULL THEN
-        NEW.{new} := {to_new};
+    ELSIF NEW.{new_column} IS NULL THEN
+        NEW.{new_column} := {to_new};
     ELSE
-        NEW.{old} := {to_old};
+        NEW.{old_column} := {to_old};
     END IF;"""
     return Trigger(
         table, f"{table}_{old}_{new}_sync", body, f"keeps {table}.{old} and {table}.{new} equal"
@@ -73,7 +77,7 @@ def both_ways(table: str, old: str, new: str, to_new: str, to_old: str) -> Trigg
 def one_way(table: str, source: str, copy: str, to_copy: str) -> Trigger:
     """A retyped column: every write sets source (old and new code both use its name); the copy
     of the new type follows it until the contract swaps them."""
-    body = f"    NEW.{copy} := {to_copy};"
+    body = f"    NEW.{quoted(copy)} := {to_copy};"
     return Trigger(
         table, f"{table}_{source}_{copy}_sync", body, f"copies {table}.{source} into {table}.{copy}"
     )
@@ -82,8 +86,8 @@ def one_way(table: str, source: str, copy: str, to_copy: str) -> Trigger:
 def fill(table: str, column: str, default: str) -> Trigger:
     """A column becoming NOT NULL with a default: the old code may still write NULL."""
     body = f"""\
-    IF NEW.{column} IS NULL THEN
-        NEW.{column} := {default};
+    IF NEW.{quoted(column)} IS NULL THEN
+        NEW.{quoted(column)} := {default};
     END IF;"""
     return Trigger(
         table, f"{table}_{column}_fill", body, f"gives {table}.{column} its default for a NULL"
