@@ -21,6 +21,7 @@ import re
 import types
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 
 from alembic import util
 
@@ -28,25 +29,30 @@ from alembic import util
 # backslashes (so the text is the value), ids plain literals without escapes.
 _DOC = r'"""(?P<{}>[^"\\]*)"""'
 _ID = r"""(?:'(?P<{0}1>[\w.-]+)'|"(?P<{0}2>[\w.-]+)")"""
-TEMPLATE = re.compile(
-    _DOC.format("doc") + "\n\n"
-    "from migration_runner.steps.revision import run_down, run_up\n\n"
-    "revision = " + _ID.format("rev") + "\n"
-    "down_revision = (?:None|" + _ID.format("down") + ")\n"
-    "branch_labels = None\n"
-    "depends_on = None\n\n\n"
-    "def upgrade\\(\\) -> None:\n"
-    "    " + _DOC.format("up_doc") + "\n"
-    "    run_up\\(__file__\\)\n\n\n"
-    "def downgrade\\(\\) -> None:\n"
-    "    " + _DOC.format("down_doc") + "\n"
-    "    run_down\\(__file__\\)\n"
-)
+
+
+@cache
+def template() -> re.Pattern:
+    """The pattern, compiled on first use rather than on import."""
+    return re.compile(
+        _DOC.format("doc") + "\n\n"
+        "from migration_runner.steps.revision import run_down, run_up\n\n"
+        "revision = " + _ID.format("rev") + "\n"
+        "down_revision = (?:None|" + _ID.format("down") + ")\n"
+        "branch_labels = None\n"
+        "depends_on = None\n\n\n"
+        "def upgrade\\(\\) -> None:\n"
+        "    " + _DOC.format("up_doc") + "\n"
+        "    run_up\\(__file__\\)\n\n\n"
+        "def downgrade\\(\\) -> None:\n"
+        "    " + _DOC.format("down_doc") + "\n"
+        "    run_down\\(__file__\\)\n"
+    )
 
 
 def module_from_text(module_id: str, path: str, text: str) -> types.ModuleType | None:
     """The module the shim at path would make when imported; None unless it is the template's."""
-    shape = TEMPLATE.fullmatch(text)
+    shape = template().fullmatch(text)
     if shape is None:
         return None
     module = types.ModuleType(module_id, shape["doc"])

@@ -41,7 +41,6 @@ from sqlalchemy.exc import DBAPIError
 from migration_runner.errors import FileFailed, LockTimeout, database_error
 from migration_runner.steps.emit import HELD, Held, emit, fetch, held, literal
 from migration_runner.steps.history import pending_history
-from migration_runner.steps.progress import reported
 from migration_runner.steps.settings import RunSettings
 from migration_runner.steps.sql_files import SqlFile
 
@@ -133,6 +132,8 @@ def commit_revision(ctx: MigrationContext, step, heads, run_args) -> None:
         if bookkeeping:
             emit(ctx, bookkeeping)
         return
+    from migration_runner.steps.progress import reported  # a run at head never loads it
+
     # A newline ends a last comment line, a semicolon a last statement written without one.
     try:
         with reported(ctx.connection, sql_file.shown, ctx.opts["run_settings"].progress_interval):
