@@ -1,10 +1,12 @@
 """A statement that runs longer than the progress interval reports from PostgreSQL's views."""
 
+import subprocess
+import sys
 import threading
 
 import psycopg2
 
-from conftest import add_revision, libpq_dsn, run_alembic
+from conftest import ROOT, add_revision, clean_environ, libpq_dsn, run_alembic
 
 INDEX_UP = """-- test-only
 -- Transaction: none
@@ -33,3 +35,29 @@ def test_concurrent_index_build_reports_its_phase_while_it_waits(database_url, t
         f"sql/up/{added}_index_name.sql line 3:"
         " building index test_only_organizations_name_idx (waiting for" in lines[0]
     )
+
+
+# Runs `alembic upgrade head` in this interpreter, then names the modules it loaded of these.
+LOADED_AT_HEAD = """
+import sys
+from alembic.config import main
+main(argv=["upgrade", "head"], prog="alembic")
+from migration_runner.steps.shims import template
+steps = ("progress", "preflight", "backup")
+print([name for name in steps if "migration_runner.steps." + name in sys.modules],
+      template.cache_info().currsize)
+"""
+
+
+def test_a_run_at_head_loads_no_progress_monitor(database_url):
+    """What a deploy pays at head: not the progress monitor, the preflight or the backup steps,
+    and not the shim template's pattern."""
+    assert run_alembic("upgrade", "head", url=database_url).returncode == 0
+    result = subprocess.run(
+        [sys.executable, "-c", LOADED_AT_HEAD],
+        cwd=ROOT, env=clean_environ(DATABASE_URL=database_url),
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "nothing to apply" in result.stderr
+    assert result.stdout.split("\n")[-2] == "[] 0", result.stdout
