@@ -94,7 +94,7 @@ def mismatches(connection: Connection, metadata: MetaData) -> list[ModelMismatch
             )
     from migration_runner.tools.autogenerate import kinds  # enums, keys, sequences: their own
 
-    return found + kinds.mismatches(connection, metadata)
+    return kinds.with_kinds(found, connection, metadata)
 
 
 def add_to_diff(context, revision, directives) -> None:

@@ -7,7 +7,7 @@ import re
 from alembic.operations import ops
 
 from migration_runner.steps.phases import CONTRACT
-from migration_runner.tools.autogenerate import expand_contract
+from migration_runner.tools.autogenerate import expand_contract, identity
 from migration_runner.tools.autogenerate.constraints import validated
 from migration_runner.tools.autogenerate.renderers import Context, renders
 from migration_runner.tools.autogenerate.statements import (
@@ -32,6 +32,8 @@ UNCHANGED = {
 
 @renders(ops.AddColumnOp)
 def add_column(op: ops.AddColumnOp, context: Context) -> None:
+    if identity.add_column(op, context):  # an identity or generated column: identity.py
+        return
     column = op.column
     table, name = op.table_name, column.name
     existing = context.existing(table)
@@ -87,6 +89,7 @@ def drop_column(op: ops.DropColumnOp, context: Context) -> None:
 @renders(ops.AlterColumnOp)
 def alter_column(op: ops.AlterColumnOp, context: Context) -> None:
     """Each kind of change on its own, on a table that has rows."""
+    op = identity.alter_column(op, context)  # an identity added or dropped: identity.py
     if not context.existing(op.table_name):
         _plain_alter(op, context)
         return
