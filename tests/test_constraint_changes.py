@@ -326,3 +326,36 @@ def test_a_check_whose_text_changes_only_with_its_columns_type_is_not_dropped(se
         url, f"SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = '{CHECK}'"
     )
     assert before != after and "btrim((name)::text)" in after[0][0]
+
+
+def test_dropped_constraints_come_back_online_in_the_down_file(seeded):
+    """A CHECK, a foreign key and a unique constraint the models no longer declare: dropped in
+    the online steps; their down adds them back with the same refusal, NOT VALID and VALIDATE
+    steps (a unique one on an index built CONCURRENTLY), no plain ADD CONSTRAINT."""
+    url, tree, scratch = seeded
+    edit(
+        tree,
+        "tenancy.py",
+        """        CheckConstraint("plan IN ('free', 'team', 'enterprise')", name="plan"),\n""",
+        "",
+    )
+    edit(tree, "assessments.py", "    key: Mapped[str] = mapped_column(Text, unique=True)",
+         "    key: Mapped[str] = mapped_column(Text)")  # fmt: skip
+    edit(tree, "assessments.py", '_fk("users.id", "SET NULL", index=True)\n    title',
+         'mapped_column(UUID(as_uuid=True), index=True)\n    title')  # fmt: skip
+    before = constraints(url)
+    files = generate(tree, url, scratch, "drop three constraints")
+    online = online_up(files)
+    dropped = [s.text for s in online.statements if "DROP CONSTRAINT IF EXISTS" in s.text]
+    assert len(dropped) == 3 and all(not s.startswith("DO") for s in dropped)
+    (down,) = [f for f in files if f.parent.name == "down" and f.name == online.path.name]
+    for statement in SqlFile(down, down.read_text()).statements:  # no plain ADD CONSTRAINT
+        assert statement.keyword == "DO" or statement.text.startswith(
+            "CREATE UNIQUE INDEX CONCURRENTLY"
+        ), statement.text
+    upgraded = in_tree(tree, url, scratch, "upgrade", "head")
+    assert upgraded.returncode == 0, upgraded.stdout
+    assert {FK, UNIQUE, "organizations_plan_check"}.isdisjoint(constraints(url))
+    downgraded = in_tree(tree, url, scratch, "downgrade", "-1")
+    assert downgraded.returncode == 0, downgraded.stdout
+    assert constraints(url) == before
