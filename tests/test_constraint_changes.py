@@ -359,3 +359,32 @@ def test_dropped_constraints_come_back_online_in_the_down_file(seeded):
     downgraded = in_tree(tree, url, scratch, "downgrade", "-1")
     assert downgraded.returncode == 0, downgraded.stdout
     assert constraints(url) == before
+
+
+def test_a_duplicate_written_after_the_refusal_step_leaves_no_index_behind(seeded):
+    """A new unique constraint; a duplicate written after its refusal step makes CREATE UNIQUE
+    INDEX CONCURRENTLY fail. The runner drops the INVALID index at once (PostgreSQL would
+    check every write against it), so the running code's duplicates are accepted as before;
+    once they are fixed, a rerun finishes."""
+    url, tree, scratch = seeded
+    edit(tree, "assessments.py",
+         '        CheckConstraint("char_length(btrim(version)) BETWEEN 1 AND 50", name="version"),',
+         '        CheckConstraint("char_length(btrim(version)) BETWEEN 1 AND 50", name="version"),\n'
+         '        UniqueConstraint("name", "version"),')  # fmt: skip
+    online = online_up(generate(tree, url, scratch, "unique framework names"))
+    apply(url, online.statements[:1], online)  # the refusal step: no duplicate yet
+    duplicate = "INSERT INTO frameworks (key, name, version) VALUES ('iso-{}', 'ISO', '1')"
+    query(url, duplicate.format(2))
+    run = in_tree(tree, url, scratch, "upgrade", "head")
+    assert run.returncode != 0
+    assert 'could not create unique index "frameworks_name_version_key"' in run.stdout, run.stdout
+    assert 'frameworks_name_version_key" was left INVALID' in run.stdout, run.stdout
+    assert "Key (name, version)=(ISO, 1) is duplicated" in run.stdout
+    assert leftovers(url) == []
+    assert refused(url, duplicate.format(3)) == ""  # nothing live refuses the old code's rows
+    query(url, "UPDATE frameworks SET name = 'ISO ' || key WHERE key LIKE 'iso-%'")
+    upgraded = in_tree(tree, url, scratch, "upgrade", "head")
+    assert upgraded.returncode == 0, upgraded.stdout
+    checked = in_tree(tree, url, scratch, "check")
+    assert checked.returncode == 0, checked.stdout
+    assert constraints(url)["frameworks_name_version_key"] == (True, "UNIQUE (name, version)")

@@ -23,6 +23,7 @@ from migration_runner.errors import FileFailed, LockTimeout, database_error
 from migration_runner.steps import sql_files
 from migration_runner.steps.data_loss_guard import refuse_data_loss
 from migration_runner.steps.emit import emit, literal
+from migration_runner.steps.failed_builds import dropping_failed_builds
 from migration_runner.steps.invalid_indexes import drop_invalid, invalid_indexes
 from migration_runner.steps.lock_retry import one_attempt
 from migration_runner.steps.partial_application import (
@@ -85,7 +86,8 @@ def _run(sql_file: SqlFile, whole_revision: bool = False) -> None:
             if ctx.as_sql:
                 _run_statements(sql_file)
             else:
-                run_recorded(ctx, sql_file, committed)
+                with dropping_failed_builds(ctx, sql_file, still_to_run(sql_file, committed)):
+                    run_recorded(ctx, sql_file, committed)
         mark_completed(ctx, sql_file)  # commits with the revision's alembic_version update
 
 
