@@ -383,3 +383,127 @@ def test_a_stored_generated_column_on_a_table_with_rows_is_refused(database_url,
         "holds it, and PostgreSQL cannot make an existing column generated"
     )
     assert generated(tree, HEAD) == []
+
+
+# -- serial columns, an identity dropped, and what is refused -----------------------------
+
+SERIALS_UP = """\
+-- 003_test_only_kinds (up): serial and plain integer keys to change.
+-- Destructive: no
+-- Transaction: yes
+
+CREATE TABLE test_only_counters (id serial PRIMARY KEY, label text NOT NULL);
+INSERT INTO test_only_counters (label) SELECT 'c' || i FROM generate_series(1, 30) AS i;
+CREATE TABLE test_only_tickets (id integer PRIMARY KEY, label text NOT NULL, rank integer);
+INSERT INTO test_only_tickets (id, label) SELECT i * 2, 't' || i FROM generate_series(1, 20) AS i;
+"""
+SERIALS_DOWN = """\
+-- 003_test_only_kinds (down): serial and plain integer keys to change.
+-- Destructive: yes
+-- Transaction: yes
+
+DROP TABLE test_only_tickets;
+DROP TABLE test_only_counters;
+"""
+SERIAL_MODELS = """
+
+class TestOnlyCounter(Base):
+    __tablename__ = "test_only_counters"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    label: Mapped[str] = mapped_column(Text)
+
+
+class TestOnlyTicket(Base):
+    __tablename__ = "test_only_tickets"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    label: Mapped[str] = mapped_column(Text)
+    rank: Mapped[int | None] = mapped_column()
+"""
+# The sequences that a column owns as a serial's (pg_depend 'a') or an identity's ('i').
+OWNED = """
+SELECT d.refobjid::regclass::text, a.attname, d.deptype::text
+FROM pg_depend AS d
+INNER JOIN pg_class AS s ON s.oid = d.objid AND s.relkind = 'S'
+INNER JOIN pg_attribute AS a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+WHERE d.refobjid IN ('test_only_counters'::regclass, 'test_only_tickets'::regclass,
+    'audit_logs'::regclass)
+ORDER BY 1
+"""
+
+
+def refused(tree, url, scratch, message: str) -> str:
+    """The one FAILED: line of an autogenerate that refuses; nothing written."""
+    result = in_tree(tree, url, scratch, "revision", "--autogenerate", "-m", message)
+    failed = [line for line in result.stdout.splitlines() if line.startswith("FAILED:")]
+    assert result.returncode != 0 and len(failed) == 1, result.stdout
+    assert "Traceback" not in result.stdout
+    return failed[0]
+
+
+def test_serials_and_a_dropped_identity_and_what_is_refused(database_url, tree_copy, server):
+    """A serial key becomes a plain integer and a plain one serial (Alembic said "No changes"
+    to both); audit_logs.id loses its identity. Refused: an identity on a nullable column, and
+    a primary key that other tables' foreign keys reference moved to another column."""
+    url, tree = database_url, tree_copy
+    head = start(url, tree, SERIALS_UP, SERIALS_DOWN)
+    models = tree / "assessment_models" / "tenancy.py"
+    models.write_text(models.read_text() + SERIAL_MODELS)
+    counters = query(url, "SELECT id, label FROM test_only_counters ORDER BY id")
+    before = snapshot(url)
+
+    edit(tree, "tenancy.py", "    rank: Mapped[int | None] = mapped_column()",
+         "    rank: Mapped[int] = mapped_column(Identity())")  # fmt: skip
+    edit(tree, "tenancy.py", "from sqlalchemy import CheckConstraint,",
+         "from sqlalchemy import CheckConstraint, Identity,")  # fmt: skip
+    assert refused(tree, url, server, "rank identity").startswith(
+        "FAILED: test_only_tickets.rank gets an identity but is nullable in the database: make "
+        "it NOT NULL in a revision of its own first (autogenerate writes that), then add the "
+        "identity."
+    )
+    edit(tree, "tenancy.py", "    rank: Mapped[int] = mapped_column(Identity())",
+         "    rank: Mapped[int | None] = mapped_column()")  # fmt: skip
+    edit(tree, "tenancy.py", "    id: Mapped[uuid.UUID] = uuid_key()\n    name: Mapped[str] = mapped_column(Text)",
+         "    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), server_default=text(\"gen_random_uuid()\"), unique=True)\n"
+         "    name: Mapped[str] = mapped_column(Text, primary_key=True)")  # fmt: skip
+    line = refused(tree, url, server, "organizations by name")
+    assert line.startswith(
+        "FAILED: The primary key organizations_pkey of organizations moves from (id) to (name), "
+        "but "
+    )
+    assert "users_organization_id_fkey on users" in line
+    assert "move the foreign keys with it by hand (alembic revision -m ...)." in line
+    edit(tree, "tenancy.py", "mapped_column(Text, primary_key=True)", "mapped_column(Text)")
+    edit(tree, "tenancy.py", "    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), server_default=text(\"gen_random_uuid()\"), unique=True)\n",
+         "    id: Mapped[uuid.UUID] = uuid_key()\n")  # fmt: skip
+    assert generated(tree, head) == []
+
+    edit(tree, "tenancy.py", "    id: Mapped[int] = mapped_column(primary_key=True)\n",
+         "    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)\n")  # fmt: skip
+    edit(tree, "tenancy.py", "    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)\n    label: Mapped[str] = mapped_column(Text)\n    rank",
+         "    id: Mapped[int] = mapped_column(primary_key=True)\n    label: Mapped[str] = mapped_column(Text)\n    rank")  # fmt: skip
+    edit(tree, "audit.py", "mapped_column(BigInteger, Identity(always=True), primary_key=True)",
+         "mapped_column(BigInteger, primary_key=True, autoincrement=False)")  # fmt: skip
+    expand, contract = next_ids(tree, 2)
+    autogenerate(tree, url, server, "serials", head)
+    up = up_text(tree, expand)
+    assert "CREATE SEQUENCE test_only_tickets_id_seq AS integer;" in up
+    assert "ALTER SEQUENCE test_only_tickets_id_seq OWNED BY test_only_tickets.id;" in up
+    later = up_text(tree, contract)
+    assert "ALTER TABLE test_only_counters ALTER COLUMN id DROP DEFAULT;" in later
+    assert "DROP SEQUENCE test_only_counters_id_seq;" in later
+    assert "ALTER TABLE audit_logs ALTER COLUMN id DROP IDENTITY;" in later
+
+    upgrade_and_check(tree, url, server)
+    assert query(url, OWNED) == [("test_only_tickets", "id", "a")]
+    query(url, "INSERT INTO test_only_tickets (label) VALUES ('new')")
+    assert one_value(url, "SELECT id FROM test_only_tickets WHERE label = 'new'") == 41
+    query(url, "INSERT INTO audit_logs (id, action, entity_type) VALUES (100, 'a.b', 'x')")
+
+    downgrade(tree, url, server, head)
+    assert snapshot(url) == before
+    assert query(url, OWNED) == [("audit_logs", "id", "i"), ("test_only_counters", "id", "a")]
+    assert query(url, "SELECT id, label FROM test_only_counters ORDER BY id") == counters
+    query(url, "INSERT INTO test_only_counters (label) VALUES ('new')")
+    assert one_value(url, "SELECT id FROM test_only_counters WHERE label = 'new'") == 31
+    query(url, "INSERT INTO audit_logs (action, entity_type) VALUES ('a.b', 'x')")
+    assert one_value(url, "SELECT max(id) FROM audit_logs") == 101  # past the row added above

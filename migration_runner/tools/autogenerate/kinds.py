@@ -1,13 +1,13 @@
 """The differences Alembic does not compare that autogenerate writes all the same: native enum
-types and their values (enums.py), primary keys (primary_keys.py). Each module registers its
-renderers in renderers.py's dispatch table, by the kind of its differences;
-model_parity.mismatches() hands its own differences here and gets them back with these
-added, so `alembic check` reports them as autogenerate writes them."""
+types and their values (enums.py), primary keys (primary_keys.py), serial columns
+(sequences.py). Each module registers its renderers in renderers.py's dispatch table, by the
+kind of its differences; model_parity.mismatches() hands its own differences here and gets
+them back with these added, so `alembic check` reports them as autogenerate writes them."""
 
 from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection
 
-from migration_runner.tools.autogenerate import enums, primary_keys
+from migration_runner.tools.autogenerate import enums, primary_keys, sequences
 from migration_runner.tools.model_parity import ModelMismatch
 
 
@@ -22,4 +22,5 @@ def with_kinds(
         *(m for m in found if not (m.kind == "INDEX" and (m.table, m.name) in key_indexes)),
         *enums.mismatches(connection, metadata),
         *keys,
+        *sequences.mismatches(connection, metadata),
     ]
