@@ -71,6 +71,21 @@ def _named(item) -> str:
     return f"{name} on {table.name}" if table is not None and table is not item else str(name)
 
 
+def _foreign_key(constraint) -> str:
+    """users_organization_id_fkey on users (organization_id) REFERENCES organizations (id)
+    ON DELETE CASCADE: a foreign key by its name and what it says."""
+    targets = [element.target_fullname.rsplit(".", 1) for element in constraint.elements]
+    actions = "".join(
+        f" ON {event} {action.upper()}"
+        for event, action in (("DELETE", constraint.ondelete), ("UPDATE", constraint.onupdate))
+        if action
+    )
+    return (
+        f"{_named(constraint)} ({', '.join(constraint.column_keys)}) REFERENCES "
+        f"{targets[0][0]} ({', '.join(column for _table, column in targets)}){actions}"
+    )
+
+
 # What each of Alembic's column differences is called, and how its values are spelled.
 COLUMN_CHANGES = {
     "modify_type": ("type", _type),
@@ -85,8 +100,6 @@ ONE_OBJECT = {
     "remove_index": "index {} is in the database only",
     "add_constraint": "constraint {} is in the models only",
     "remove_constraint": "constraint {} is in the database only",
-    "add_fk": "foreign key {} is in the models only",
-    "remove_fk": "foreign key {} is in the database only",
     "remove_table_comment": "the comment of table {} is in the database only",
 }
 
@@ -111,6 +124,9 @@ def in_words(diff) -> str:
             f"table {table.name}: comment differs (database: {_comment(database)}, "
             f"models: {_comment(table.comment)})"
         )
+    if kind in ("add_fk", "remove_fk"):
+        side = "models" if kind == "add_fk" else "database"
+        return f"foreign key {_foreign_key(diff[1])} is in the {side} only"
     if kind in ONE_OBJECT:
         return ONE_OBJECT[kind].format(_named(diff[1]))
     if kind == "model_mismatch":
