@@ -19,8 +19,10 @@ from migration_runner.tools.autogenerate.statements import (
 )
 from migration_runner.tools.autogenerate.type_changes import spelled
 
-# The column's own REFERENCES, as Alembic's add_column writes it after the ADD COLUMN.
-FOREIGN_KEY = re.compile(rf"^ALTER TABLE {IDENTIFIER} ADD CONSTRAINT ({IDENTIFIER}) FOREIGN KEY")
+# The column's own REFERENCES or UNIQUE, as Alembic's add_column writes it after the ADD COLUMN.
+FOREIGN_KEY = re.compile(
+    rf"^ALTER TABLE {IDENTIFIER} ADD CONSTRAINT ({IDENTIFIER}) (?:FOREIGN KEY|UNIQUE)"
+)
 # AlterColumnOp's "nothing changes" value of each modify_* attribute.
 UNCHANGED = {
     "modify_type": None,
@@ -52,7 +54,7 @@ def add_column(op: ops.AddColumnOp, context: Context) -> None:
         if " INDEX " in statement.sql.split("(")[0]:
             continue
         key = FOREIGN_KEY.match(statement.sql)
-        if key and existing:  # the column's own REFERENCES: NOT VALID, then VALIDATE
+        if key and existing:  # REFERENCES or UNIQUE: online steps (constraints.validated)
             keys.append((unquoted(key.group(1)), statement.sql))
         else:
             add.append(statement)
@@ -62,7 +64,7 @@ def add_column(op: ops.AddColumnOp, context: Context) -> None:
     for key_name, add_sql in keys:
         context.plan.pair(
             validated(table, key_name, add_sql, f"foreign key {key_name}"),
-            [drop_constraint(table, key_name, f"Drop foreign key {key_name}.")],
+            [drop_constraint(table, key_name, f"Drop {key_name}.")],
             online=True,
         )
     if not_null_later:
