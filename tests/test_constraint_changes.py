@@ -388,3 +388,23 @@ def test_a_duplicate_written_after_the_refusal_step_leaves_no_index_behind(seede
     checked = in_tree(tree, url, scratch, "check")
     assert checked.returncode == 0, checked.stdout
     assert constraints(url)["frameworks_name_version_key"] == (True, "UNIQUE (name, version)")
+
+
+def test_a_new_column_with_unique_gets_its_constraint_on_an_index_built_concurrently(seeded):
+    url, tree, scratch = seeded
+    edit(tree, "tenancy.py", "    plan: Mapped[str] = mapped_column(Text, server_default",
+         "    test_only_domain: Mapped[str | None] = mapped_column(Text, unique=True)\n"
+         "    plan: Mapped[str] = mapped_column(Text, server_default")  # fmt: skip
+    online = online_up(generate(tree, url, scratch, "organization domain"))
+    texts = [s.text for s in online.statements]
+    assert any(
+        t.startswith("CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS organizations_test_only")
+        for t in texts
+    )
+    assert any("UNIQUE USING INDEX organizations_test_only_domain_key" in t for t in texts)
+    upgraded = in_tree(tree, url, scratch, "upgrade", "head")
+    assert upgraded.returncode == 0, upgraded.stdout
+    checked = in_tree(tree, url, scratch, "check")
+    assert checked.returncode == 0, checked.stdout
+    found = constraints(url)["organizations_test_only_domain_key"]
+    assert found == (True, "UNIQUE (test_only_domain)")
