@@ -87,7 +87,7 @@ def test_check_from_python_honours_a_target_metadata_passed_in(at_head):
         "check found: New upgrade operations detected: table test_only_widgets is in the models"
         " only" in result.stdout
     )
-    assert "diffs: ['add_table']" in result.stdout
+    assert "diffs: ['add_table', 'model_mismatch']" in result.stdout  # its index: ours
 
 
 def test_revision_autogenerate_from_python_writes_the_pair_of_a_target_metadata(
