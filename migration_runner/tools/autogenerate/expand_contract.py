@@ -27,7 +27,7 @@ from sqlalchemy import Column, MetaData, Table
 
 from migration_runner.errors import MigrationError
 from migration_runner.steps.phases import CONTRACT
-from migration_runner.tools.autogenerate import triggers
+from migration_runner.tools.autogenerate import casts, triggers
 from migration_runner.tools.autogenerate.backfill import batched_update
 from migration_runner.tools.autogenerate.catalog import Catalog, Dependent
 from migration_runner.tools.autogenerate.constraints import validated, validated_not_null
@@ -108,6 +108,7 @@ def analyse(operations: list, metadata: MetaData, catalog: Catalog) -> Changes:
             changes.swaps.append(_renamed_column(op, dropped, metadata))
             changes.covered_ops |= {id(op), id(dropped[(op.table_name, _renamed_from(op))])}
         elif isinstance(op, ops.AlterColumnOp) and _rewrites(op):
+            casts.require_cast(catalog.connection, op)  # its values must have a way there
             changes.swaps.append(_retyped_column(op, metadata))
             changes.covered_ops.add(id(op))
     _find_table_renames(changes, operations, metadata)
