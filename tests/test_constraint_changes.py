@@ -12,12 +12,17 @@ at the models' schema; a CHECK whose text only changes because its column's
 type does is not dropped.
 """
 
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import psycopg2
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from test_autogenerate import edit, in_tree, lint, new_files
 
-from conftest import fresh_database, libpq_dsn, query, run_alembic
+from conftest import admin, libpq_dsn, query, run_alembic
 from migration_runner.steps.sql_files import SqlFile
 
 FK, CHECK, UNIQUE = "assessments_created_by_fkey", "organizations_name_check", "frameworks_key_key"
@@ -51,6 +56,22 @@ def seeded(database_url, postgres_server, tree_copy):
     query(database_url, SEED)
     scratch = make_url(postgres_server.admin_url).render_as_string(hide_password=False)
     return database_url, tree_copy, scratch
+
+
+@contextmanager
+def copy_of(server, url: str) -> Iterator[str]:
+    """A new database made from url's (CREATE DATABASE ... TEMPLATE), dropped afterwards."""
+    name = f"test_copy_{uuid.uuid4().hex[:8]}"
+    engine = admin(server)
+    try:
+        with engine.connect() as connection:
+            template = make_url(url).database
+            connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+        yield server.url_for(name)
+    finally:
+        with engine.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
 
 
 def generate(tree, url, scratch, message: str) -> list:
@@ -141,7 +162,7 @@ def leftovers(url: str) -> list:
 
 
 def assert_at_models(tree, url, scratch) -> None:
-    upgraded = in_tree(tree, url, scratch, "upgrade", "head")
+    upgraded = run_alembic("upgrade", "head", url=url, tree=tree)  # the runner needs no models
     assert upgraded.returncode == 0, upgraded.stdout
     checked = in_tree(tree, url, scratch, "check")
     assert checked.returncode == 0, checked.stdout
@@ -195,9 +216,7 @@ def test_a_run_stopped_after_any_statement_finishes_on_a_rerun(
     change_three_constraints(tree)
     online = online_up(generate(tree, url, scratch, "change three constraints"))
     for done in range(1, len(online.statements) + 1):
-        with fresh_database(postgres_server) as database:
-            assert run_alembic("upgrade", "head", url=database).returncode == 0
-            query(database, SEED)
+        with copy_of(postgres_server, url) as database:  # at head, seeded
             apply(database, online.statements[:done], online, last_recorded)
             assert_at_models(tree, database, scratch)
 

@@ -404,6 +404,8 @@ def _swap(wanted: Wanted, staging: str, comment: str) -> Statement:
 def added(wanted: Wanted, replacing: bool = False) -> list[Statement]:
     """A constraint on an existing table, online and rerunnable; replacing: the table has one
     of that name already, which keeps holding until this one does."""
+    if replacing and not wanted.settled:
+        raise ValueError(f"{wanted.name}: a replacement needs its settled definition")
     if wanted.kind == "unique":
         return _unique(wanted, replacing)
     table, name = wanted.table, wanted.name
@@ -519,7 +521,8 @@ def validated_not_null(table: str, column: str) -> list[Statement]:
 
 
 def validated(table: str, name: str, add_sql: str, what: str = "") -> list[Statement]:
-    """add_sql (ALTER TABLE ... ADD CONSTRAINT name ...) as the rerunnable steps of added()."""
+    """add_sql (ALTER TABLE ... ADD CONSTRAINT name ...) as the rerunnable steps of added(); the
+    comments name the constraint by its kind and name (what is the callers' old label)."""
     definition = re.split(r"\bADD CONSTRAINT\s+(?:\"(?:[^\"]|\"\")+\"|\S+)\s+", add_sql, 1)[1]
     return added(Wanted(table, name, definition))
 
