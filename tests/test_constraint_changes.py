@@ -24,6 +24,7 @@ from test_autogenerate import edit, in_tree, lint, new_files
 
 from conftest import admin, libpq_dsn, query, run_alembic
 from migration_runner.steps.sql_files import SqlFile
+from migration_runner.tools.autogenerate.constraints import Wanted, added
 
 FK, CHECK, UNIQUE = "assessments_created_by_fkey", "organizations_name_check", "frameworks_key_key"
 NEW_FK = "FOREIGN KEY (created_by) REFERENCES users(id) ON DELETE CASCADE"
@@ -427,3 +428,10 @@ def test_a_new_column_with_unique_gets_its_constraint_on_an_index_built_concurre
     assert checked.returncode == 0, checked.stdout
     found = constraints(url)["organizations_test_only_domain_key"]
     assert found == (True, "UNIQUE (test_only_domain)")
+
+
+def test_a_replacement_without_its_settled_definition_is_refused():
+    """Without pg_get_constraintdef's text of the new constraint, the old one would pass for it
+    in every step's catalog check: refused when the steps are written."""
+    with pytest.raises(ValueError, match="settled definition"):
+        added(Wanted("organizations", CHECK, "CHECK (char_length(name) <= 150)"), replacing=True)
