@@ -226,6 +226,15 @@ def test_enum_types_are_created_extended_and_dropped(database_url, tree_copy, se
         "does it rewrites every table using it; write it by hand (alembic revision -m ...)."
     )
     assert "Traceback" not in refused.stdout and generated(tree, head) == []
+    # Values reordered: refused the same way (PostgreSQL cannot move one).
+    edit(tree, "tenancy.py", MOOD.format(values="'calm'"), MOOD.format(values="'busy', 'calm'"))
+    reordered = in_tree(tree, url, server, "revision", "--autogenerate", "-m", "moods reordered")
+    assert reordered.returncode != 0
+    assert (
+        "FAILED: enum type test_only_mood has its values reordered (database ('calm', 'busy'), "
+        "models ('busy', 'calm')): PostgreSQL cannot drop or move an enum value" in reordered.stdout
+    )
+    edit(tree, "tenancy.py", MOOD.format(values="'busy', 'calm'"), MOOD.format(values="'calm'"))
 
     edit(tree, "tenancy.py", MOOD.format(values="'calm'"),
          MOOD.format(values="'calm', 'idle', 'busy', 'away'")
@@ -419,12 +428,18 @@ CREATE TABLE test_only_counters (id serial PRIMARY KEY, label text NOT NULL);
 INSERT INTO test_only_counters (label) SELECT 'c' || i FROM generate_series(1, 30) AS i;
 CREATE TABLE test_only_tickets (id integer PRIMARY KEY, label text NOT NULL, rank integer);
 INSERT INTO test_only_tickets (id, label) SELECT i * 2, 't' || i FROM generate_series(1, 20) AS i;
+CREATE TABLE test_only_notes (id integer NOT NULL, body text);
+INSERT INTO test_only_notes (id, body) SELECT i, 'n' || i FROM generate_series(1, 25) AS i;
+CREATE TABLE test_only_plain (id integer NOT NULL, CONSTRAINT test_only_plain_pkey PRIMARY KEY (id));
+INSERT INTO test_only_plain (id) SELECT i FROM generate_series(1, 25) AS i;
 """
 SERIALS_DOWN = """\
 -- 003_test_only_kinds (down): serial and plain integer keys to change.
 -- Destructive: yes
 -- Transaction: yes
 
+DROP TABLE test_only_plain;
+DROP TABLE test_only_notes;
 DROP TABLE test_only_tickets;
 DROP TABLE test_only_counters;
 """
@@ -441,6 +456,15 @@ class TestOnlyTicket(Base):
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     label: Mapped[str] = mapped_column(Text)
     rank: Mapped[int | None] = mapped_column()
+
+
+test_only_notes = Table(  # no primary key yet: the ORM maps no such table
+    "test_only_notes", Base.metadata,
+    Column("id", Integer, nullable=False), Column("body", Text),
+)
+test_only_plain = Table(
+    "test_only_plain", Base.metadata, Column("id", Integer, primary_key=True, autoincrement=False)
+)
 """
 # The sequences that a column owns as a serial's (pg_depend 'a') or an identity's ('i').
 OWNED = """
@@ -451,6 +475,11 @@ INNER JOIN pg_attribute AS a ON a.attrelid = d.refobjid AND a.attnum = d.refobjs
 WHERE d.refobjid IN ('test_only_counters'::regclass, 'test_only_tickets'::regclass,
     'audit_logs'::regclass)
 ORDER BY 1
+"""
+
+PRIMARY_KEYS = """
+SELECT conrelid::regclass::text, conname FROM pg_constraint
+WHERE contype = 'p' AND conrelid IN ('test_only_notes'::regclass, 'test_only_plain'::regclass)
 """
 
 
@@ -472,6 +501,8 @@ def test_serials_and_a_dropped_identity_and_what_is_refused(database_url, tree_c
     head = start(url, tree, SERIALS_UP, SERIALS_DOWN)
     models = tree / "assessment_models" / "tenancy.py"
     models.write_text(models.read_text() + SERIAL_MODELS)
+    edit(tree, "tenancy.py", "from sqlalchemy import CheckConstraint,",
+         "from sqlalchemy import CheckConstraint, Column, Integer, Table,")  # fmt: skip
     counters = query(url, "SELECT id, label FROM test_only_counters ORDER BY id")
     before = snapshot(url)
 
@@ -516,7 +547,12 @@ def test_serials_and_a_dropped_identity_and_what_is_refused(database_url, tree_c
          "    id: Mapped[int] = mapped_column(primary_key=True)\n    label: Mapped[str] = mapped_column(Text)\n    rank")  # fmt: skip
     edit(tree, "audit.py", "mapped_column(BigInteger, Identity(always=True), primary_key=True)",
          "mapped_column(BigInteger, primary_key=True, autoincrement=False)")  # fmt: skip
-    expand, contract = next_ids(tree, 2)
+    # A primary key added to a table without one, and one taken off.
+    edit(tree, "tenancy.py", 'Column("id", Integer, nullable=False), Column("body", Text)',
+         'Column("id", Integer, primary_key=True, autoincrement=False), Column("body", Text)')  # fmt: skip
+    edit(tree, "tenancy.py", 'Column("id", Integer, primary_key=True, autoincrement=False)\n)',
+         'Column("id", Integer, nullable=False)\n)')  # fmt: skip
+    expand, online, contract, contract_online = next_ids(tree, 4)
     autogenerate(tree, url, server, "serials", head)
     up = up_text(tree, expand)
     assert "CREATE SEQUENCE test_only_tickets_id_seq AS integer;" in up
@@ -525,16 +561,27 @@ def test_serials_and_a_dropped_identity_and_what_is_refused(database_url, tree_c
     assert "ALTER TABLE test_only_counters ALTER COLUMN id DROP DEFAULT;" in later
     assert "DROP SEQUENCE test_only_counters_id_seq;" in later
     assert "ALTER TABLE audit_logs ALTER COLUMN id DROP IDENTITY;" in later
+    assert "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS test_only_notes_pkey__new" in up_text(
+        tree, online
+    )
+    keys = up_text(tree, contract_online)
+    assert (
+        "ALTER TABLE test_only_notes\nADD CONSTRAINT test_only_notes_pkey PRIMARY KEY USING INDEX"
+        in keys
+    )
+    assert "ALTER TABLE test_only_plain DROP CONSTRAINT test_only_plain_pkey;" in keys
 
     upgrade_and_check(tree, url, server)
     assert query(url, OWNED) == [("test_only_tickets", "id", "a")]
     query(url, "INSERT INTO test_only_tickets (label) VALUES ('new')")
     assert one_value(url, "SELECT id FROM test_only_tickets WHERE label = 'new'") == 41
     query(url, "INSERT INTO audit_logs (id, action, entity_type) VALUES (100, 'a.b', 'x')")
+    assert query(url, PRIMARY_KEYS) == [("test_only_notes", "test_only_notes_pkey")]
 
     downgrade(tree, url, server, head)
     assert snapshot(url) == before
     assert query(url, OWNED) == [("audit_logs", "id", "i"), ("test_only_counters", "id", "a")]
+    assert query(url, PRIMARY_KEYS) == [("test_only_plain", "test_only_plain_pkey")]
     assert query(url, "SELECT id, label FROM test_only_counters ORDER BY id") == counters
     query(url, "INSERT INTO test_only_counters (label) VALUES ('new')")
     assert one_value(url, "SELECT id FROM test_only_counters WHERE label = 'new'") == 31

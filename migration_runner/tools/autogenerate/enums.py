@@ -130,7 +130,8 @@ def drop_type(name: str, why: str) -> Statement:
     """squawk bans DROP TYPE (a client may use it): no column does, and the models name none."""
     return Statement(
         f"DROP TYPE {quoted(name)}",
-        f"{why}: no column uses the type {name} and no model names it.",
+        f"{why}: no column uses the type {name} and no model names it; "
+        + lock_facts.describe("drop_enum", name, type=name),
         "ban-drop-type",
     )
 

@@ -32,7 +32,11 @@ from migration_runner.tools.autogenerate import lock_facts
 from migration_runner.tools.autogenerate.identifiers import quoted
 from migration_runner.tools.autogenerate.plan import Statement
 from migration_runner.tools.autogenerate.renderers import ADDED, DROPPED, Context, mismatch, renders
-from migration_runner.tools.autogenerate.statements import concurrently, drop_index_concurrently
+from migration_runner.tools.autogenerate.statements import (
+    MAX_LINE,
+    concurrently,
+    drop_index_concurrently,
+)
 from migration_runner.tools.model_parity import ModelMismatch
 
 KIND = "PRIMARY KEY"
@@ -121,30 +125,45 @@ def _build_index(table: str, key: Key, why: str) -> Statement:
 
 def _swap(table: str, old: Key | None, new: Key | None, why: str) -> Statement:
     """Drop old and attach new in one statement: no moment without a key."""
-    changes = []
-    if old is not None:
-        changes.append(f"DROP CONSTRAINT {quoted(old.name)}")
+    sql = f"ALTER TABLE {quoted(table)}"
+    if old is not None:  # on the first line: squawk-ignore covers the line a statement starts on
+        sql += f" DROP CONSTRAINT {quoted(old.name)}" + ("," if new is not None else "")
     if new is not None:
         index = _staged(new.name)
-        changes.append(f"ADD CONSTRAINT {quoted(new.name)} PRIMARY KEY USING INDEX {quoted(index)}")
-    kind = "add_primary_key_using_index" if new is not None else "drop_check"
+        add = f"ADD CONSTRAINT {quoted(new.name)} PRIMARY KEY USING INDEX {quoted(index)}"
+        if len(add) >= MAX_LINE - 1:  # sqlfluff's limit, the semicolon included
+            add = add.replace(" USING INDEX ", "\nUSING INDEX ")
+        sql += "\n" + add
+    facts = []
+    if old is not None:
+        facts.append("the drop " + lock_facts.describe("drop_primary_key", table, index=old.name))
+    if new is not None:
+        facts.append(
+            "the new key "
+            + lock_facts.describe("add_primary_key_using_index", table, index=_staged(new.name))
+            + ", its index taking the key's name"
+        )
     return Statement(
-        # One line up to the DROP: squawk-ignore covers the line where the statement starts.
-        f"ALTER TABLE {quoted(table)} " + ",\n".join(changes),
-        f"{why}, in one statement (no moment without a key): "
-        + lock_facts.describe(kind, table, index=new and _staged(new.name))
-        + ("; the index takes the key's name" if new is not None else ""),
+        sql,
+        f"{why}, in one statement (no moment without a key): " + "; ".join(facts) + ".",
         "ban-drop-constraint" if old is not None else "",
     )
 
 
 @renders(mismatch(KIND, DROPPED))
 def key_dropped(difference: KeyDifference, context: Context) -> None:
-    """Written with the models' key (key_added): one swap, not a drop then an add."""
+    """A key the models no longer declare; one they declare instead is written with it, as
+    one swap (key_added), not a drop then an add."""
+    if difference.model_key is None:
+        _write(difference, context)
 
 
 @renders(mismatch(KIND, ADDED))
 def key_added(difference: KeyDifference, context: Context) -> None:
+    _write(difference, context)
+
+
+def _write(difference: KeyDifference, context: Context) -> None:
     table, old, new = difference.table, difference.database_key, difference.model_key
     if old is not None and difference.referenced_by:
         raise MigrationError(
