@@ -156,6 +156,16 @@ def test_additions_become_an_online_safe_pair_that_round_trips(at_head):
         in online
     )
     assert "CREATE INDEX CONCURRENTLY IF NOT EXISTS organizations_test_only_country_idx" in online
+    # Each lock named as lock_facts proves it (docs/autogenerate.md shows these comments).
+    assert (
+        "-- Add organizations.test_only_country: takes ACCESS EXCLUSIVE on organizations "
+        "(blocks reads and\n-- writes), briefly: no rewrite, no scan\n"
+    ) in up
+    assert (
+        "-- Build organizations_test_only_country_idx without blocking writes: takes SHARE UPDATE "
+        "EXCLUSIVE\n-- on organizations (blocks neither reads nor writes), and reads every row of "
+        "organizations while\n-- it holds it; if it is interrupted, drop the INVALID index and rerun.\n"
+    ) in online
     contract = (tree / f"sql/up/{third}_add_country_and_tags_contract_online_steps.sql").read_text()
     assert "-- Phase: contract" in contract and "-- Transaction: none" in contract
     assert "'users.full_name is NULL in some rows (" in contract  # refused while a NULL is left

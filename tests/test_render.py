@@ -34,6 +34,7 @@ from migration_runner.errors import MigrationError
 from migration_runner.steps.phases import CONTRACT, EXPAND
 from migration_runner.tools.autogenerate import backfill, expand_contract, render, triggers
 from migration_runner.tools.autogenerate.expand_contract import ColumnSwap
+from migration_runner.tools.autogenerate.lock_facts import describe
 from migration_runner.tools.autogenerate.plan import SPECIAL_NAMES_MEANT, Plan, Statement
 from migration_runner.tools.autogenerate.renderers import (
     ADDED,
@@ -49,7 +50,6 @@ from migration_runner.tools.model_parity import ModelMismatch
 
 EXPAND_TX, EXPAND_ONLINE = (EXPAND, False), (EXPAND, True)
 CONTRACT_TX, CONTRACT_ONLINE = (CONTRACT, False), (CONTRACT, True)
-BRIEF_SCORES = "takes an ACCESS EXCLUSIVE lock on Scores, briefly (no table rewrite)"
 PACKAGE = ROOT / "migration_runner" / "tools" / "autogenerate"
 # The AST attributes that hold a name (a table, column, constraint, index, trigger...).
 NAME_FIELDS = {"relname", "colname", "name", "conname", "idxname", "trigname", "newname", "subname"}
@@ -224,7 +224,7 @@ def test_table_comment_is_one_statement_each_way():
     plan = rendered(ops.CreateTableCommentOp("Scores", "Points, by team's game"))
     up, down = only(plan, EXPAND_TX)
     assert [s.sql for s in up] == ["""COMMENT ON TABLE "Scores" IS 'Points, by team''s game'"""]
-    assert up[0].comment == "Comment on Scores."
+    assert up[0].comment == f"Comment on Scores: {describe('comment_on_table', 'Scores')}."
     assert [s.sql for s in down] == ['COMMENT ON TABLE "Scores" IS NULL']
     plan = rendered(ops.DropTableCommentOp("Scores", existing_comment="Points"))
     assert parts(plan) == {
@@ -239,7 +239,7 @@ def test_new_nullable_column_is_added_in_expand():
     plan = rendered(ops.AddColumnOp.from_column_and_tablename(None, "Scores", SCORES.c.order))
     up, down = only(plan, EXPAND_TX)
     assert [s.sql for s in up] == ['ALTER TABLE "Scores" ADD COLUMN "order" TEXT']
-    assert up[0].comment == f"Add Scores.order: {BRIEF_SCORES}"
+    assert up[0].comment == f"Add Scores.order: {describe('add_column_nullable', 'Scores')}"
     assert [s.sql for s in down] == ['ALTER TABLE "Scores" DROP COLUMN "order"']
     assert down[0].comment == "Drop Scores.order again."
     assert plan.warnings == []
@@ -296,7 +296,9 @@ def test_dropped_column_is_a_destructive_contract_step():
     assert [(s.sql, s.squawk_ignore) for s in up] == [
         ('ALTER TABLE "Scores" DROP COLUMN "order"', "ban-drop-column")
     ]
-    assert up[0].comment == f"Hazard: deletes every value of Scores.order; {BRIEF_SCORES}"
+    assert up[0].comment == (
+        f"Hazard: deletes every value of Scores.order; {describe('drop_column', 'Scores')}"
+    )
     assert [s.sql for s in down] == ['ALTER TABLE "Scores" ADD COLUMN "order" TEXT']
     assert down[0].comment == "Put Scores.order back, as the last column (its values are not)."
     assert plan.drops_columns
@@ -328,7 +330,10 @@ def test_default_and_dropped_not_null_are_one_statement_each():
         """ALTER TABLE "Scores" ALTER COLUMN "order" SET DEFAULT 'none'""",
         'ALTER TABLE "Scores" ALTER COLUMN "order" DROP NOT NULL',
     ]
-    assert up[0].comment == f"Alter Scores.order: {BRIEF_SCORES}"
+    assert [s.comment for s in up] == [
+        f"Alter Scores.order: {describe('set_default', 'Scores')}.",
+        f"Alter Scores.order: {describe('drop_not_null', 'Scores')}.",
+    ]
     assert [s.sql for s in down] == [
         'ALTER TABLE "Scores" ALTER COLUMN "order" SET NOT NULL',
         'ALTER TABLE "Scores" ALTER COLUMN "order" DROP DEFAULT',
@@ -382,8 +387,9 @@ def test_index_on_a_table_with_rows_is_built_concurrently_online():
         'CREATE INDEX CONCURRENTLY IF NOT EXISTS "Scores_Score_idx" ON "Scores" ("Score")'
     ]
     assert up[0].comment == (
-        "Build Scores_Score_idx without blocking writes (CONCURRENTLY); if it is interrupted, "
-        "drop the INVALID index and rerun."
+        "Build Scores_Score_idx without blocking writes: "
+        f"{describe('create_index_concurrently', 'Scores')}; if it is interrupted, drop the "
+        "INVALID index and rerun."
     )
     assert [s.sql for s in down] == ['DROP INDEX CONCURRENTLY IF EXISTS "Scores_Score_idx"']
 
@@ -399,8 +405,9 @@ def test_index_on_a_new_table_is_built_in_its_transaction():
 def test_dropped_index_goes_concurrently_and_comes_back_concurrently():
     up, down = only(rendered(ops.DropIndexOp.from_index(SCORE_INDEX)), EXPAND_ONLINE)
     assert [(s.sql, s.comment) for s in up] == [
-        ('DROP INDEX CONCURRENTLY IF EXISTS "Scores_Score_idx"', "Drop index Scores_Score_idx.")
-    ]
+        ('DROP INDEX CONCURRENTLY IF EXISTS "Scores_Score_idx"',
+         f"Drop index Scores_Score_idx: {describe('drop_index_concurrently', 'Scores')}.")
+    ]  # fmt: skip
     assert [s.sql for s in down] == [
         'CREATE INDEX CONCURRENTLY IF NOT EXISTS "Scores_Score_idx" ON "Scores" ("Score")'
     ]
@@ -439,8 +446,10 @@ def test_dropped_constraint_is_dropped_in_expand_and_restored_by_the_down():
         ('ALTER TABLE "Scores" DROP CONSTRAINT "Scores_parent_id_fkey"', "ban-drop-constraint")
     ]
     assert up[0].comment == (
-        f"Drop Scores_parent_id_fkey, which the models no longer declare: {BRIEF_SCORES}"
+        "Drop Scores_parent_id_fkey, which the models no longer declare: "
+        f"{describe('drop_foreign_key', 'Scores', 'parents')}."
     )
+    assert "ACCESS EXCLUSIVE on parents" in up[0].comment
     assert down[0].sql.startswith('ALTER TABLE "Scores" ADD CONSTRAINT "Scores_parent_id_fkey"')
     assert down[0].comment == "Restore Scores_parent_id_fkey."
 
@@ -469,7 +478,8 @@ def test_check_the_models_no_longer_declare_is_dropped_and_put_back_by_the_down(
     up, down = only(mismatch_plan(CHECK, DROPPED), EXPAND_TX)
     assert [s.sql for s in up] == ['ALTER TABLE "Scores" DROP CONSTRAINT "Scores_Score_check"']
     assert up[0].comment == (
-        f"Drop CHECK Scores_Score_check, which the models no longer declare: {BRIEF_SCORES}"
+        "Drop CHECK Scores_Score_check, which the models no longer declare: "
+        f"{describe('drop_check', 'Scores')}."
     )
     assert [(s.sql, s.comment) for s in down] == [
         ('ALTER TABLE "Scores" ADD CONSTRAINT "Scores_Score_check" CHECK (("Score" > 0))',
@@ -497,7 +507,8 @@ def test_index_definitions_are_dropped_and_built_concurrently():
     up, down = only(mismatch_plan(INDEX, ADDED), EXPAND_ONLINE)
     assert [(s.sql, s.comment) for s in up] == [
         (('CREATE INDEX CONCURRENTLY IF NOT EXISTS "Scores_order_idx" ON "Scores" USING btree '
-          '(upper("order"))'), "Build index Scores_order_idx without blocking writes.")
+          '(upper("order"))'), ("Build index Scores_order_idx without blocking writes: "
+          f"{describe('create_index_concurrently', 'Scores')}."))
     ]  # fmt: skip
     assert [s.sql for s in down] == ['DROP INDEX CONCURRENTLY IF EXISTS "Scores_order_idx"']
 

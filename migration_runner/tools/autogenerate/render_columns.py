@@ -9,10 +9,10 @@ from alembic.operations import ops
 from migration_runner.steps.phases import CONTRACT
 from migration_runner.tools.autogenerate import expand_contract, identity
 from migration_runner.tools.autogenerate.constraints import validated
+from migration_runner.tools.autogenerate.lock_facts import describe
 from migration_runner.tools.autogenerate.renderers import Context, renders
 from migration_runner.tools.autogenerate.statements import (
     IDENTIFIER,
-    brief,
     drop_constraint,
     ignoring,
     unquoted,
@@ -42,7 +42,11 @@ def add_column(op: ops.AddColumnOp, context: Context) -> None:
     # NOT NULL without a default: the old code's inserts leave it NULL, so it is added
     # nullable and made NOT NULL in the contract phase.
     not_null_later = existing and not column.nullable and column.server_default is None
-    comment = f"Add {table}.{name}: " + brief(table)
+    if column.server_default is None or not_null_later:
+        kind = "add_column_nullable"
+    else:
+        kind = "add_column_constant_default" if column.nullable else "add_column_not_null_default"
+    comment = f"Add {table}.{name}: {describe(kind, table)}"
     if column.server_default is not None:
         comment += "; a volatile default would rewrite the table"
     if not_null_later:
@@ -77,7 +81,9 @@ def drop_column(op: ops.DropColumnOp, context: Context) -> None:
     it; the down rebuilds them (expand_contract.write_contract_prelude)."""
     table = op.table_name
     context.plan.drops_columns = True
-    hazard = f"Hazard: deletes every value of {table}.{op.column_name}; {brief(table)}"
+    hazard = f"Hazard: deletes every value of {table}.{op.column_name}; " + describe(
+        "drop_column", table
+    )
     context.plan.pair(
         ignoring(context.plain(op, hazard), "ban-drop-column"),
         context.plain(
@@ -97,8 +103,10 @@ def alter_column(op: ops.AlterColumnOp, context: Context) -> None:
         return
     if op.modify_type is not None:
         _plain_alter(_only(op, "modify_type"), context, rewrite_free=True)
-    if op.modify_server_default is not False or op.modify_comment is not False:
-        _plain_alter(_only(op, "modify_server_default", "modify_comment"), context)
+    if op.modify_server_default is not False:
+        _plain_alter(_only(op, "modify_server_default"), context)
+    if op.modify_comment is not False:
+        _plain_alter(_only(op, "modify_comment"), context)
     if op.modify_nullable is True:
         _plain_alter(_only(op, "modify_nullable"), context)
     elif op.modify_nullable is False:
@@ -107,17 +115,29 @@ def alter_column(op: ops.AlterColumnOp, context: Context) -> None:
 
 def _plain_alter(op: ops.AlterColumnOp, context: Context, rewrite_free: bool = False) -> None:
     table, name = op.table_name, op.column_name
-    comment = f"Alter {table}.{name}: " + brief(table)
     if rewrite_free:
         comment = (
             f"Retype {table}.{name} from {spelled(op.existing_type)} to "
             f"{spelled(op.modify_type)}: PostgreSQL changes its catalog only (no rewrite, "
             f"no scan); an ACCESS EXCLUSIVE lock on {table}, briefly."
         )
+    elif not context.existing(table):
+        comment = f"Alter {table}.{name}: the table is new, nothing reads it yet."
+    else:
+        comment = f"Alter {table}.{name}: {describe(_alter_kind(op), table)}."
     up = context.plain(op, comment)
     if rewrite_free:  # squawk assumes a rewrite; type_changes.py proves there is none
         ignoring(up, "changing-column-type")
     context.plan.pair(up, context.plain(op.reverse(), f"Undo the change to {table}.{name}."))
+
+
+def _alter_kind(op: ops.AlterColumnOp) -> str:
+    """The lock_facts kind of an ALTER COLUMN that changes one thing (see alter_column)."""
+    if op.modify_server_default is not False:
+        return "drop_default" if op.modify_server_default is None else "set_default"
+    if op.modify_comment is not False:
+        return "comment_on_column"
+    return "drop_not_null"
 
 
 def _not_null(op: ops.AlterColumnOp, context: Context) -> None:

@@ -6,6 +6,7 @@ from alembic.operations import ops
 
 from migration_runner.tools.autogenerate.constraints import validated
 from migration_runner.tools.autogenerate.identifiers import quoted
+from migration_runner.tools.autogenerate.lock_facts import describe
 from migration_runner.tools.autogenerate.plan import Statement
 from migration_runner.tools.autogenerate.renderers import (
     ADDED,
@@ -16,6 +17,14 @@ from migration_runner.tools.autogenerate.renderers import (
     renders,
 )
 from migration_runner.tools.autogenerate.statements import brief, drop_constraint
+
+# DropConstraintOp's constraint_type -> the lock_facts kind of its DROP CONSTRAINT.
+DROP_KINDS = {
+    "foreignkey": "drop_foreign_key",
+    "check": "drop_check",
+    "unique": "drop_unique_constraint",
+    "primary": "drop_primary_key",
+}
 
 
 @renders(ops.CreateForeignKeyOp)
@@ -37,9 +46,12 @@ def create_foreign_key(op: ops.CreateForeignKeyOp, context: Context) -> None:
 @renders(ops.DropConstraintOp)
 def drop_constraint_op(op: ops.DropConstraintOp, context: Context) -> None:
     table, name = op.table_name, op.constraint_name
+    kind = DROP_KINDS.get(op.constraint_type or "")
+    referenced = getattr(op.reverse(), "referent_table", None)
+    locks = describe(kind, table, referenced) if kind else brief(table)
     context.plan.pair(
         [drop_constraint(table, name, f"Drop {name}, which the models no longer declare: "
-                         + brief(table))],
+                         f"{locks}.")],
         context.plain(op.reverse(), f"Restore {name}."),
     )  # fmt: skip
 
@@ -55,7 +67,7 @@ def drop_check(difference, context: Context) -> None:
     table, name = difference.table, difference.name
     context.plan.pair(
         [drop_constraint(table, name, f"Drop CHECK {name}, which the models no longer "
-                         "declare: " + brief(table))],
+                         f"declare: {describe('drop_check', table)}.")],
         [Statement(_add_check(table, name, difference.database), f"Restore CHECK {name}.")],
     )  # fmt: skip
 

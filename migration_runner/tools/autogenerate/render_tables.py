@@ -5,6 +5,7 @@ from alembic.operations import ops
 
 from migration_runner.steps.phases import CONTRACT
 from migration_runner.tools.autogenerate import table_drops
+from migration_runner.tools.autogenerate.lock_facts import describe
 from migration_runner.tools.autogenerate.plan import Statement
 from migration_runner.tools.autogenerate.renderers import Context, renders
 from migration_runner.tools.autogenerate.statements import ignoring
@@ -35,6 +36,8 @@ def drop_table(op: ops.DropTableOp, context: Context) -> None:
 @renders(ops.CreateTableCommentOp, ops.DropTableCommentOp)
 def table_comment(op: ops.CreateTableCommentOp | ops.DropTableCommentOp, context: Context) -> None:
     context.plan.pair(
-        context.plain(op, f"Comment on {op.table_name}."),
+        context.plain(
+            op, f"Comment on {op.table_name}: {describe('comment_on_table', op.table_name)}."
+        ),
         context.plain(op.reverse(), "Undo it."),
     )
