@@ -750,10 +750,7 @@ EXPECTED = {
     "add_unique": (WRITTEN, "expand online"),
     "add_unique_two_columns": (WRITTEN, "expand online"),
     "drop_unique": (WRITTEN, "expand online"),
-    "add_column_unique": (
-        REFUSED,
-        "the draft does not pass make lint (squawk constraint-missing-not-valid By default new constraints require a table scan and block writes to the table while that scan occurs.; squawk disallowed-unique-constraint Adding a `UNIQUE` constraint requires an `ACCES...",
-    ),
+    "add_column_unique": (WRITTEN, "expand, expand online"),
     "add_index": (WRITTEN, "expand online"),
     "add_index_two_columns_desc": (WRITTEN, "expand online"),
     "add_partial_index": (WRITTEN, "expand online"),
@@ -767,10 +764,6 @@ EXPECTED = {
     "drop_table_comment": (WRITTEN, "expand"),
     "add_column_comment": (WRITTEN, "expand"),
     "add_enum_column": (WRITTEN, "expand"),
-    "text_to_enum": (
-        REFUSED,
-        'the migration run failed: ERROR:  type "assessment_status" does not exist. The transaction was rolled back.',
-    ),
     "new_table_with_enum": (WRITTEN, "expand"),
     "add_table": (WRITTEN, "expand"),
     "add_table_identity_unique": (WRITTEN, "expand"),
