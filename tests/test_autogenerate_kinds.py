@@ -103,6 +103,21 @@ def one_value(url: str, sql: str):
 
 # -- a dropped table -----------------------------------------------------------------------
 
+TRIGGER_COMMENT_UP = """\
+-- 003_test_only_kinds (up): a comment on one of audit_logs' triggers.
+-- Destructive: no
+-- Transaction: yes
+
+COMMENT ON TRIGGER audit_logs_reject_truncate ON audit_logs IS 'No TRUNCATE.';
+"""
+TRIGGER_COMMENT_DOWN = """\
+-- 003_test_only_kinds (down): a comment on one of audit_logs' triggers.
+-- Destructive: no
+-- Transaction: yes
+
+COMMENT ON TRIGGER audit_logs_reject_truncate ON audit_logs IS NULL;
+"""
+
 
 def test_dropped_tables_take_their_triggers_and_only_their_functions(
     database_url, tree_copy, server
@@ -111,18 +126,18 @@ def test_dropped_tables_take_their_triggers_and_only_their_functions(
     function every table shares. Both tables go in the contract; only audit_logs' function
     goes with them; the down brings back the functions, triggers, indexes and grants."""
     url, tree = database_url, tree_copy
-    head = start(url, tree)
+    head = start(url, tree, TRIGGER_COMMENT_UP, TRIGGER_COMMENT_DOWN)
     users_before = query(url, "SELECT id, email, full_name FROM users ORDER BY id")
-    before = snapshot(url)
+    before = snapshot(url)  # with the comments on the function and the trigger
     edit(tree, "audit.py", "class AuditLog(Base):", "class AuditLog:  # no longer a model")
     edit(tree, "assessments.py", "class Evidence(Base):", "class Evidence:  # no longer a model")
     edit(tree, "assessments.py",
          '    evidence: Mapped[list[Evidence]] = relationship(back_populates="response", passive_deletes=True)\n',
          "")  # fmt: skip
     (contract,) = next_ids(tree, 1)
-    autogenerate(tree, url, server, "drop audit logs and evidence")
+    autogenerate(tree, url, server, "drop audit logs and evidence", head)
     # One revision: the tables' indexes go with them, not in an expand step before.
-    assert [path.name for path in new_files(tree)] == [
+    assert [path.name for path in generated(tree, head)] == [
         f"{contract}_drop_audit_logs_and_evidence.sql"
     ] * 2
 
@@ -305,7 +320,10 @@ def test_enum_types_are_created_extended_and_dropped(database_url, tree_copy, se
 
 # -- primary keys, identity columns, NOT NULL with a default ------------------------------
 
-FILES = "SELECT relname, relfilenode FROM pg_class WHERE relname IN ('questions', 'frameworks', 'users') ORDER BY 1"
+FILES = (
+    "SELECT relname, relfilenode FROM pg_class"
+    " WHERE relname IN ('audit_logs', 'questions', 'frameworks', 'users') ORDER BY 1"
+)
 KEY = """
 SELECT array_agg(a.attname::text ORDER BY k.ord)
 FROM pg_constraint AS c
