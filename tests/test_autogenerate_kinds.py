@@ -507,6 +507,7 @@ def refused(tree, url, scratch, message: str) -> str:
     failed = [line for line in result.stdout.splitlines() if line.startswith("FAILED:")]
     assert result.returncode != 0 and len(failed) == 1, result.stdout
     assert "Traceback" not in result.stdout
+    assert "Nothing was written to sql/; Alembic's own SQL of the change" in failed[0]  # drafts/
     return failed[0]
 
 
