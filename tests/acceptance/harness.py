@@ -265,13 +265,16 @@ class Corpus:
             if p.name[:3].isdigit() and p.name[:3] > self.head
         )
 
+    def new_shims(self) -> list[Path]:
+        versions = self.tree / "alembic" / "versions"
+        return sorted(
+            p for p in versions.glob("*.py") if p.name[:3].isdigit() and p.name[:3] > self.head
+        )
+
     def remove_generated(self) -> None:
-        for path in self.new_files():
+        for path in [*self.new_files(), *self.new_shims()]:
             path.unlink()
         versions = self.tree / "alembic" / "versions"
-        for shim in versions.glob("*.py"):
-            if shim.name[:3].isdigit() and shim.name[:3] > self.head:
-                shim.unlink()
         shutil.rmtree(versions / "__pycache__", ignore_errors=True)
         shutil.rmtree(self.tree / "drafts", ignore_errors=True)  # a refused draft's files
 
@@ -540,8 +543,10 @@ def _stages(corpus: Corpus, case, url: str, metadata: MetaData, outcome: Outcome
         refusal = _refusal(error)
         if refusal is None:
             raise Wrong("autogenerate", f"not a one-line refusal: {str(error)[:1500]}") from None
-        if corpus.new_files():
-            raise Wrong("autogenerate", f"refused but wrote {corpus.new_files()}")
+        if corpus.new_files() or corpus.new_shims():
+            raise Wrong(
+                "autogenerate", f"refused but wrote {corpus.new_files() + corpus.new_shims()}"
+            )
         outcome.kind, outcome.message = "refused", refusal
         return
     except (Exception, SystemExit) as error:  # noqa: BLE001

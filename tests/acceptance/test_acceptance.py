@@ -57,6 +57,8 @@ def test_case(corpus, case):
     assert outcome.kind != "wrong", f"{case.name} is wrong at {outcome.stage}: {outcome.message}"
     if case.expect == WRITTEN:
         assert outcome.kind == WRITTEN, f"{case.name} was written, now refused: {outcome.message}"
+    if "online" in outcome.writes:  # the faults struck: one per statement of those files
+        assert outcome.faults > 0, outcome
 
 
 @pytest.mark.parametrize("case", SELECTED_GAPS, ids=[case.name for case in SELECTED_GAPS])
