@@ -226,8 +226,10 @@ class Corpus:
 
     @contextmanager
     def environment(self, url: str):
-        """DATABASE_URL and the corpus's runner settings, for the commands run in this process."""
-        saved = dict(os.environ)
+        """DATABASE_URL and the corpus's runner settings, for the commands run in this process;
+        afterwards the environment and sys.path as they were (alembic.ini's prepend_sys_path
+        puts the tree copy first, whose alembic/ folder must not shadow the package later)."""
+        saved, saved_path = dict(os.environ), list(sys.path)
         os.environ.update(
             DATABASE_URL=url, SCHEMA_SCRATCH_URL=self.server.admin_url,
             MIGRATION_BACKUP_DIR=str(self.backups), **RUN_ENVIRONMENT,
@@ -237,6 +239,7 @@ class Corpus:
         finally:
             os.environ.clear()
             os.environ.update(saved)
+            sys.path[:] = saved_path
 
     @contextmanager
     def clone(self):
