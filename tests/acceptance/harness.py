@@ -69,11 +69,19 @@ CRASHES = ("the migration run failed", "the database connection failed")
 FAULT_SCHEMA = "acceptance_fault"
 FAULT_SQL = f"""
 CREATE SCHEMA {FAULT_SCHEMA};
+-- The record whose insert strikes (its statement has run), and the DDL command that strikes
+-- inside a statement that commits inside itself (the snippet is the statement's text).
 CREATE TABLE {FAULT_SCHEMA}.target (sql_file text NOT NULL, line integer NOT NULL);
+CREATE TABLE {FAULT_SCHEMA}.ddl_target (snippet text NOT NULL, n integer NOT NULL);
+CREATE SEQUENCE {FAULT_SCHEMA}.ddl_seen;
+-- How many faults struck at records and at DDL commands: sequences, not rolled back.
+CREATE SEQUENCE {FAULT_SCHEMA}.records_struck;
+CREATE SEQUENCE {FAULT_SCHEMA}.ddl_struck;
 CREATE FUNCTION {FAULT_SCHEMA}.strike() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF EXISTS (SELECT FROM {FAULT_SCHEMA}.target t
                WHERE NEW.sql_file LIKE '%' || t.sql_file AND NEW.statement_line = t.line) THEN
+        PERFORM nextval('{FAULT_SCHEMA}.records_struck');
         PERFORM pg_terminate_backend(pg_backend_pid());
         PERFORM pg_sleep(30);  -- the termination lands here
     END IF;
@@ -82,6 +90,22 @@ END
 $$;
 CREATE TRIGGER acceptance_fault BEFORE INSERT ON migration_statements
     FOR EACH ROW EXECUTE FUNCTION {FAULT_SCHEMA}.strike();
+CREATE FUNCTION {FAULT_SCHEMA}.strike_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
+DECLARE
+    aim record;
+BEGIN
+    SELECT * INTO aim FROM {FAULT_SCHEMA}.ddl_target LIMIT 1;
+    IF aim.snippet IS NOT NULL AND position(aim.snippet IN current_query()) > 0 THEN
+        IF nextval('{FAULT_SCHEMA}.ddl_seen') = aim.n THEN
+            PERFORM nextval('{FAULT_SCHEMA}.ddl_struck');
+            PERFORM pg_terminate_backend(pg_backend_pid());
+            PERFORM pg_sleep(30);
+        END IF;
+    END IF;
+END
+$$;
+CREATE EVENT TRIGGER acceptance_fault_ddl ON ddl_command_end
+    EXECUTE FUNCTION {FAULT_SCHEMA}.strike_ddl();
 """
 # Rows in every table of the template (ids are looked up for the old code's updates).
 SEED_SQL = """
@@ -472,36 +496,85 @@ def _run(corpus: Corpus, stage: str, step, *args, metadata: MetaData | None = No
     return output.getvalue()
 
 
+def _commits_inside(statement) -> bool:
+    """A DO block or CALL that commits part of its work (a backfill, a NOT VALID constraint
+    then its validation): a fault between its commits leaves a state of its own."""
+    return statement.keyword in {"DO", "CALL"} and "COMMIT;" in statement.text.upper()
+
+
+def _aim(url: str, revision: Revision, statement, n: int | None) -> tuple[int, int]:
+    """Strike when statement's record is written, or at its n-th DDL command; how many
+    faults struck so far at records, and at DDL commands."""
+    engine = engine_for(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text(f"TRUNCATE {FAULT_SCHEMA}.target, {FAULT_SCHEMA}.ddl_target"))
+            connection.execute(text(f"SELECT setval('{FAULT_SCHEMA}.ddl_seen', 1, false)"))
+            if statement is not None:
+                connection.execute(
+                    text(f"INSERT INTO {FAULT_SCHEMA}.target VALUES (:file, :line)"),
+                    {"file": f"{revision.stem}.sql", "line": statement.line},
+                )
+            if n is not None:
+                connection.execute(
+                    text(f"INSERT INTO {FAULT_SCHEMA}.ddl_target VALUES (:snippet, :n)"),
+                    {"snippet": statement.text, "n": n},
+                )
+            return tuple(
+                connection.execute(
+                    text(f"SELECT CASE WHEN is_called THEN last_value ELSE 0 END"
+                         f" FROM {FAULT_SCHEMA}.{name}")
+                ).scalar()
+                for name in ("records_struck", "ddl_struck")
+            )  # fmt: skip
+    finally:
+        engine.dispose()
+
+
+def _faulted_run(corpus: Corpus, url: str, revision: Revision, before: str, where: str) -> None:
+    """A run struck by the fault: it must fail in one line, at the revision before."""
+    output = io.StringIO()
+    try:
+        with redirect_stdout(output):
+            command.upgrade(corpus.config(), revision.rev_id)
+    except (MigrationError, CommandError) as error:
+        if _one_line_refusal(error) is None:
+            raise Wrong(where, f"not one line: {str(error)[:800]}") from None
+    except (Exception, SystemExit) as error:  # noqa: BLE001
+        raise Wrong(where, f"{type(error).__name__}: {str(error)[:800]}") from None
+    else:
+        raise Wrong(where, "the run did not fail")
+    if _version(url) != before:
+        raise Wrong(where, f"left the database at {_version(url)}, not {before}")
+
+
 def _upgrade_with_faults(corpus: Corpus, url: str, revision: Revision, before: str) -> int:
-    """A fault at each statement of a Transaction: none revision, each followed by a run
-    (faulted at the next statement), then a plain run that must finish. The faults."""
+    """Faults at each statement of a Transaction: none revision, each followed by a run
+    (faulted further on), then a plain run that must finish. The number of faults.
+
+    A statement is struck as its record is written (after it ran); one that commits inside
+    itself is struck first at each of its DDL commands in turn, until a run gets through it."""
     sql_file = SqlFile(revision.up, revision.up.read_text())
-    lines = [statement.line for statement in sql_file.statements]
-    for line in lines:
-        query(url, f"TRUNCATE {FAULT_SCHEMA}.target")
-        query(url, f"INSERT INTO {FAULT_SCHEMA}.target VALUES (:file, :line)",
-              file=f"{revision.stem}.sql", line=line)  # fmt: skip
-        output = io.StringIO()
-        try:
-            with redirect_stdout(output):
-                command.upgrade(corpus.config(), revision.rev_id)
-        except (MigrationError, CommandError) as error:
-            if _one_line_refusal(error) is None:
-                raise Wrong(f"fault at {revision.stem} line {line}",
-                            f"not one line: {str(error)[:800]}") from None  # fmt: skip
-        except (Exception, SystemExit) as error:  # noqa: BLE001
-            raise Wrong(
-                f"fault at {revision.stem} line {line}",
-                f"{type(error).__name__}: {str(error)[:800]}",
-            ) from None
+    faults = 0
+    for statement in sql_file.statements:
+        inside = _commits_inside(statement)
+        for n in range(1, 21) if inside else [None]:
+            records, ddl = _aim(url, revision, statement, n)
+            where = f"fault at {revision.stem} line {statement.line}"
+            _faulted_run(
+                corpus, url, revision, before, where + (f", its DDL command {n}" if n else "")
+            )
+            faults += 1
+            records_after, ddl_after = _aim(url, revision, None, None)
+            if records_after > records:  # struck at its record: it ran through
+                break
+            if ddl_after == ddl:
+                raise Wrong(where, "the run failed before its fault struck")
         else:
-            raise Wrong(f"fault at {revision.stem} line {line}", "the run did not fail")
-        if _version(url) != before:
-            raise Wrong(f"fault at {revision.stem} line {line}",
-                        f"left the database at {_version(url)}, not {before}")  # fmt: skip
-    query(url, f"TRUNCATE {FAULT_SCHEMA}.target")
+            raise Wrong(where, "20 faults inside the statement and it never got through")
+    _aim(url, revision, None, None)
     _run(corpus, f"rerun of {revision.stem} after the faults", command.upgrade, revision.rev_id)
-    return len(lines)
+    return faults
 
 
 def run_case(corpus: Corpus, case, record: bool = True) -> Outcome:
