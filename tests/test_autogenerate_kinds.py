@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy.engine import make_url
 from test_autogenerate import edit, in_tree, lint, new_files, next_ids
 
-from conftest import HEAD, add_revision, query, run_alembic
+from conftest import HEAD, V001_TABLES, add_revision, query, run_alembic
 from migration_runner.tools.autogenerate.draft import same_but_column_order
 from migration_runner.tools.schema_snapshot import snapshot
 
@@ -177,6 +177,34 @@ def test_dropped_tables_take_their_triggers_and_only_their_functions(
     with pytest.raises(Exception, match="append-only"):
         query(url, "UPDATE audit_logs SET action = 'c.d'")
     assert query(url, "SELECT id, email, full_name FROM users ORDER BY id") == users_before
+
+
+def test_all_nine_tables_dropped_in_an_order_postgresql_accepts(database_url, tree_copy, server):
+    """Each table goes before the tables it references (and comes back after them); the
+    function every table's trigger calls goes once, after all of them."""
+    url, tree = database_url, tree_copy
+    start(url, tree)
+    before = snapshot(url)
+    for module in ("assessments.py", "tenancy.py", "audit.py"):
+        path = tree / "assessment_models" / module
+        path.write_text(path.read_text().replace("(Base):", ":  # no longer a model"))
+    contract, contract_online = next_ids(tree, 2)
+    autogenerate(tree, url, server, "drop everything")
+    up = up_text(tree, contract)
+    references = query(url, "SELECT DISTINCT conrelid::regclass::text, confrelid::regclass::text"
+                       " FROM pg_constraint WHERE contype = 'f' AND conrelid <> confrelid")  # fmt: skip
+    assert len(references) >= 8
+    for referencing, referenced in references:
+        assert up.index(f"DROP TABLE {referencing};") < up.index(f"DROP TABLE {referenced};")
+    assert "DROP FUNCTION set_updated_at();" in up_text(tree, contract_online)
+
+    upgrade_and_check(tree, url, server)
+    assert query(url, "SELECT count(*) FROM pg_class WHERE relname = ANY(:names)",
+                 names=sorted(V001_TABLES)) == [(0,)]  # fmt: skip
+    assert query(url, "SELECT count(*) FROM pg_proc WHERE proname IN"
+                 " ('set_updated_at', 'audit_logs_reject_change')") == [(0,)]  # fmt: skip
+    downgrade(tree, url, server, HEAD)
+    assert snapshot(url) == before
 
 
 # -- enum types ----------------------------------------------------------------------------

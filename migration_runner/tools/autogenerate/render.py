@@ -74,6 +74,7 @@ class Renderer:
         self.gone_tables = {op.table_name for op in self.ops if isinstance(op, ops.DropTableOp)}
         gone = self.gone_tables  # a dropped table's indexes go with it (table_drops.py)
         self.ops = [op for op in self.ops if not table_drops.taken_with_table(op, gone)]
+        self.ops = table_drops.in_drop_order(self.ops, catalog.connection)
         named = {
             getattr(op, "index_name", None) or getattr(op, "constraint_name", None)
             for op in all_ops

@@ -12,14 +12,17 @@ and SELECT would come back as SELECT, INSERT, UPDATE, DELETE).
 
 import re
 from dataclasses import dataclass
+from graphlib import TopologicalSorter
 
 from alembic.operations import ops
-from sqlalchemy import text
+from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 
+from migration_runner.bookkeeping import RUNNER_TABLES
+from migration_runner.steps.phases import CONTRACT
 from migration_runner.tools.autogenerate import lock_facts
 from migration_runner.tools.autogenerate.identifiers import literal, quoted
-from migration_runner.tools.autogenerate.plan import Statement
+from migration_runner.tools.autogenerate.plan import Plan, Statement
 
 TRIGGERS = """
 SELECT t.tgname, pg_get_triggerdef(t.oid), obj_description(t.oid, 'pg_trigger'), t.tgfoid
@@ -45,6 +48,33 @@ WHERE t.tgrelid = to_regclass(:table) AND NOT t.tgisinternal
             AND d.classid <> 'pg_trigger'::regclass AND d.deptype = 'n'
     )
 ORDER BY 1
+"""
+# The functions this table's triggers call that triggers of other tables call too, when every
+# one of those tables goes as well (:gone): dropped once, after all of them.
+SHARED_FUNCTIONS = """
+SELECT DISTINCT p.oid::regprocedure::text, pg_get_functiondef(p.oid),
+    obj_description(p.oid, 'pg_proc')
+FROM pg_trigger AS t
+INNER JOIN pg_proc AS p ON p.oid = t.tgfoid
+WHERE t.tgrelid = to_regclass(:table) AND NOT t.tgisinternal
+    AND EXISTS (
+        SELECT FROM pg_trigger AS other
+        WHERE other.tgfoid = p.oid AND other.tgrelid <> t.tgrelid
+    )
+    AND NOT EXISTS (
+        SELECT FROM pg_trigger AS other
+        WHERE other.tgfoid = p.oid AND NOT other.tgrelid::regclass::text = ANY(:gone)
+    )
+    AND NOT EXISTS (
+        SELECT FROM pg_depend AS d
+        WHERE d.refclassid = 'pg_proc'::regclass AND d.refobjid = p.oid
+            AND d.classid <> 'pg_trigger'::regclass AND d.deptype = 'n'
+    )
+ORDER BY 1
+"""
+TABLES = """
+SELECT relname FROM pg_class
+WHERE relkind IN ('r', 'p') AND relnamespace = current_schema()::regnamespace
 """
 # Its indexes that no constraint owns: Alembic's create_table does not make them.
 INDEXES = """
@@ -82,7 +112,7 @@ class TableExtras:
         return [
             Statement(
                 f"DROP FUNCTION {signature}",
-                f"Drop {signature}, which only {self.table}'s triggers called: "
+                f"Drop {signature}, which only the triggers of {self.table} called: "
                 + lock_facts.describe("drop_function", self.table, function=signature),
                 "ban-drop-function",
             )
@@ -142,11 +172,40 @@ def read(connection: Connection, table: str) -> TableExtras:
     )
 
 
+def gone_tables(connection: Connection, metadata: MetaData) -> list[str]:
+    """The tables the models no longer map, by any name (a renamed one is not gone)."""
+    renamed = {table.info.get("renamed_from") for table in metadata.tables.values()}
+    kept = metadata.tables.keys() | renamed | set(RUNNER_TABLES)
+    return sorted(quoted(row[0]) for row in connection.execute(text(TABLES)) if row[0] not in kept)
+
+
+def _drop_shared_functions(
+    connection: Connection, table: str, plan: Plan, metadata: MetaData
+) -> None:
+    """The functions of this table's triggers that only tables going with it also call: once
+    all of them are dropped (the contract's online steps), and recreated before any of them."""
+    params = {"table": quoted(table), "gone": gone_tables(connection, metadata)}
+    shared = TableExtras(table, [], [tuple(row) for row in connection.execute(
+        text(SHARED_FUNCTIONS), params)], [], [])  # fmt: skip
+    done = {statement.sql for statement in plan.parts[(CONTRACT, True)].up}
+    for function in shared.functions:
+        drop = TableExtras("the dropped tables", [], [function], [], [])
+        if drop.drop_functions()[0].sql not in done:
+            plan.pair(drop.drop_functions(), drop.create_functions(), online=True, phase=CONTRACT)
+
+
 def with_extras(
-    connection: Connection, table: str, up: list[Statement], down: list[Statement]
+    connection: Connection,
+    table: str,
+    up: list[Statement],
+    down: list[Statement],
+    plan: Plan | None = None,
+    metadata: MetaData | None = None,
 ) -> tuple[list[Statement], list[Statement]]:
     """up (DROP TABLE) and down (the table recreated) with the triggers, functions and grants
-    around them."""
+    around them. With plan and metadata, a function that only dropped tables call goes too."""
+    if plan is not None and metadata is not None:
+        _drop_shared_functions(connection, table, plan, metadata)
     extras = read(connection, table)
     for statement in down:  # Alembic writes a table's comment on one line, however long
         if statement.sql.startswith("COMMENT ON TABLE ") and " IS '" in statement.sql:
@@ -155,6 +214,30 @@ def with_extras(
         [*up, *extras.drop_functions()],
         [*extras.create_functions(), *down, *extras.create_triggers()],
     )
+
+
+# Foreign keys between tables: (referencing, referenced).
+REFERENCES = """
+SELECT DISTINCT c.conrelid::regclass::text, c.confrelid::regclass::text
+FROM pg_constraint AS c
+WHERE c.contype = 'f' AND c.conrelid <> c.confrelid
+"""
+
+
+def in_drop_order(operations: list, connection: Connection) -> list:
+    """operations with the dropped tables in an order PostgreSQL accepts: a table before the
+    tables it references (and so, in the downs, which run in reverse, after them). Only the
+    DropTableOps move, among their own places."""
+    drops = [op for op in operations if isinstance(op, ops.DropTableOp)]
+    if len(drops) < 2:
+        return operations
+    gone = {quoted(op.table_name): op for op in drops}
+    must_come_first = {name: set() for name in gone}  # a table: the tables that reference it
+    for referencing, referenced in connection.execute(text(REFERENCES)):
+        if referencing in gone and referenced in gone:
+            must_come_first[referenced].add(referencing)
+    ordered = iter([gone[name] for name in TopologicalSorter(must_come_first).static_order()])
+    return [next(ordered) if isinstance(op, ops.DropTableOp) else op for op in operations]
 
 
 def taken_with_table(op: ops.MigrateOperation, dropped_tables: set[str]) -> bool:
