@@ -1,13 +1,26 @@
 """Autogenerate's files pass the project's lint for any valid model (sqlfluff with
 .sqlfluff, squawk with .squawk.toml, as `make lint` runs them): it lints its draft before
-writing anything, and what it cannot write lint-clean is refused, the draft shown."""
+writing anything. A squawk finding about a type the models chose is written with its
+`-- squawk-ignore` under a line naming the column and its declared type; any other finding
+(a lock hazard) is refused, the draft shown. Without sqlfluff or squawk it is one line."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import make_url
-from test_autogenerate import edit, in_tree, lint, new_files
+from test_autogenerate import edit, in_tree, lint, new_files, shims
 from test_autogenerate_refusals import assert_refused
 
-from conftest import add_revision, query, run_alembic
+import assessment_models
+from conftest import HEAD, ROOT, add_revision, clean_environ, query, run_alembic
+from migration_runner.errors import MigrationError
+from migration_runner.tools.autogenerate import draft
+from migration_runner.tools.autogenerate.plan import Statement
 from migration_runner.tools.schema_snapshot import snapshot
 
 LONG_COMMENT = (
@@ -81,16 +94,192 @@ def test_label_column_long_comment_and_varchar_to_text_are_lint_clean(at_head):
     assert snapshot(url) == before
 
 
-def test_lint_finding_it_cannot_avoid_is_refused_with_the_draft(at_head):
-    """A char(2) column is what the model asks for, and what squawk's ban-char-field refuses:
+TYPES_IMPORT = "from sqlalchemy import CHAR, BigInteger, DateTime, Identity, Integer, String\n"
+PLAN_LINE = """    plan: Mapped[str] = mapped_column(Text, server_default=text("'free'"))"""
+COUNTERS = """
+
+class TestOnlyCounter(Base):
+    __tablename__ = "test_only_counters"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hits: Mapped[int | None] = mapped_column(Integer)
+    seen_at: Mapped[datetime | None] = mapped_column(DateTime)
+"""
+
+
+def comments_joined(text: str) -> str:
+    """text with each comment line joined to the line before it (a wrapped reason reads whole)."""
+    return re.sub(r"\n[ ]*-- ", " ", text)
+
+
+def test_type_choices_are_written_each_with_its_reason(at_head):
+    """Integer, String(50), CHAR(2) and a BigInteger identity added to organizations, and a new
+    table with an Integer serial key (two rules on one line), an Integer and a timestamp
+    without time zone: written, not refused; each type finding carries its squawk-ignore under
+    a line naming the column and its declared type, the files pass make lint's sqlfluff and
+    squawk, and they round-trip."""
+    url, tree, scratch = at_head
+    edit(tree, "tenancy.py", PLAN_LINE, PLAN_LINE + """
+    seats: Mapped[int | None] = mapped_column(Integer)
+    code: Mapped[str | None] = mapped_column(String(50))
+    country: Mapped[str | None] = mapped_column(CHAR(2))
+    number: Mapped[int] = mapped_column(BigInteger, Identity())""")  # fmt: skip
+    edit(tree, "tenancy.py", "from sqlalchemy import CheckConstraint,",
+         TYPES_IMPORT + "from sqlalchemy import CheckConstraint,")  # fmt: skip
+    path = tree / "assessment_models" / "tenancy.py"
+    path.write_text(path.read_text() + COUNTERS)
+    result = in_tree(tree, url, scratch, "revision", "--autogenerate", "-m", "add types")
+    assert result.returncode == 0, result.stdout
+    files = new_files(tree)
+    lint(tree, files)  # sqlfluff on every file, squawk on the up files, as make lint runs them
+    up = comments_joined("".join(f.read_text() for f in files if f.parent.name == "up"))
+    for column, declared, rules, sql in (
+        ("organizations.seats", "Integer", "prefer-bigint-over-int",
+         "ALTER TABLE organizations ADD COLUMN seats integer;"),
+        ("organizations.code", "String(length=50)", "prefer-text-field",
+         "ALTER TABLE organizations ADD COLUMN code varchar(50);"),
+        ("organizations.country", "CHAR(length=2)", "ban-char-field",
+         "ALTER TABLE organizations ADD COLUMN country char(2);"),
+        ("test_only_counters.id", "Integer", "prefer-bigint-over-int, prefer-identity",
+         "    id serial NOT NULL,"),
+        ("test_only_counters.hits", "Integer", "prefer-bigint-over-int", "    hits integer,"),
+        ("test_only_counters.seen_at", "DateTime", "prefer-timestamp-tz",
+         "    seen_at timestamp without time zone,"),
+    ):  # fmt: skip
+        serial = ", without Identity() (serial)" if "prefer-identity" in rules else ""
+        said = (
+            f"{column} is declared {declared} in the models{serial}: a type choice, not a lock "
+            f"hazard. squawk-ignore {rules}\n{sql}"
+        )
+        assert said in up, up
+    assert up.count("squawk-ignore prefer-") + up.count("squawk-ignore ban-char") == 6, up
+    assert "ALTER TABLE organizations ADD COLUMN number bigint;" in up  # bigint: no finding
+    before = snapshot(url)
+    upgraded = in_tree(tree, url, scratch, "upgrade", "head")
+    assert upgraded.returncode == 0, upgraded.stdout
+    checked = in_tree(tree, url, scratch, "check")
+    assert checked.returncode == 0, checked.stdout
+    downgraded = in_tree(tree, url, scratch, "-x", "allow-data-loss=true", "downgrade", HEAD)
+    assert downgraded.returncode == 0, downgraded.stdout
+    assert snapshot(url) == before
+
+
+def test_type_rule_joins_the_statements_own_squawk_ignore(at_head):
+    """varchar(20) made String(50) is retyped in place (no rewrite), a statement that already
+    ignores changing-column-type; prefer-text-field joins that same comment line (squawk reads
+    one per line), the reason above it, and the file passes make lint's squawk."""
+    url, tree, scratch = at_head
+    add_revision(
+        tree, "test_only_code",
+        "-- test-only: a varchar column the models widen.\n"
+        "-- squawk-ignore prefer-text-field\n"
+        "ALTER TABLE organizations ADD COLUMN test_only_code varchar(20);\n",
+        "ALTER TABLE organizations DROP COLUMN test_only_code;\n",
+    )  # fmt: skip
+    assert run_alembic("upgrade", "head", url=url, tree=tree).returncode == 0
+    edit(tree, "tenancy.py", PLAN_LINE,
+         PLAN_LINE + "\n    test_only_code: Mapped[str | None] = mapped_column(String(50))")  # fmt: skip
+    edit(tree, "tenancy.py", "from sqlalchemy import CheckConstraint,",
+         TYPES_IMPORT + "from sqlalchemy import CheckConstraint,")  # fmt: skip
+    result = in_tree(tree, url, scratch, "revision", "--autogenerate", "-m", "widen code")
+    assert result.returncode == 0, result.stdout
+    files = new_files(tree)
+    lint(tree, files)
+    up = "".join(f.read_text() for f in files if f.parent.name == "up")
+    assert (
+        "\n-- squawk-ignore changing-column-type, prefer-text-field\n"
+        "ALTER TABLE organizations ALTER COLUMN test_only_code TYPE varchar(50);"
+    ) in up, up
+    assert (
+        "organizations.test_only_code is declared String(length=50) in the models: a type "
+        "choice, not a lock hazard. squawk-ignore changing-column-type, prefer-text-field\n"
+    ) in comments_joined(up), up
+
+
+def test_lock_hazard_is_still_refused_with_the_draft(at_head):
+    """A NOT NULL uuid column with a volatile default (gen_random_uuid()) rewrites the table
+    under its strongest lock: squawk's adding-field-with-default is not a type choice, so
     nothing is written to sql/, the draft is in drafts/, the line names the finding."""
     url, tree, scratch = at_head
-    edit(tree, "tenancy.py", '''    plan: Mapped[str] = mapped_column(Text, server_default=text("'free'"))''',
-         '''    plan: Mapped[str] = mapped_column(Text, server_default=text("'free'"))
-    test_only_country: Mapped[str | None] = mapped_column(CHAR(2))''')  # fmt: skip
-    edit(tree, "tenancy.py", "from sqlalchemy import CheckConstraint,",
-         "from sqlalchemy import CHAR\nfrom sqlalchemy import CheckConstraint,")  # fmt: skip
-    result = in_tree(tree, url, scratch, "revision", "--autogenerate", "-m", "add country")
-    line, drafts = assert_refused(result, tree, "add_country", "does not pass make lint")
-    assert "squawk ban-char-field" in line
-    assert "ADD COLUMN test_only_country char(2)" in drafts[0].read_text()
+    edit(tree, "tenancy.py", PLAN_LINE, PLAN_LINE + """
+    token: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), server_default=text("gen_random_uuid()")
+    )""")  # fmt: skip
+    result = in_tree(tree, url, scratch, "revision", "--autogenerate", "-m", "add token")
+    line, drafts = assert_refused(result, tree, "add_token", "does not pass make lint")
+    assert "squawk adding-field-with-default" in line
+    assert "squawk-ignore" not in drafts[0].read_text()
+    assert "ADD COLUMN token uuid DEFAULT gen_random_uuid() NOT NULL" in drafts[0].read_text()
+
+
+def test_type_finding_on_a_column_the_models_lack_is_refused(tree_copy):
+    """A type finding is ignored only for a column the models declare: on any other it stays
+    a finding, and the draft is refused in words."""
+    up = "-- test-only\nCREATE TABLE test_only_elsewhere (\n    n integer\n);\n"
+    item = draft.DraftRevision("003", "elsewhere", up, "-- test-only\n", True)
+    with pytest.raises(MigrationError) as refusal:
+        draft.check_lint(tree_copy, [item], assessment_models.metadata)
+    assert "squawk prefer-bigint-over-int" in str(refusal.value)
+    assert "squawk-ignore" not in (tree_copy / "drafts" / "003_elsewhere.up.sql").read_text()
+
+
+def test_several_rules_ignored_on_one_statement_render_as_one_comment():
+    """Statement.squawk_ignore takes a list (each rule once): sql_text writes one
+    `-- squawk-ignore a, b` right above the statement, which sqlfluff and squawk accept."""
+    statement = Statement(
+        "CREATE TABLE test_only_t (id serial PRIMARY KEY)",
+        "test-only: a serial key.",
+        ["prefer-bigint-over-int", "prefer-identity", "prefer-bigint-over-int"],
+    )
+    assert statement.squawk_ignore == "prefer-bigint-over-int, prefer-identity"
+    up = draft.sql_text(ROOT, ["test-only (up)."], [statement])
+    assert "-- squawk-ignore prefer-bigint-over-int, prefer-identity\nCREATE TABLE" in up
+    item = draft.DraftRevision("003", "several", up, "-- test-only\n", True)
+    assert draft.lint_findings(ROOT, [item]) == []
+    statement.squawk_ignore = ["prefer-identity"]  # a list set later is kept the same way
+    assert statement.squawk_ignore == "prefer-identity"
+
+
+def venv_without(tmp_path: Path, left_out: str) -> Path:
+    """A venv holding the project's packages but left_out ("sqlfluff" or "squawk"): its
+    site-packages links every package of this one but sqlfluff's; its bin has no squawk."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    ours = Path(next(p for p in sys.path if p.endswith("site-packages")))
+    (theirs,) = (venv / "lib").glob("python3*/site-packages")
+    for entry in ours.iterdir():
+        if left_out == "sqlfluff" and entry.name.lower().startswith("sqlfluff"):
+            continue
+        (theirs / entry.name).symlink_to(entry)
+    return venv
+
+
+@pytest.mark.parametrize("missing", ["squawk", "sqlfluff"])
+def test_missing_linter_is_one_failed_line_saying_how_to_install_it(at_head, tmp_path, missing):
+    """Autogenerate run by a Python that lacks sqlfluff, or with no squawk beside it nor on
+    PATH: one FAILED line that names the tool and says `make migrate` builds the venv with
+    it; no traceback, nothing written."""
+    url, tree, scratch = at_head
+    venv = venv_without(tmp_path, missing)
+    path = os.pathsep.join([str(venv / "bin"), "/usr/bin", "/bin"])
+    assert shutil.which("squawk", path=path) is None
+    edit(
+        tree,
+        "tenancy.py",
+        PLAN_LINE,
+        PLAN_LINE + "\n    region: Mapped[str | None] = mapped_column(Text)",
+    )
+    result = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "alembic", "-c", str(tree / "alembic.ini"),
+         "revision", "--autogenerate", "-m", "add region"],
+        env=clean_environ(DATABASE_URL=url, SCHEMA_SCRATCH_URL=scratch, PATH=path,
+                          PYTHONPATH=str(tree)),
+        cwd=tree, capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    failed = [line for line in output.splitlines() if line.startswith("FAILED:")]
+    assert len(failed) == 1 and "Traceback" not in output, output
+    assert failed[0].startswith(f"FAILED: {missing} is not installed where autogenerate runs")
+    assert "Run `make migrate` (it builds .venv with sqlfluff and squawk-cli)" in failed[0]
+    assert new_files(tree) == [] and shims(tree) == shims(ROOT)

@@ -1,9 +1,14 @@
 """A draft SQL pair, proven lint-clean and on a scratch database before a single file is written.
 
 The files must pass the project's lint as `make lint` runs it (sqlfluff with .sqlfluff on
-up and down, squawk with .squawk.toml on up). At head, the up files must bring the
-database to the models exactly (Alembic's comparison and ours find nothing), and the down
-files, run in reverse order, must give back the schema at head byte for byte (pg_dump
+up and down, squawk with .squawk.toml on up). squawk's rules split in two: those about a
+type the models chose (TYPE_CHOICES: integer rather than bigint, varchar, char, serial,
+timestamp without time zone) are the model author's decision, not a hazard the generator
+could avoid, so the line carries a `-- squawk-ignore` under a line naming the model's column
+and its declared type; any other finding (a lock hazard) refuses the draft. Without
+sqlfluff or squawk it is one line saying how to get them. At head, the up files must bring
+the database to the models exactly (Alembic's comparison and ours find nothing), and the
+down files, run in reverse order, must give back the schema at head byte for byte (pg_dump
 --schema-only, normalised). Whatever fails is named in one line, nothing is written to
 sql/, and the draft goes to drafts/ (git-ignored) for the person who writes it by hand.
 """
@@ -12,6 +17,7 @@ import io
 import json
 import logging
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -19,7 +25,6 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-import sqlfluff
 from alembic.migration import MigrationContext
 from alembic.operations import Operations, ops
 from sqlalchemy import MetaData, create_engine
@@ -33,6 +38,7 @@ from migration_runner.steps.settings import read_settings
 from migration_runner.steps.sql_files import SqlFile
 from migration_runner.tools import comparison, schema_snapshot
 from migration_runner.tools.autogenerate.plan import Statement
+from migration_runner.tools.autogenerate.statements import IDENTIFIER, unquoted
 from migration_runner.tools.model_parity import ModelMismatch
 
 DRAFTS = "drafts"  # a refused draft's folder in the tree (git-ignored)
@@ -41,6 +47,32 @@ MAX_LINE = 100  # .sqlfluff's max_line_length
 # A plain string constant ('...', quotes doubled inside), not E'...', U&'...' or $$...$$.
 LITERAL = re.compile(r"(?<![\w&$])'(?:[^']|'')*'")
 LONG_LITERAL = 60  # a constant longer than this, on a line too long, is split in pieces
+# squawk's rules about a type the models chose: the model is the source of truth, and its
+# author chose the type; nothing the generator writes differently would avoid the finding.
+TYPE_CHOICES = frozenset(
+    {
+        "prefer-bigint-over-int",
+        "prefer-bigint-over-smallint",
+        "prefer-identity",
+        "prefer-text-field",
+        "prefer-timestamp-tz",
+        "ban-char-field",
+    }
+)
+# The column a type is declared for, the text before that type on its line: `seats ` in
+# `ADD COLUMN seats integer`, `    id ` in a CREATE TABLE, `x TYPE ` in `ALTER COLUMN x TYPE`.
+COLUMN_BEFORE_TYPE = re.compile(rf"({IDENTIFIER})\s+(?:(?:SET\s+DATA\s+)?TYPE\s+)?$", re.IGNORECASE)
+TABLE_OF_STATEMENT = re.compile(
+    rf"\b(?:CREATE|ALTER)\s+TABLE\s+(?:IF\s+(?:NOT\s+)?EXISTS\s+)?(?:ONLY\s+)?({IDENTIFIER})",
+    re.IGNORECASE,
+)
+IGNORE_LINE = "-- squawk-ignore "
+# Where autogenerate runs without the linters make lint uses (a Python outside the venv).
+MISSING_LINTER = (
+    "{tool} is not installed where autogenerate runs ({where}): it lints its draft as `make "
+    "lint` does before writing anything. Run `make migrate` (it builds .venv with sqlfluff and "
+    "squawk-cli), then run this command with .venv/bin/alembic"
+)
 
 
 def stem_of(rev_id: str, message: str) -> str:
@@ -91,8 +123,20 @@ def _short_lines(sql: str) -> str:
     )
 
 
+def _sqlfluff():
+    """sqlfluff, as `make lint` runs it; refused in one line when this Python lacks it."""
+    try:
+        import sqlfluff
+    except ImportError:
+        where = f"no sqlfluff package for {sys.executable}"
+        raise MigrationError(MISSING_LINTER.format(tool="sqlfluff", where=where)) from None
+    return sqlfluff
+
+
 def sql_text(tree: Path, header: list[str], statements: list[Statement]) -> str:
-    """A file in our style: header comments, then each statement under its comment, linted."""
+    """A file in our style: header comments, then each statement under its comment (and its
+    squawk-ignore line, all its rules in one), linted."""
+    sqlfluff = _sqlfluff()
     lines = [f"-- {part}" for line in header for part in textwrap.wrap(line, 96)]
     body = []
     for statement in statements:
@@ -173,44 +217,118 @@ def alembic_draft(script, metadata: MetaData, rev_id: str, message: str) -> Draf
 
 
 def _squawk() -> str:
-    """squawk as `make lint` runs it: the venv's own (squawk-cli), else the one on PATH."""
+    """squawk as `make lint` runs it: the venv's own (squawk-cli), else the one on PATH;
+    refused in one line when there is neither."""
     beside = Path(sys.executable).parent / "squawk"
-    return str(beside) if beside.exists() else "squawk"
+    if beside.exists():
+        return str(beside)
+    on_path = shutil.which("squawk")
+    if on_path is None:
+        where = f"neither beside {sys.executable} nor on PATH"
+        raise MigrationError(MISSING_LINTER.format(tool="squawk", where=where))
+    return on_path
+
+
+def _squawk_warnings(tree: Path, item: DraftRevision) -> list[dict]:
+    """squawk's findings on item's up file, as make lint runs it (--no-assume-in-transaction
+    for `-- Transaction: none`); each with its 0-based line and column."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"{item.stem}.up.sql"
+        path.write_text(item.up)
+        options = [] if item.transactional else ["--no-assume-in-transaction"]
+        squawk = subprocess.run(
+            [_squawk(), "--config", str(tree / ".squawk.toml"), "--reporter", "json",
+             *options, str(path)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+    return json.loads(squawk.stdout or "[]")
 
 
 def lint_findings(tree: Path, drafts: list[DraftRevision]) -> list[str]:
     """What `make lint` would say of the drafts: sqlfluff on up and down files, squawk on up
-    files (--no-assume-in-transaction for `-- Transaction: none`), each finding named by
-    its drafts/ file and line."""
+    files, each finding named by its drafts/ file and line."""
     found = []
     config = str(tree / ".sqlfluff")
-    with tempfile.TemporaryDirectory() as folder:
-        for item in drafts:
-            for direction, text in (("up", item.up), ("down", item.down)):
-                name = f"{DRAFTS}/{item.stem}.{direction}.sql"
-                for violation in sqlfluff.lint(text, config_path=config):
-                    found.append(
-                        f"{name} line {violation['start_line_no']}: sqlfluff "
-                        f"{violation['code']} {violation['description']}"
-                    )
-            path = Path(folder) / f"{item.stem}.up.sql"
-            path.write_text(item.up)
-            options = [] if item.transactional else ["--no-assume-in-transaction"]
-            squawk = subprocess.run(
-                [_squawk(), "--config", str(tree / ".squawk.toml"), "--reporter", "json",
-                 *options, str(path)],
-                capture_output=True, text=True, check=False,
-            )  # fmt: skip
-            for warning in json.loads(squawk.stdout or "[]"):
+    for item in drafts:
+        for direction, text in (("up", item.up), ("down", item.down)):
+            name = f"{DRAFTS}/{item.stem}.{direction}.sql"
+            for violation in _sqlfluff().lint(text, config_path=config):
                 found.append(
-                    f"{DRAFTS}/{item.stem}.up.sql line {warning['line'] + 1}: squawk "
-                    f"{warning['rule_name']} {warning['message']}"
+                    f"{name} line {violation['start_line_no']}: sqlfluff "
+                    f"{violation['code']} {violation['description']}"
                 )
+        for warning in _squawk_warnings(tree, item):
+            found.append(
+                f"{DRAFTS}/{item.stem}.up.sql line {warning['line'] + 1}: squawk "
+                f"{warning['rule_name']} {warning['message']}"
+            )
     return found
 
 
-def check_lint(tree: Path, drafts: list[DraftRevision]) -> None:
-    """Refuse, with the draft shown, unless every file passes make lint as written."""
+def _model_column(metadata: MetaData, statement: str, before_type: str):
+    """The models' (table name, Column) a statement declares a type for: its table is the
+    one the statement creates or alters, its column the name just before the type; None
+    when the models have no such column."""
+    tables = TABLE_OF_STATEMENT.findall(statement)
+    named = COLUMN_BEFORE_TYPE.search(before_type)
+    if not tables or not named:
+        return None
+    table_name, column_name = unquoted(tables[-1]), unquoted(named.group(1))
+    table = metadata.tables.get(table_name)
+    if table is None:
+        return None
+    column = next((c for c in table.columns if c.name == column_name), None)
+    return None if column is None else (table_name, column)
+
+
+def _declared(column) -> str:
+    """The column's type as the models write it: Integer, String(length=50), CHAR(length=2)."""
+    return repr(column.type).removesuffix("()")
+
+
+def _type_choices_ignored(tree: Path, item: DraftRevision, metadata: MetaData) -> str:
+    """item's up file with each TYPE_CHOICES finding ignored on its line, under a line that
+    names the model's column and declared type; a finding on a column the models do not
+    declare is left for check_lint to refuse."""
+    lines = item.up.split("\n")
+    by_line: dict[int, dict[str, int]] = {}  # line -> {rule: the type's column on the line}
+    for warning in _squawk_warnings(tree, item):
+        if warning["rule_name"] in TYPE_CHOICES:
+            by_line.setdefault(warning["line"], {})[warning["rule_name"]] = warning["column"]
+    for number in sorted(by_line, reverse=True):  # from the end: earlier lines stay put
+        rules = list(by_line[number])
+        line = lines[number]
+        before_type = line[: min(by_line[number].values())]
+        code = [text for text in lines[:number] if not text.lstrip().startswith("--")]
+        statement = "\n".join(code).rsplit(";", 1)[-1] + "\n" + before_type
+        found = _model_column(metadata, statement, before_type)
+        if found is None:
+            continue
+        table, column = found
+        serial = ", without Identity() (serial)" if "prefer-identity" in rules else ""
+        reason = (
+            f"{table}.{column.name} is declared {_declared(column)} in the models{serial}: "
+            "a type choice, not a lock hazard."
+        )
+        indent = line[: len(line) - len(line.lstrip())]
+        above = number
+        if number and lines[number - 1].strip().startswith(IGNORE_LINE):
+            above = number - 1  # one squawk-ignore per line: its rules join this one's
+            listed = lines[above].strip()[len(IGNORE_LINE) :].split("--")[0]
+            rules = [rule.strip() for rule in listed.split(",") if rule.strip()] + rules
+            del lines[above]
+        ignore = f"{indent}{IGNORE_LINE}{', '.join(dict.fromkeys(rules))}"
+        width = MAX_LINE - len(indent) - len("-- ")
+        said = [f"{indent}-- {part}" for part in textwrap.wrap(reason, width)]
+        lines[above:above] = [*said, ignore]
+    return "\n".join(lines)
+
+
+def check_lint(tree: Path, drafts: list[DraftRevision], metadata: MetaData) -> None:
+    """Refuse, with the draft shown, unless every file passes make lint as written, once each
+    finding about a type the models chose carries its squawk-ignore and reason."""
+    for item in drafts:
+        item.up = _type_choices_ignored(tree, item, metadata)
     found = lint_findings(tree, drafts)
     if found:
         raise refused("The draft does not pass make lint (" + "; ".join(found) + ")", tree, drafts)

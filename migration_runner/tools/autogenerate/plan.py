@@ -32,7 +32,14 @@ SPECIAL_NAMES_MEANT = (
 class Statement:
     sql: str
     comment: str
-    squawk_ignore: str = ""  # a squawk rule this statement breaks on purpose (the comment says why)
+    # The squawk rules this statement breaks on purpose (the comment says why): one, or a list,
+    # kept as the comma-separated list one `-- squawk-ignore` comment takes.
+    squawk_ignore: str | list[str] = ""
+
+    def __setattr__(self, name: str, value) -> None:
+        if name == "squawk_ignore" and not isinstance(value, str):
+            value = ", ".join(dict.fromkeys(value))  # each rule once, in the order given
+        super().__setattr__(name, value)
 
 
 @dataclass

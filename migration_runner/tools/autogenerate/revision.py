@@ -122,7 +122,7 @@ def write_sql_revisions(context, revision, directives) -> None:
     for warning in plan.warnings:
         log.warning(warning)
     drafts = drafts_for(plan, first_id, message, tree)
-    draft.check_lint(tree, drafts)  # what make lint would refuse is never written
+    draft.check_lint(tree, drafts, metadata)  # what make lint would refuse is never written
     scratch_server = os.environ.get("SCHEMA_SCRATCH_URL")
     draft.verify(drafts, tree, metadata, scratch_server, columns_dropped=plan.drops_columns)
     generated = []
