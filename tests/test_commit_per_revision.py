@@ -12,6 +12,7 @@ from conftest import (
     REVISIONS,
     add_revision,
     current_version,
+    public_tables,
     query,
     run_alembic,
     start_alembic,
@@ -126,7 +127,21 @@ def test_a_version_table_changed_under_the_run_fails_the_revision(database_url, 
     result = run_alembic("upgrade", "head", url=database_url, tree=tree_copy)
 
     assert result.returncode != 0
-    assert "alembic_version did not hold" in result.stdout, result.stdout
+    assert "alembic_version does not hold" in result.stdout, result.stdout
     assert current_version(database_url) == HEAD
     assert query(database_url, "SELECT to_regclass('test_only_moved') IS NULL") == [(True,)]
     assert query(database_url, "SELECT max(revision) FROM migration_history") == [(HEAD,)]
+
+
+def test_a_version_row_gone_before_its_delete_fails_the_downgrade(database_url, tree_copy):
+    """Downgrading the base revision deletes its alembic_version row; a down file that moved
+    the row itself fails, and the revision stays applied."""
+    assert run_alembic("upgrade", "head", url=database_url, tree=tree_copy).returncode == 0
+    base = next((tree_copy / "sql" / "down").glob(f"{REVISIONS[0]}_*.sql"))
+    base.write_text("-- test-only\nUPDATE alembic_version SET version_num = 'elsewhere';\n")
+    result = run_alembic("downgrade", "base", url=database_url, tree=tree_copy)
+
+    assert result.returncode != 0
+    assert f"alembic_version does not hold {REVISIONS[0]} to delete" in result.stdout, result.stdout
+    assert current_version(database_url) == REVISIONS[0]  # the downgrades before it committed
+    assert "organizations" in public_tables(database_url)

@@ -29,9 +29,7 @@ LATEST_STEPS = (
 )
 # A held file's time, from the server: the string holding the file and then the history row
 # arrived at statement_timestamp().
-SERVER_DURATION = (
-    "round(1000 * extract(epoch FROM clock_timestamp() - statement_timestamp()))::integer"
-)
+SERVER_DURATION = "(1000 * date_part('epoch', clock_timestamp() - statement_timestamp()))::integer"
 BOTH_EXIST = (
     "SELECT to_regclass('migration_history') IS NOT NULL,"
     " to_regclass('migration_statements') IS NOT NULL"

@@ -166,17 +166,20 @@ def _table(ctx: MigrationContext) -> str:
     return table
 
 
-def _matched_one(ctx: MigrationContext, change: str, what: str) -> str:
-    """change (an UPDATE or DELETE ... RETURNING 1) as a statement that fails unless it
-    touched exactly one row: Alembic's own check, without a round trip to read the count."""
+def _holds(ctx: MigrationContext, version: str, change: str) -> str:
+    """A statement that fails unless alembic_version holds version, with what changed it.
+
+    With Alembic's primary key on version_num, alembic_version holding the new revision
+    after its UPDATE, or the revision to remove before its DELETE, is Alembic's own check
+    that the statement matched one row, without a round trip to read the count.
+    """
     message = literal(
-        f"{ctx.version_table} did not hold {what}: something else changed it during the run; "
-        "rows matched: "
+        f"{ctx.version_table} does not hold {version} {change}: something else changed it "
+        "during the run"
     )
     return (
-        f"WITH changed AS ({change} RETURNING 1)\n"
-        f"SELECT CASE count(*) WHEN 1 THEN 0 ELSE ({message} || count(*))::integer END"
-        " FROM changed;\n"
+        f"SELECT coalesce((SELECT 0 FROM {_table(ctx)} WHERE version_num = {literal(version)}),"
+        f" (SELECT {message}::text)::integer);\n"
     )
 
 
@@ -184,8 +187,8 @@ class _HeldHeads(migration.HeadMaintainer):
     """Alembic's HeadMaintainer, holding its alembic_version statements for the commit string.
 
     Alembic builds and compiles a SQLAlchemy statement per revision and sends it on its own;
-    these write the same change as text. Alembic's assertions and its check that exactly one
-    row changed stay (the latter inside the statement).
+    these write the same change as text. Alembic's assertions stay, and its check that the
+    statement matched one row (_holds).
     """
 
     def _insert_version(self, version: str) -> None:
@@ -199,9 +202,8 @@ class _HeldHeads(migration.HeadMaintainer):
         self.heads.remove(version)
         ctx = self.context
         held(ctx).versions.append(
-            _matched_one(
-                ctx, f"DELETE FROM {_table(ctx)} WHERE version_num = {literal(version)}", version
-            )
+            _holds(ctx, version, "to delete")
+            + f"DELETE FROM {_table(ctx)} WHERE version_num = {literal(version)};\n"
         )
 
     def _update_version(self, from_: str, to_: str) -> None:
@@ -210,12 +212,9 @@ class _HeldHeads(migration.HeadMaintainer):
         self.heads.add(to_)
         ctx = self.context
         held(ctx).versions.append(
-            _matched_one(
-                ctx,
-                f"UPDATE {_table(ctx)} SET version_num = {literal(to_)}"
-                f" WHERE version_num = {literal(from_)}",
-                from_,
-            )
+            f"UPDATE {_table(ctx)} SET version_num = {literal(to_)}"
+            f" WHERE version_num = {literal(from_)};\n"
+            + _holds(ctx, to_, f"after updating {from_} to it")
         )
 
 
