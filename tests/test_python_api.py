@@ -13,7 +13,7 @@ import textwrap
 import pytest
 from sqlalchemy.engine import make_url
 
-from conftest import ROOT, clean_environ, query, run_alembic
+from conftest import HEAD, ROOT, clean_environ, query, run_alembic
 
 # Prints whether the models were imported, after the calls of the script it ends.
 MODELS_IMPORTED = "\nimport sys\nprint('models imported:', 'assessment_models' in sys.modules)\n"
@@ -34,14 +34,16 @@ Table(
 """
 
 
-def python_api(tree, url, body: str, scratch: str | None = None) -> subprocess.CompletedProcess:
+def python_api(
+    tree, url: str | None, body: str, scratch: str | None = None
+) -> subprocess.CompletedProcess:
     """Run body (after `from alembic import command` and `config = Config(...)`) in a fresh
-    interpreter in tree, DATABASE_URL set to url."""
+    interpreter in tree, DATABASE_URL set to url (no database URL at all when url is None)."""
     script = (
         "from alembic import command\nfrom alembic.config import Config\n\n"
         f"config = Config({str(tree / 'alembic.ini')!r})\n" + textwrap.dedent(body)
     )
-    extra = {"DATABASE_URL": url, "PYTHONPATH": str(tree)}
+    extra = {"PYTHONPATH": str(tree)} | ({"DATABASE_URL": url} if url else {})
     if scratch:
         extra["SCHEMA_SCRATCH_URL"] = scratch
     return subprocess.run(
@@ -104,3 +106,21 @@ def test_revision_autogenerate_from_python_writes_the_pair_of_a_target_metadata(
     assert "CREATE TABLE test_only_widgets" in up.read_text()
     (down,) = (tree_copy / "sql" / "down").glob("*_add_widgets.sql")
     assert "DROP TABLE test_only_widgets" in down.read_text()
+
+
+def test_revision_from_python_scaffolds_without_a_database(tree_copy):
+    """`command.revision(config, message=...)` with no database URL set (so none reachable):
+    the next shim and the empty SQL pair, as `alembic revision -m` writes them."""
+    body = 'command.revision(config, message="add widgets")\n' + MODELS_IMPORTED
+    result = python_api(tree_copy, None, body)
+    assert result.returncode == 0, result.stderr
+    assert "models imported: False" in result.stdout
+    number = f"{int(HEAD) + 1:03d}"
+    assert (tree_copy / "alembic" / "versions" / f"{number}_add_widgets.py").exists()
+    up = (tree_copy / "sql" / "up" / f"{number}_add_widgets.sql").read_text()
+    down = (tree_copy / "sql" / "down" / f"{number}_add_widgets.sql").read_text()
+    assert up.startswith(f"-- {number}_add_widgets (up): add widgets.\n")
+    assert down.startswith(f"-- {number}_add_widgets (down): undo add widgets.\n")
+    # Only comments: nothing to run yet.
+    for text in (up, down):
+        assert all(line.startswith("--") for line in text.splitlines() if line), text

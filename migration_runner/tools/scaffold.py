@@ -60,15 +60,19 @@ def title(stem: str, direction: str, message: str) -> str:
 def runs_without_database(config) -> bool:
     """True for `alembic revision`, `merge` and `history` (unless -i asks for the current one).
 
-    Alembic runs env.py for them only because alembic.ini sets revision_environment.
+    Alembic runs env.py for them only because alembic.ini sets revision_environment. The
+    command is read from what alembic.command hands to env.py (model_compare.command_name),
+    so `command.revision(config, message=...)` from Python scaffolds without a database as
+    the command line does. history is file-only when a command line leaves out -i.
     """
+    from migration_runner.tools.model_compare import command_name, compares_models
+
+    if compares_models(config):
+        return False  # revision --autogenerate compares the models with a database
+    name = command_name()
     options = config.cmd_opts
-    command = getattr(options, "cmd", None)
-    name = getattr(command[0], "__name__", "") if command else ""
-    if getattr(options, "autogenerate", False):
-        return False  # compares the models with a database
     return name in FILE_ONLY_COMMANDS or (
-        name == "history" and not getattr(options, "indicate_current", False)
+        name == "history" and options is not None and not options.indicate_current
     )
 
 
