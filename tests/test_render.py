@@ -32,7 +32,12 @@ from assessment_models.base import NAMING_CONVENTION
 from conftest import ROOT
 from migration_runner.errors import MigrationError
 from migration_runner.steps.phases import CONTRACT, EXPAND
-from migration_runner.tools.autogenerate import backfill, expand_contract, render, triggers
+from migration_runner.tools.autogenerate import (  # render registers every renderer
+    backfill,
+    expand_contract,
+    render,  # noqa: F401
+    triggers,
+)
 from migration_runner.tools.autogenerate.expand_contract import ColumnSwap
 from migration_runner.tools.autogenerate.lock_facts import describe
 from migration_runner.tools.autogenerate.plan import SPECIAL_NAMES_MEANT, Plan, Statement
@@ -529,6 +534,11 @@ def test_renamed_column_swap_names_both_columns_in_quotes():
     assert 'IF NEW."order" IS DISTINCT FROM OLD."order" THEN' in expand[1]
     assert 'NEW."Rank" := NEW."order";' in expand[1]
     assert expand[3].startswith('CREATE TRIGGER "Scores_Rank_order_sync"\n')
+    comments = [s.comment for s in plan.parts[EXPAND_TX].up]
+    assert comments[0].endswith(describe("add_column_nullable", "Scores"))
+    assert (
+        comments[3] == f"Fire it on every write to Scores: {describe('create_trigger', 'Scores')}."
+    )
     (copy,) = plan.parts[EXPAND_ONLINE].up
     assert 'SET "order" = "Rank"' in copy.sql
     assert 'WHERE "Scores".id = batch.batch_key AND "order" IS NULL AND "Rank" IS NOT NULL' in (
@@ -537,6 +547,7 @@ def test_renamed_column_swap_names_both_columns_in_quotes():
     assert "'what', 'backfill Scores.order'" in copy.sql
     contract = plan.parts[CONTRACT_TX]
     assert [s.sql for s in contract.up] == ['ALTER TABLE "Scores" DROP COLUMN "Rank"']
+    assert contract.up[0].comment.endswith(f"; {describe('drop_column', 'Scores')}.")
     assert 'UPDATE "Scores" SET "Rank" = "order"' in [s.sql for s in contract.down]
 
 
@@ -547,6 +558,10 @@ def test_triggers_and_backfills_quote_what_they_name():
     assert create[1] == (
         'COMMENT ON FUNCTION "foobar fk_Note_fill"() IS\n'
         "'Expand/contract: gives foobar fk.Note its default for a NULL.'"
+    )
+    assert fill.drop("Gone")[0].comment == (
+        "Gone: drop the trigger that gives foobar fk.Note its default for a NULL; "
+        f"{describe('drop_trigger', 'foobar fk')}."
     )
     assert [s.sql for s in fill.drop("Gone")] == [
         'DROP TRIGGER "foobar fk_Note_fill" ON "foobar fk"',
@@ -572,26 +587,3 @@ def test_names_sqlfluff_refuses_carry_its_exemption_and_squawks_above_the_statem
     assert names_in(drop.sql) == {"foobar fk", "Note"}
     plain = rendered(ops.DropColumnOp.from_column_and_tablename(None, "Scores", SCORES.c.order))
     assert not plain.parts[CONTRACT_TX].up[0].sql.startswith(SPECIAL_NAMES_MEANT)
-
-
-def test_render_plans_the_ops_of_one_diff_in_order():
-    """render.plan: removals first, then Alembic's ops in their order, then additions (no
-    catalog is needed when no op is a swap, a rename, a dropped column or constraint)."""
-    upgrade = ops.UpgradeOps([
-        ops.ModifyTableOps("Scores", [
-            ops.AddColumnOp.from_column_and_tablename(None, "Scores", SCORES.c.order),
-            ops.CreateIndexOp.from_index(SCORE_INDEX),
-        ]),
-    ])  # fmt: skip
-    new_check = ModelMismatch("CHECK", "Scores", "Scores_Score_check", None, CHECK.models)
-    plan = render.plan(upgrade, [new_check, INDEX], METADATA, catalog=None)
-    assert [s.sql for s in plan.parts[EXPAND_TX].up] == [
-        'ALTER TABLE "Scores" ADD COLUMN "order" TEXT'
-    ]
-    online = [s.sql for s in plan.parts[EXPAND_ONLINE].up]
-    assert online[:2] == [
-        'DROP INDEX CONCURRENTLY IF EXISTS "Scores_order_idx"',
-        'CREATE INDEX CONCURRENTLY IF NOT EXISTS "Scores_Score_idx" ON "Scores" ("Score")',
-    ]
-    assert any('VALIDATE CONSTRAINT "Scores_Score_check"' in sql for sql in online[2:-1])
-    assert online[-1].startswith('CREATE INDEX CONCURRENTLY IF NOT EXISTS "Scores_order_idx"')

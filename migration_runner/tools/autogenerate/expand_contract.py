@@ -32,9 +32,9 @@ from migration_runner.tools.autogenerate.backfill import batched_update
 from migration_runner.tools.autogenerate.catalog import Catalog, Dependent
 from migration_runner.tools.autogenerate.constraints import validated, validated_not_null
 from migration_runner.tools.autogenerate.identifiers import literal, quoted
+from migration_runner.tools.autogenerate.lock_facts import describe
 from migration_runner.tools.autogenerate.plan import Plan, Statement
 from migration_runner.tools.autogenerate.statements import (
-    BRIEF,
     concurrently,
     drop_constraint,
     drop_index_concurrently,
@@ -243,7 +243,8 @@ def write_swap(plan: Plan, swap: ColumnSwap) -> None:
     what = "renamed" if swap.renamed else f"retyped ({spelled(old.type)} to {spelled(new.type)})"
     plan.pair(
         _add_column(table, add, f"The {what} {table}.{old.name}: its new column, nullable and "
-                    "without a default until every row has its value: " + BRIEF.format(table=table)),
+                    "without a default until every row has its value: "
+                    + describe("add_column_nullable", table)),
         [_drop_column(table, staging, f"{table}.{old.name} still holds every value")],
     )  # fmt: skip
     plan.pair(trigger.create(), trigger.drop(UNDONE))
@@ -281,7 +282,7 @@ def _write_swap_contract(plan: Plan, swap: ColumnSwap) -> None:
         default = default_sql(new.server_default)
         plan.pair(
             [_alter(table, new.name, f"SET DEFAULT {default}",
-                    f"Its default, now that no trigger fills it: {BRIEF.format(table=table)}.")],
+                    f"Its default, now that no trigger fills it: {describe('set_default', table)}.")],
             [_alter(table, new.name, "DROP DEFAULT", "The trigger fills it again.")],
             phase=CONTRACT,
         )  # fmt: skip
@@ -347,7 +348,7 @@ def write_table_rename(plan: Plan, rename: TableRename, catalog: Catalog) -> Non
     objects = catalog.table_objects(old)
     plan.pair(
         [Statement(f"ALTER TABLE {quoted(old)} RENAME TO {quoted(new)}",
-                   f"Rename {old} to {new}: {BRIEF.format(table=old)}; the old code goes on "
+                   f"Rename {old} to {new}: {describe('rename_table', old)}; the old code goes on "
                    f"through the view {old} below.", "renaming-table")],
         [Statement(f"ALTER TABLE {quoted(new)} RENAME TO {quoted(old)}", f"{new} is {old} again.")],
     )  # fmt: skip
@@ -402,7 +403,7 @@ def _add_column(table: str, column: Column, comment: str) -> list[Statement]:
 def _drop_column(table: str, column: str, why: str) -> Statement:
     return Statement(
         f"ALTER TABLE {quoted(table)} DROP COLUMN {quoted(column)}",
-        f"Drop {table}.{column}: {why}; {BRIEF.format(table=table)}.",
+        f"Drop {table}.{column}: {why}; {describe('drop_column', table)}.",
         "ban-drop-column",
     )
 
@@ -447,17 +448,21 @@ def _build(table: str, dependent: Dependent) -> list[Statement]:
     VALIDATE, a unique constraint on a unique index built CONCURRENTLY."""
     name = dependent.name
     if dependent.kind == "index":
+        unique = dependent.statement.startswith("CREATE UNIQUE ")
+        kind = "create_unique_index_concurrently" if unique else "create_index_concurrently"
         return [Statement(concurrently(dependent.statement),
-                          f"Build {name} without blocking writes (CONCURRENTLY); if it is "
-                          "interrupted, drop the INVALID index and rerun.")]  # fmt: skip
+                          f"Build {name} without blocking writes: {describe(kind, table)}; if "
+                          "it is interrupted, drop the INVALID index and rerun.")]  # fmt: skip
     if dependent.kind == "unique":
         return [
             Statement(concurrently(dependent.index_statement),
-                      f"The index of unique constraint {name}, built without blocking writes."),
+                      f"The index of unique constraint {name}, built without blocking writes: "
+                      f"{describe('create_unique_index_concurrently', table)}."),
             Statement(fitted(f"ALTER TABLE {quoted(table)} ADD CONSTRAINT {quoted(name)} UNIQUE "
                              f"USING INDEX {quoted(name)}",
                              " UNIQUE "),
-                      f"The constraint, on the index just built: {BRIEF.format(table=table)}."),
+                      "The constraint, on the index just built: "
+                      f"{describe('add_unique_using_index', table, index=name)}."),
         ]  # fmt: skip
     return validated(table, name, dependent.statement, f"{dependent.kind} {name}")
 
@@ -481,8 +486,13 @@ def _rename(kind: str, table: str, name: str, new_name: str, why: str) -> Statem
         "constraint": f"ALTER TABLE {quoted(table)} RENAME CONSTRAINT {quoted(name)} TO {quoted(new_name)}",
         "trigger": f"ALTER TRIGGER {quoted(name)} ON {quoted(table)} RENAME TO {quoted(new_name)}",
     }[kind]
+    locks = {
+        "index": describe("rename_index", table, index=name),
+        "constraint": describe("rename_constraint", table),
+    }.get(kind)
+    comment = f"{why}: {new_name}" + (f"; {locks}." if locks else ".")
     # Broken before TO, if at all: squawk-ignore covers the line where RENAME is.
-    return Statement(fitted(sql, " TO "), f"{why}: {new_name}.", "renaming-object")
+    return Statement(fitted(sql, " TO "), comment, "renaming-object")
 
 
 def _view(old: str, new: str, columns: list[str]) -> list[Statement]:
@@ -490,7 +500,8 @@ def _view(old: str, new: str, columns: list[str]) -> list[Statement]:
     return [
         Statement(f"CREATE VIEW {quoted(old)} AS SELECT {listed} FROM {quoted(new)}",
                   f"The old code reads and writes {old}: a simple view, which PostgreSQL "
-                  f"updates as it updates {new} (defaults and triggers included)."),
+                  f"updates as it updates {new} (defaults and triggers included); "
+                  f"{describe('create_view', new)}."),
         Statement(f"COMMENT ON VIEW {quoted(old)} IS\n"
                   + literal(f"The old name of {new}, until the contract phase."),
                   "Say what it is for."),
@@ -499,4 +510,8 @@ def _view(old: str, new: str, columns: list[str]) -> list[Statement]:
 
 def _drop_view(old: str, why: str) -> Statement:
     """squawk warns that a client may read the view: the old code was its only reader."""
-    return Statement(f"DROP VIEW {quoted(old)}", f"{why}: drop the view {old}.", "ban-drop-view")
+    return Statement(
+        f"DROP VIEW {quoted(old)}",
+        f"{why}: drop the view {old}; {describe('drop_view', old, view=old)}.",
+        "ban-drop-view",
+    )

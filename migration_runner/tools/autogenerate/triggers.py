@@ -8,6 +8,7 @@ both columns right in the same statement; the contract phase drops it.
 from dataclasses import dataclass
 
 from migration_runner.tools.autogenerate.identifiers import literal, quoted
+from migration_runner.tools.autogenerate.lock_facts import describe
 from migration_runner.tools.autogenerate.plan import Statement
 
 
@@ -33,8 +34,8 @@ class Trigger:
             Statement(
                 f"CREATE TRIGGER {name}\nBEFORE INSERT OR UPDATE ON {table}\n"
                 f"FOR EACH ROW EXECUTE FUNCTION {name}()",
-                f"Fire it on every write to {self.table}: takes a SHARE ROW EXCLUSIVE lock on "
-                f"{self.table}, briefly (writes wait, reads go on).",
+                f"Fire it on every write to {self.table}: "
+                f"{describe('create_trigger', self.table)}.",
             ),
         ]
 
@@ -43,7 +44,8 @@ class Trigger:
         return [
             Statement(
                 f"DROP TRIGGER {name} ON {table}",
-                f"{why}: drop the trigger that {self.purpose}.",
+                f"{why}: drop the trigger that {self.purpose}; "
+                f"{describe('drop_trigger', self.table)}.",
             ),
             Statement(
                 f"DROP FUNCTION {name}()",
