@@ -9,6 +9,7 @@ expressions, index definitions). in_words() says each difference as a person rea
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.operations import ops
 from sqlalchemy import MetaData
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
@@ -35,9 +36,27 @@ def differences(connection: Connection, metadata: MetaData) -> list:
     """Alembic's diff of the database against metadata, then ours (model_parity's)."""
     context = MigrationContext.configure(connection, opts=OPTIONS)
     found = list(compare_metadata(context, metadata))
+    whole = {diff[1].name for diff in found if diff[0] in ("add_table", "remove_table")}
     return found + [
-        mismatch.to_diff_tuple() for mismatch in model_parity.mismatches(connection, metadata)
+        mismatch.to_diff_tuple()
+        for mismatch in beyond_whole_tables(model_parity.mismatches(connection, metadata), whole)
     ]
+
+
+def whole_tables(upgrade_ops) -> set[str]:
+    """The tables an Alembic diff adds or drops whole."""
+    return {
+        op.table_name
+        for op in upgrade_ops.ops
+        if isinstance(op, (ops.CreateTableOp, ops.DropTableOp))
+    }
+
+
+def beyond_whole_tables(mismatches: list, tables: set[str]) -> list:
+    """mismatches less model_parity's CHECKs and indexes of tables added or dropped whole:
+    Alembic's `table ... is in the models only` (or database only) line says them already,
+    as it says a new table's primary key index."""
+    return [m for m in mismatches if not (m.kind in ("CHECK", "INDEX") and m.table in tables)]
 
 
 def _type(type_) -> str:

@@ -99,6 +99,9 @@ def mismatches(connection: Connection, metadata: MetaData) -> list[ModelMismatch
 
 def add_to_diff(context, revision, directives) -> None:
     """process_revision_directives for `alembic check`: our differences join Alembic's."""
+    from migration_runner.tools.comparison import beyond_whole_tables, whole_tables
+
     found = mismatches(context.connection, context.opts["target_metadata"])
     for directive in directives:
-        directive.upgrade_ops.ops.extend(found)
+        tables = whole_tables(directive.upgrade_ops)
+        directive.upgrade_ops.ops.extend(beyond_whole_tables(found, tables))
