@@ -16,6 +16,11 @@
   DO block (one transaction, so no insert sees the column without a default),
   swap the default for the identity, start the identity's sequence where the
   temporary one stopped (every value came from it: no scan) and drop it.
+- A new serial column (the table's new integer key): `ADD COLUMN ... serial`
+  rewrites the table too, so its sequence is the default of a nullable column
+  added in expand, the online steps number the rows there in batches (walking
+  the key the database has now) and make it NOT NULL by the CHECK route; the
+  key itself moves as primary_keys.py writes it.
 - A new stored generated column (`Computed(..., persisted=True)`): `ADD COLUMN
   ... GENERATED ALWAYS AS (...) STORED` rewrites the table under ACCESS
   EXCLUSIVE, and PostgreSQL cannot make an existing column generated, so there
@@ -23,11 +28,11 @@
 """
 
 from alembic.operations import ops
-from sqlalchemy import Identity
+from sqlalchemy import Column, Identity, MetaData, Table, text
 
 from migration_runner.errors import MigrationError
 from migration_runner.steps.phases import CONTRACT
-from migration_runner.tools.autogenerate import lock_facts
+from migration_runner.tools.autogenerate import lock_facts, sequences
 from migration_runner.tools.autogenerate.backfill import batched_update
 from migration_runner.tools.autogenerate.constraints import validated_not_null
 from migration_runner.tools.autogenerate.identifiers import literal, quoted
@@ -159,17 +164,74 @@ def add_column(op: ops.AddColumnOp, context: Context) -> bool:
             "online form: write it by hand (alembic revision -m ...) if the table is small "
             "enough, or compute the value in the application."
         )
+    if sequences.model_serial(context.metadata.tables[table]) == column.name:
+        _new_serial_column(op, context)
+        return True
     if column.identity is None:
         return False
     _new_identity_column(op, context)
     return True
 
 
+# The database's primary key columns of a table: a backfill walks the key the rows have now.
+DATABASE_KEY = """
+SELECT a.attname
+FROM pg_constraint AS c
+INNER JOIN pg_attribute AS a ON a.attrelid = c.conrelid AND a.attnum = ANY(c.conkey)
+WHERE c.conrelid = to_regclass(:table) AND c.contype = 'p'
+"""
+
+
+def _walked(table: str, context: Context) -> Table:
+    """The table as a batched backfill walks it: by the primary key the database has now
+    (the models' may be the very column being filled)."""
+    models = context.metadata.tables[table]
+    found = context.catalog.connection.execute(text(DATABASE_KEY), {"table": quoted(table)})
+    keys = [row[0] for row in found]
+    if len(keys) != 1 or keys[0] not in models.c:
+        return models  # batched_update refuses what it cannot walk, in one line
+    key = models.c[keys[0]]
+    return Table(table, MetaData(), Column(key.name, key.type, primary_key=True))
+
+
+def _new_serial_column(op: ops.AddColumnOp, context: Context) -> None:
+    """A new serial column (the table's new integer key): `ADD COLUMN ... serial` would give
+    every row its nextval() in a rewrite, so the sequence is the default of a nullable column
+    first, the rows already there are numbered in batches, then NOT NULL by the CHECK route
+    (the key itself is primary_keys.py's)."""
+    column, table = op.column, op.table_name
+    name, type_ = column.name, spelled(column.type)
+    serial = sequences.Serial(sequences.sequence_name(table, name), type_)
+    created = sequences.create(table, name, serial, fill_first=False)
+    context.plan.pair(
+        [created[0],
+         Statement(f"ALTER TABLE {quoted(table)} ADD COLUMN {quoted(name)} {type_}",
+                   f"{table}.{name}, nullable and without a default (a value for every row "
+                   "would rewrite the table): " + lock_facts.describe("add_column_nullable", table)),
+         *created[1:]],
+        [Statement(f"ALTER TABLE {quoted(table)} DROP COLUMN {quoted(name)}",
+                   f"Drop {table}.{name} again (its sequence with it): "
+                   + lock_facts.describe("drop_column", table), "ban-drop-column")],
+    )  # fmt: skip
+    context.plan.pair(
+        [
+            Statement(batched_update(_walked(table, context), name,
+                                     f"nextval({literal(quoted(serial.sequence))}::regclass)",
+                                     f"{quoted(name)} IS NULL"),
+                      "Number the rows already there, a batch at a time (new rows are "
+                      "numbered by the default)."),
+            *validated_not_null(table, name),
+        ],
+        [],
+        online=True,
+    )  # fmt: skip
+
+
 def _new_identity_column(op: ops.AddColumnOp, context: Context) -> None:
     column, table = op.column, op.table_name
     name, type_ = column.name, spelled(column.type)
     fill = f"{table[:20]}_{name[:30]}_fill_seq"
-    models_table = context.metadata.tables[table]
+    models_table = _walked(table, context)
     clause = _identity_clause(table, name, column.identity, context)
     if column.identity.always:
         clause = clause.replace("BY DEFAULT", "ALWAYS")  # the old code never writes it

@@ -76,7 +76,7 @@ class SerialDifference(ModelMismatch):
         return f"{self.table}.{self.column} is serial in the {side} only"
 
 
-def _model_serial(table: Table) -> str | None:
+def model_serial(table: Table) -> str | None:
     """The column SQLAlchemy creates as SERIAL on table, if any."""
     column = table.autoincrement_column
     if (
@@ -90,7 +90,7 @@ def _model_serial(table: Table) -> str | None:
     return column.name
 
 
-def _sequence_name(table: str, column: str) -> str:
+def sequence_name(table: str, column: str) -> str:
     """PostgreSQL's own name for a serial's sequence, within 63 characters."""
     return f"{table[:29]}_{column[:29]}_seq"
 
@@ -106,13 +106,13 @@ def mismatches(connection: Connection, metadata: MetaData) -> list[SerialDiffere
     }
     found = []
     for table in sorted(metadata.tables.keys() - set(RUNNER_TABLES)):
-        in_models = _model_serial(metadata.tables[table])
+        in_models = model_serial(metadata.tables[table])
         for key in [k for k in database if k[0] == table]:
             if key[1] != in_models:
                 found.append(SerialDifference(table, key[1], database[key], None))
         key = (table, in_models)
         if in_models and key in columns and key not in database and not columns[key][1]:
-            serial = Serial(_sequence_name(table, in_models), columns[key][0])
+            serial = Serial(sequence_name(table, in_models), columns[key][0])
             found.append(SerialDifference(table, in_models, None, serial))
     return found
 
@@ -126,23 +126,33 @@ def _default(table: str, column: str, sequence: str) -> Statement:
     )
 
 
-def _create(table: str, column: str, serial: Serial) -> list[Statement]:
-    """The sequence, past the values already there, as the column's default and owned by it."""
+def create(table: str, column: str, serial: Serial, fill_first: bool = True) -> list[Statement]:
+    """The sequence, as the column's default and owned by it; first moved past the values
+    already there (fill_first), or not (a new column: its rows are numbered from it)."""
     sequence = quoted(serial.sequence)
+    created = Statement(
+        f"CREATE SEQUENCE {sequence} AS {serial.type_}",
+        f"{table}.{column}'s sequence: " + lock_facts.describe("create_sequence", table),
+    )
+    if not fill_first:
+        return [created, *_default_and_owner(table, column, serial)]
     return [
-        Statement(
-            f"CREATE SEQUENCE {sequence} AS {serial.type_}",
-            f"{table}.{column}'s sequence: " + lock_facts.describe("create_sequence", table),
-        ),
+        created,
         Statement(
             f"SELECT setval({literal(sequence)}, max({quoted(column)})) FROM {quoted(table)}\n"
             f"HAVING max({quoted(column)}) IS NOT NULL",
             f"It goes on after the largest {column} already there, before the default takes "
             "the table's strong lock: " + lock_facts.describe("setval_to_max", table),
         ),
+        *_default_and_owner(table, column, serial),
+    ]
+
+
+def _default_and_owner(table: str, column: str, serial: Serial) -> list[Statement]:
+    return [
         _default(table, column, serial.sequence),
         Statement(
-            f"ALTER SEQUENCE {sequence} OWNED BY {quoted(table)}.{quoted(column)}",
+            f"ALTER SEQUENCE {quoted(serial.sequence)} OWNED BY {quoted(table)}.{quoted(column)}",
             "The column owns it, as a serial's (it goes when the column goes): "
             + lock_facts.describe("alter_sequence_owned_by", table, sequence=serial.sequence),
         ),
@@ -173,7 +183,7 @@ def serial_dropped(difference: SerialDifference, context: Context) -> None:
     context.plan.pair(
         _drop(table, column, serial, f"{table}.{column} is a plain integer now; the old code, "
               "whose inserts left it to the default, is gone"),
-        _create(table, column, serial),
+        create(table, column, serial),
         phase=CONTRACT,
     )  # fmt: skip
 
@@ -183,6 +193,6 @@ def serial_added(difference: SerialDifference, context: Context) -> None:
     """An integer key the models make serial: its default, in expand."""
     table, column, serial = difference.table, difference.column, difference.model_serial
     context.plan.pair(
-        _create(table, column, serial),
+        create(table, column, serial),
         _drop(table, column, serial, f"{table}.{column} without its default again"),
     )
