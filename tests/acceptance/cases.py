@@ -273,7 +273,9 @@ def _(m):
 
 @case("add_generated_column", "column: generated", "organizations.slug_length bigint GENERATED ALWAYS AS (char_length(slug)) STORED", [ORGS])  # fmt: skip
 def _(m):
-    m.tables[ORGS].append_column(Column("slug_length", BigInteger, Computed("char_length(slug)")))
+    m.tables[ORGS].append_column(
+        Column("slug_length", BigInteger, Computed("char_length(slug)", persisted=True))
+    )
 
 
 @case("add_column_with_collation", "column: collation", 'frameworks.sort_key text COLLATE "C"', [FRAMEWORKS])  # fmt: skip
@@ -718,7 +720,7 @@ EXPECTED = {
     ),
     "add_generated_column": (
         REFUSED,
-        "organizations.slug_length is a stored generated column: `ALTER TABLE organizations ADD COLUMN slug_length BIGINT GENERATED ALWAYS AS (char_length(slug))` takes ACCESS EXCLUSIVE on organizations (blocks reads and writes), and rewrites organizations while it ...",
+        "organizations.slug_length is a stored generated column: `ALTER TABLE organizations ADD COLUMN slug_length BIGINT GENERATED ALWAYS AS (char_length(slug)) STORED` takes ACCESS EXCLUSIVE on organizations (blocks reads and writes), and rewrites organizations wh...",
     ),
     "add_column_with_collation": (WRITTEN, "expand"),
     "type_text_to_varchar_limit": (WRITTEN, "expand, expand online, contract"),
