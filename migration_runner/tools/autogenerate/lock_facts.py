@@ -421,6 +421,14 @@ FACTS: dict[str, Fact] = {
         example="ALTER TABLE {table} ADD CONSTRAINT {table}_pkey PRIMARY KEY USING INDEX {index}",
         setup=["CREATE UNIQUE INDEX {index} ON {table} (id)"],
     ),
+    "count_offending_rows": Fact(
+        "The refusal before a constraint: a DO block that counts the rows it would reject",
+        {"table": "ACCESS SHARE"},
+        rewrites=False,
+        scans=True,
+        example="DO $$ DECLARE offending bigint; BEGIN"
+        " SELECT count(*) INTO offending FROM {table} WHERE note IS NULL; END $$",
+    ),
     "create_index_concurrently": Fact(
         "CREATE INDEX CONCURRENTLY",
         {"table": SUE},
