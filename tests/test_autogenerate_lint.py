@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Column, Integer, MetaData, Table
 from sqlalchemy.engine import make_url
 from test_autogenerate import edit, in_tree, lint, new_files, shims
 from test_autogenerate_refusals import assert_refused
@@ -20,7 +21,7 @@ import assessment_models
 from conftest import HEAD, ROOT, add_revision, clean_environ, query, run_alembic
 from migration_runner.errors import MigrationError
 from migration_runner.tools.autogenerate import draft
-from migration_runner.tools.autogenerate.plan import Statement
+from migration_runner.tools.autogenerate.plan import SPECIAL_NAMES_MEANT, Statement
 from migration_runner.tools.schema_snapshot import snapshot
 
 LONG_COMMENT = (
@@ -221,6 +222,23 @@ def test_type_finding_on_a_column_the_models_lack_is_refused(tree_copy):
         draft.check_lint(tree_copy, [item], assessment_models.metadata)
     assert "squawk prefer-bigint-over-int" in str(refusal.value)
     assert "squawk-ignore" not in (tree_copy / "drafts" / "003_elsewhere.up.sql").read_text()
+
+
+def test_type_finding_on_a_name_beyond_ascii_is_ignored_for_its_column(tree_copy):
+    """squawk places a finding by UTF-8 bytes: the column before the type is still found when
+    a quoted name holds other characters, and its reason names it."""
+    metadata = MetaData()
+    Table("test_only_sizes", metadata, Column("Größe", Integer))
+    up = (
+        "-- test-only\n\n" + SPECIAL_NAMES_MEANT
+        + 'ALTER TABLE test_only_sizes ADD COLUMN "Größe" integer;\n'
+    )  # fmt: skip
+    item = draft.DraftRevision("003", "sizes", up, "-- test-only\n", True)
+    draft.check_lint(tree_copy, [item], metadata)  # no refusal: the finding is ignored
+    assert (
+        "-- test_only_sizes.Größe is declared Integer in the models: a type choice, not a lock "
+        "hazard.\n-- squawk-ignore prefer-bigint-over-int\nALTER TABLE test_only_sizes"
+    ) in item.up
 
 
 def test_several_rules_ignored_on_one_statement_render_as_one_comment():

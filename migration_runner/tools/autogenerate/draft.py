@@ -291,14 +291,15 @@ def _type_choices_ignored(tree: Path, item: DraftRevision, metadata: MetaData) -
     names the model's column and declared type; a finding on a column the models do not
     declare is left for check_lint to refuse."""
     lines = item.up.split("\n")
-    by_line: dict[int, dict[str, int]] = {}  # line -> {rule: the type's column on the line}
+    by_line: dict[int, dict[str, int]] = {}  # line -> {rule: the type's byte offset in it}
     for warning in _squawk_warnings(tree, item):
         if warning["rule_name"] in TYPE_CHOICES:
             by_line.setdefault(warning["line"], {})[warning["rule_name"]] = warning["column"]
     for number in sorted(by_line, reverse=True):  # from the end: earlier lines stay put
         rules = list(by_line[number])
         line = lines[number]
-        before_type = line[: min(by_line[number].values())]
+        # squawk's column counts UTF-8 bytes (a name may hold any character)
+        before_type = line.encode()[: min(by_line[number].values())].decode(errors="ignore")
         code = [text for text in lines[:number] if not text.lstrip().startswith("--")]
         statement = "\n".join(code).rsplit(";", 1)[-1] + "\n" + before_type
         found = _model_column(metadata, statement, before_type)
