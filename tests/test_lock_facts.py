@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import psycopg2
 import pytest
 
-from conftest import fresh_database, libpq_dsn
+from conftest import engine_for, fresh_database, libpq_dsn
 from migration_runner.tools.autogenerate.lock_facts import (
     BLOCKS,
     FACTS,
@@ -29,6 +29,7 @@ from migration_runner.tools.autogenerate.lock_facts import (
     MODES,
     ROWS,
     add_column_kind,
+    add_column_rewrites,
 )
 from migration_runner.tools.autogenerate.lock_facts import describe as described
 
@@ -42,6 +43,7 @@ NAMES = {
     "function": "facts_touch",
 }
 ALWAYS_CHECKED = {"table", "referenced"}
+ADD_COLUMN = "ALTER TABLE {table} ADD COLUMN "
 RELATIONS = ("table", "referenced", "index", "sequence", "view")
 # Each role's object after setup, found by name: (locktype, class of object, oid) as pg_locks
 # writes it (a relation's class is NULL there).
@@ -311,3 +313,41 @@ def test_add_column_kind_names_the_fact_of_each_column():
     assert {kind for kind in FACTS if kind.startswith("add_column") and FACTS[kind].rewrites} == (
         rewriting
     )
+
+
+ADDED = sorted(kind for kind in FACTS if FACTS[kind].example.startswith(ADD_COLUMN))
+
+
+@pytest.mark.parametrize("kind", ADDED)
+def test_postgresql_says_which_added_columns_rewrite_as_the_facts_prove(postgres_server, kind):
+    """add_column_rewrites, asked on an empty probe table, agrees with the relfilenode of the
+    fixture table with its rows (test_fact_holds) for every ADD COLUMN kind."""
+    with fresh_database(postgres_server) as url:
+        with closing(connect(url)) as one:
+            for sql in FIXTURE:
+                run(one, filled(sql))
+        engine = engine_for(url)
+        try:
+            with engine.begin() as connection:
+                ddl = filled(FACTS[kind].example).removeprefix(filled(ADD_COLUMN))
+                answer = add_column_rewrites(connection, "added", ddl, like=NAMES["table"])
+                # Rolled back: the probe left nothing behind, and the transaction goes on.
+                assert (
+                    connection.exec_driver_sql(
+                        "SELECT to_regclass('pg_temp.lock_facts_probe')"
+                    ).scalar()
+                    is None
+                )
+        finally:
+            engine.dispose()
+    assert answer is FACTS[kind].rewrites
+
+
+def test_a_column_postgresql_cannot_add_to_the_probe_is_not_answered(database_url):
+    engine = engine_for(database_url)
+    try:
+        with engine.begin() as connection:
+            assert add_column_rewrites(connection, "mood", "mood not_yet_created_type") is None
+            assert connection.exec_driver_sql("SELECT 1").scalar() == 1
+    finally:
+        engine.dispose()

@@ -655,6 +655,39 @@ def add_column_kind(
     return "add_column_nullable"
 
 
+# A column PostgreSQL adds to a probe table, to say whether adding it rewrites: a default
+# stored once (atthasmissing) is read by every row as it stands; otherwise each row gets its own.
+PROBED = """
+SELECT atthasmissing, atthasdef OR attidentity <> '' OR attgenerated <> ''
+FROM pg_attribute WHERE attrelid = 'pg_temp.lock_facts_probe'::regclass AND attname = %(name)s
+"""
+
+
+def add_column_rewrites(connection, column: str, ddl: str, like: str | None = None) -> bool | None:
+    """Whether ALTER TABLE ... ADD COLUMN <ddl> rewrites the table, as PostgreSQL decides it
+    (a volatile default, an identity, a generated column: yes; a constant or stable default:
+    no), asked of PostgreSQL on an empty temporary table (shaped like the table `like`, a
+    quoted name, so a generated column finds its columns) in a savepoint rolled back after.
+    column is the added column's name, ddl its definition as ADD COLUMN writes it. None when
+    PostgreSQL cannot add it there (a type the same revision creates, say).
+
+    connection: a SQLAlchemy Connection (autogenerate's, in its transaction).
+    """
+    from sqlalchemy.exc import DBAPIError
+
+    savepoint = connection.begin_nested()
+    try:
+        shape = f"(LIKE {like})" if like else "()"
+        connection.exec_driver_sql(f"CREATE TEMPORARY TABLE lock_facts_probe {shape}")
+        connection.exec_driver_sql(f"ALTER TABLE pg_temp.lock_facts_probe ADD COLUMN {ddl}")
+        stored_once, defaulted = connection.exec_driver_sql(PROBED, {"name": column}).one()
+    except DBAPIError:
+        return None
+    finally:
+        savepoint.rollback()
+    return defaulted and not stored_once
+
+
 def describe(kind: str, table: str, referenced: str | None = None, **names: str) -> str:
     """The comment clause for a statement of this kind on table: its locks, rewrite and scan.
 
