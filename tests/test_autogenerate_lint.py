@@ -301,3 +301,29 @@ def test_missing_linter_is_one_failed_line_saying_how_to_install_it(at_head, tmp
     assert failed[0].startswith(f"FAILED: {missing} is not installed where autogenerate runs")
     assert "Run `make migrate` (it builds .venv with sqlfluff and squawk-cli)" in failed[0]
     assert new_files(tree) == [] and shims(tree) == shims(ROOT)
+
+
+def test_squawk_on_path_serves_when_none_is_beside_python(at_head, tmp_path):
+    """A Python whose bin has no squawk uses the squawk on PATH: the change is written."""
+    url, tree, scratch = at_head
+    venv = venv_without(tmp_path, "squawk")
+    path = os.pathsep.join([str(venv / "bin"), str(Path(sys.executable).parent), "/usr/bin"])
+    assert not (venv / "bin" / "squawk").exists() and shutil.which("squawk", path=path)
+    edit(
+        tree,
+        "tenancy.py",
+        PLAN_LINE,
+        PLAN_LINE + "\n    seats: Mapped[int | None] = mapped_column(Integer)",
+    )
+    edit(tree, "tenancy.py", "from sqlalchemy import CheckConstraint,",
+         TYPES_IMPORT + "from sqlalchemy import CheckConstraint,")  # fmt: skip
+    result = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "alembic", "-c", str(tree / "alembic.ini"),
+         "revision", "--autogenerate", "-m", "add seats"],
+        env=clean_environ(DATABASE_URL=url, SCHEMA_SCRATCH_URL=scratch, PATH=path,
+                          PYTHONPATH=str(tree)),
+        cwd=tree, capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    (up,) = (f for f in new_files(tree) if f.parent.name == "up")
+    assert "-- squawk-ignore prefer-bigint-over-int\n" in up.read_text()
