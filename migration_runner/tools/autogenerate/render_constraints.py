@@ -1,16 +1,16 @@
 """Foreign keys and CHECKs: on a table that has rows, added NOT VALID then VALIDATEd
 (constraints.validated); dropped in expand (the old code works without them). The CHECK
-expressions Alembic does not compare come from model_parity's differences."""
+expressions Alembic does not compare come from model_parity's differences: a CHECK the models
+add is written here; one the database has (dropped or changed) is constraints.find's, which
+takes it over before any renderer runs, so no renderer is registered for that direction."""
 
 from alembic.operations import ops
 
 from migration_runner.tools.autogenerate.constraints import validated
 from migration_runner.tools.autogenerate.identifiers import quoted
 from migration_runner.tools.autogenerate.lock_facts import describe
-from migration_runner.tools.autogenerate.plan import Statement
 from migration_runner.tools.autogenerate.renderers import (
     ADDED,
-    DROPPED,
     Context,
     alembic_sql,
     mismatch,
@@ -58,18 +58,6 @@ def drop_constraint_op(op: ops.DropConstraintOp, context: Context) -> None:
 
 def _add_check(table: str, name: str, definition: str) -> str:
     return f"ALTER TABLE {quoted(table)} ADD CONSTRAINT {quoted(name)} {definition}"
-
-
-@renders(mismatch("CHECK", DROPPED))
-def drop_check(difference, context: Context) -> None:
-    """A CHECK the models no longer declare, or declare otherwise (pg_get_constraintdef's
-    text of the database's, which the down puts back)."""
-    table, name = difference.table, difference.name
-    context.plan.pair(
-        [drop_constraint(table, name, f"Drop CHECK {name}, which the models no longer "
-                         f"declare: {describe('drop_check', table)}.")],
-        [Statement(_add_check(table, name, difference.database), f"Restore CHECK {name}.")],
-    )  # fmt: skip
 
 
 @renders(mismatch("CHECK", ADDED))
