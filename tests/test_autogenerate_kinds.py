@@ -284,7 +284,7 @@ def test_enum_types_are_created_extended_and_dropped(database_url, tree_copy, se
     edit(tree, "tenancy.py", MOOD.format(values="'busy', 'calm'"), MOOD.format(values="'calm'"))
 
     edit(tree, "tenancy.py", MOOD.format(values="'calm'"),
-         MOOD.format(values="'calm', 'idle', 'busy', 'away'")
+         MOOD.format(values="'asleep', 'calm', 'idle', 'busy', 'away'")
          + "    test_only_status: Mapped[str | None] = mapped_column(\n"
          "        Enum('new', 'active', name='test_only_status'), server_default='new'\n    )\n")  # fmt: skip
     # A text column retyped to a new enum: the type exists before the swap's new column.
@@ -315,6 +315,7 @@ def test_enum_types_are_created_extended_and_dropped(database_url, tree_copy, se
     assert "DROP TYPE test_only_tag_kind;" in down_text(tree, expand)
     steps = up_text(tree, online)
     assert "-- Transaction: none" in steps
+    assert "ALTER TYPE test_only_mood ADD VALUE IF NOT EXISTS 'asleep' BEFORE 'calm';" in steps
     assert "ALTER TYPE test_only_mood ADD VALUE IF NOT EXISTS 'idle' AFTER 'calm';" in steps
     assert "ALTER TYPE test_only_mood ADD VALUE IF NOT EXISTS 'away' AFTER 'busy';" in steps
     assert "DROP COLUMN test_only_gone" in up_text(tree, contract)
@@ -322,7 +323,7 @@ def test_enum_types_are_created_extended_and_dropped(database_url, tree_copy, se
 
     upgrade_and_check(tree, url, server)
     assert query(url, ENUMS) == [
-        ("test_only_mood", ["calm", "idle", "busy", "away"]),
+        ("test_only_mood", ["asleep", "calm", "idle", "busy", "away"]),
         ("test_only_status", ["new", "active"]),
         ("test_only_status_kind", ["draft", "in_progress", "submitted", "scored", "archived"]),
         ("test_only_tag_kind", ["label", "topic"]),
@@ -337,7 +338,7 @@ def test_enum_types_are_created_extended_and_dropped(database_url, tree_copy, se
         refused.returncode != 0
         and 'invalid input value for enum test_only_mood: "away"' in refused.stdout
     )
-    assert dict(query(url, ENUMS))["test_only_mood"] == ["calm", "idle", "busy", "away"]
+    assert dict(query(url, ENUMS))["test_only_mood"] == ["asleep", "calm", "idle", "busy", "away"]
     query(url, "UPDATE users SET test_only_mood = 'calm' WHERE email = 'user-1@example.com'")
     downgrade(tree, url, server, head)
     # The retyped column comes back as its table's last column: PostgreSQL cannot insert one.

@@ -187,7 +187,9 @@ def _add_values(difference: EnumDifference, context: Context) -> None:
     for position, value in enumerate(new):
         if value in old:
             continue
-        where = f"AFTER {literal(new[position - 1])}" if position else f"BEFORE {literal(new[1])}"
+        # Added in order: the value before it exists by now; a first value goes before the
+        # type's first.
+        where = f"AFTER {literal(new[position - 1])}" if position else f"BEFORE {literal(old[0])}"
         added.append(
             Statement(
                 f"ALTER TYPE {quoted(name)} ADD VALUE IF NOT EXISTS {literal(value)} {where}",
