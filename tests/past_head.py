@@ -64,6 +64,7 @@ def left_out(test_file: str, split: str | None) -> bool:
         return test_file == "test_past_head.py"
     return False
 
+
 COLUMN_UP = """\
 -- {stem} (up): the ISO 3166-1 alpha-2 code of
 -- each organization's seat.
