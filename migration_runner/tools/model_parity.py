@@ -9,6 +9,8 @@ compared name by name. A difference names the object and shows both texts.
 """
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from alembic.operations import ops
 from sqlalchemy import MetaData, text
@@ -60,6 +62,29 @@ class ModelMismatch(ops.MigrateOperation):
         return ModelMismatch(self.kind, self.table, self.name, self.models, self.database)
 
 
+@contextmanager
+def _with_parameters(connection: Connection) -> Iterator[Connection]:
+    """connection, its statements executed with (empty) parameters meanwhile.
+
+    SQLAlchemy writes a `%` of DDL text (a CHECK's `price % 5`, `LIKE 'a%'`) as `%%` for
+    psycopg2's pyformat, which undoes it only when parameters are handed over; the runner sets
+    no_parameters=True on the connection (steps/emit.py: in place, as SQLAlchemy 2 does), with
+    which `%%` reached PostgreSQL as it was.
+    """
+    before = connection.get_execution_options().get("no_parameters", False)
+    connection.execution_options(no_parameters=False)
+    try:
+        yield connection
+    finally:
+        connection.execution_options(no_parameters=before)
+
+
+def create_models(connection: Connection, metadata: MetaData) -> None:
+    """metadata.create_all, every `%` of the models' DDL reaching PostgreSQL once."""
+    with _with_parameters(connection):
+        metadata.create_all(connection)
+
+
 def _definitions(connection: Connection, schema: str) -> dict[tuple[str, str], tuple[str, str]]:
     """(kind, name) -> (table, definition), with the schema taken out of index texts."""
     found = {}
@@ -80,7 +105,7 @@ def mismatches(connection: Connection, metadata: MetaData) -> list[ModelMismatch
     try:
         connection.exec_driver_sql(f"CREATE SCHEMA {scratch}")
         connection.exec_driver_sql(f"SET LOCAL search_path = {scratch}")
-        metadata.create_all(connection)
+        create_models(connection, metadata)
         models = _definitions(connection, scratch)
     finally:
         savepoint.rollback()  # the scratch schema and search_path go with it

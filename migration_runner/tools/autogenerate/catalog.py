@@ -24,13 +24,13 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.schema import AddConstraint, CreateIndex
 
 from migration_runner.errors import MigrationError
-from migration_runner.tools.autogenerate.identifiers import quoted
+from migration_runner.tools.autogenerate.identifiers import AS_RUN, quoted
 from migration_runner.tools.autogenerate.statements import IDENTIFIER, unquoted
+from migration_runner.tools.model_parity import create_models
 
 # The objects that depend on one column, one row each (a CHECK depends on its column twice),
 # plus the foreign keys of other tables that reference it.
@@ -178,7 +178,7 @@ class Catalog:
         try:
             self.connection.exec_driver_sql(f"CREATE SCHEMA {scratch}")
             self.connection.exec_driver_sql(f"SET LOCAL search_path = {scratch}")
-            self.metadata.create_all(self.connection)
+            create_models(self.connection, self.metadata)  # a CHECK's `%` once
             found = self._dependents(table, column, scratch)
         finally:
             savepoint.rollback()  # the scratch schema and search_path go with it
@@ -224,7 +224,7 @@ def _model_statements(table: Table) -> dict[str, str]:
     ]
     statements = {}
     for ddl in made:
-        statement = str(ddl.compile(dialect=postgresql.dialect()))
+        statement = str(ddl.compile(dialect=AS_RUN))
         statements[unquoted(MADE_NAME.search(statement).group(1))] = statement
     return statements
 

@@ -8,6 +8,9 @@ which quotes already) goes through quoted(), so a model with a column called
 from sqlalchemy.dialects import postgresql
 
 _PREPARER = postgresql.dialect().identifier_preparer
+# The dialect that compiles SQL as a file holds it: named parameters, so a `%` (a CHECK's
+# modulo, a LIKE pattern) stays one `%` (psycopg2's pyformat would double it).
+AS_RUN = postgresql.dialect(paramstyle="named")
 
 
 def quoted(name: str) -> str:

@@ -108,6 +108,7 @@ def alembic_sql(op: ops.MigrateOperation, metadata: MetaData) -> list[str]:
     logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)  # no "Context impl"
     context = MigrationContext.configure(
         dialect_name="postgresql",
+        dialect_opts={"paramstyle": "named"},  # a `%` of a CHECK stays one `%`
         opts={
             "as_sql": True,
             "output_buffer": buffer,
