@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import psycopg2
 import pytest
+from sqlalchemy import Column, DateTime, Text, Uuid
+from sqlalchemy import text as sql_text
 
 from conftest import engine_for, fresh_database, libpq_dsn
 from migration_runner.tools.autogenerate.lock_facts import (
@@ -30,6 +32,7 @@ from migration_runner.tools.autogenerate.lock_facts import (
     ROWS,
     add_column_kind,
     add_column_rewrites,
+    added_column_rewrites,
 )
 from migration_runner.tools.autogenerate.lock_facts import describe as described
 
@@ -351,3 +354,25 @@ def test_a_column_postgresql_cannot_add_to_the_probe_is_not_answered(database_ur
             assert connection.exec_driver_sql("SELECT 1").scalar() == 1
     finally:
         engine.dispose()
+
+
+def test_a_models_column_is_asked_as_autogenerate_adds_it(database_url):
+    """The column as the models declare it (a server default, a name that needs quotes, a
+    table whose name needs quotes): PostgreSQL's answer for each default the facts prove."""
+    columns = {
+        Column("Plan", Text, server_default="free", nullable=False): False,
+        Column("seen at", DateTime(timezone=True), server_default=sql_text("now()")): False,
+        Column("seen at", DateTime(timezone=True), server_default=sql_text("clock_timestamp()")): True,
+        Column("key", Uuid, server_default=sql_text("gen_random_uuid()")): True,
+        Column("note", Text): False,
+    }  # fmt: skip
+    engine = engine_for(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql('CREATE TABLE "foobar fk" (id integer)')
+            answers = {
+                column: added_column_rewrites(connection, "foobar fk", column) for column in columns
+            }
+    finally:
+        engine.dispose()
+    assert answers == columns

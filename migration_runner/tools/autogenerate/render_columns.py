@@ -9,7 +9,7 @@ from alembic.operations import ops
 from migration_runner.steps.phases import CONTRACT
 from migration_runner.tools.autogenerate import expand_contract, identity
 from migration_runner.tools.autogenerate.constraints import validated
-from migration_runner.tools.autogenerate.lock_facts import describe
+from migration_runner.tools.autogenerate.lock_facts import added_column_rewrites, describe
 from migration_runner.tools.autogenerate.renderers import Context, renders
 from migration_runner.tools.autogenerate.statements import (
     IDENTIFIER,
@@ -46,8 +46,13 @@ def add_column(op: ops.AddColumnOp, context: Context) -> None:
         kind = "add_column_nullable"
     else:
         kind = "add_column_constant_default" if column.nullable else "add_column_not_null_default"
+    rewrites = None  # PostgreSQL's answer (lock_facts), when there is a database to ask
+    if column.server_default is not None and existing and context.catalog is not None:
+        rewrites = added_column_rewrites(context.catalog.connection, table, column)
+    if rewrites:
+        kind = "add_column_volatile_default"
     comment = f"Add {table}.{name}: {describe(kind, table)}"
-    if column.server_default is not None:
+    if column.server_default is not None and rewrites is None:
         comment += "; a volatile default would rewrite the table"
     if not_null_later:
         comment += "; nullable until the contract phase (the old code leaves it NULL)"
