@@ -32,7 +32,10 @@ from migration_runner.tools.model_parity import ModelMismatch
 KIND = "SERIAL"
 # Each column whose default is nextval() of a sequence it owns (an identity's is 'i', not 'a').
 SERIALS = """
-SELECT c.relname, a.attname, s.relname, format_type(q.seqtypid, NULL)
+SELECT c.relname, a.attname, s.relname, format_type(q.seqtypid, NULL), EXISTS (
+    SELECT FROM pg_constraint AS k
+    WHERE k.conrelid = c.oid AND k.contype = 'p' AND k.conkey = ARRAY[a.attnum]
+)
 FROM pg_depend AS d
 INNER JOIN pg_class AS s ON s.oid = d.objid AND s.relkind = 'S'
 INNER JOIN pg_sequence AS q ON q.seqrelid = s.oid
@@ -45,7 +48,10 @@ WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
 """
 # The integer columns of the database, with their types and whether they have a default.
 COLUMNS = """
-SELECT c.relname, a.attname, format_type(a.atttypid, NULL), d.adrelid IS NOT NULL
+SELECT c.relname, a.attname, format_type(a.atttypid, NULL), d.adrelid IS NOT NULL, EXISTS (
+    SELECT FROM pg_constraint AS k
+    WHERE k.conrelid = c.oid AND k.contype = 'p' AND k.conkey = ARRAY[a.attnum]
+)
 FROM pg_attribute AS a
 INNER JOIN pg_class AS c ON c.oid = a.attrelid AND c.relkind IN ('r', 'p')
 LEFT JOIN pg_attrdef AS d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
@@ -59,6 +65,7 @@ WHERE c.relnamespace = current_schema()::regnamespace AND a.attnum > 0
 class Serial:
     sequence: str
     type_: str  # smallint, integer, bigint
+    is_key: bool = False  # the column is the table's primary key (max() reads its index)
 
 
 class SerialDifference(ModelMismatch):
@@ -97,12 +104,12 @@ def sequence_name(table: str, column: str) -> str:
 
 def mismatches(connection: Connection, metadata: MetaData) -> list[SerialDifference]:
     database = {
-        (table, column): Serial(sequence, type_)
-        for table, column, sequence, type_ in connection.execute(text(SERIALS))
+        (table, column): Serial(sequence, type_, is_key)
+        for table, column, sequence, type_, is_key in connection.execute(text(SERIALS))
     }
     columns = {
-        (table, column): (type_, has_default)
-        for table, column, type_, has_default in connection.execute(text(COLUMNS))
+        (table, column): (type_, has_default, is_key)
+        for table, column, type_, has_default, is_key in connection.execute(text(COLUMNS))
     }
     found = []
     for table in sorted(metadata.tables.keys() - set(RUNNER_TABLES)):
@@ -112,7 +119,7 @@ def mismatches(connection: Connection, metadata: MetaData) -> list[SerialDiffere
                 found.append(SerialDifference(table, key[1], database[key], None))
         key = (table, in_models)
         if in_models and key in columns and key not in database and not columns[key][1]:
-            serial = Serial(sequence_name(table, in_models), columns[key][0])
+            serial = Serial(sequence_name(table, in_models), columns[key][0], columns[key][2])
             found.append(SerialDifference(table, in_models, None, serial))
     return found
 
@@ -142,7 +149,10 @@ def create(table: str, column: str, serial: Serial, fill_first: bool = True) -> 
             f"SELECT setval({literal(sequence)}, max({quoted(column)})) FROM {quoted(table)}\n"
             f"HAVING max({quoted(column)}) IS NOT NULL",
             f"It goes on after the largest {column} already there, before the default takes "
-            "the table's strong lock: " + lock_facts.describe("setval_to_max", table),
+            "the table's strong lock: "
+            + lock_facts.describe(
+                "setval_to_max_of_key" if serial.is_key else "setval_to_max", table
+            ),
         ),
         *_default_and_owner(table, column, serial),
     ]
