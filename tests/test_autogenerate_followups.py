@@ -1,13 +1,24 @@
 """Follow-ups of autogenerate's online-safe SQL: a `%` in a CHECK, the downs of dropped
 columns, and names built from long table and column names."""
 
+import re
+
 from alembic.operations import ops
 from sqlalchemy import CheckConstraint, Column, Integer, MetaData, Table
-from test_autogenerate import at_head, edit, in_tree, lint, new_files  # noqa: F401 - a fixture
+from test_autogenerate import (  # noqa: F401 - at_head: a fixture
+    at_head,
+    edit,
+    in_tree,
+    lint,
+    new_files,
+    next_ids,
+)
 
-from conftest import query
+from conftest import HEAD, query
 from migration_runner.tools.autogenerate.catalog import _model_statements
+from migration_runner.tools.autogenerate.draft import same_but_column_order
 from migration_runner.tools.autogenerate.renderers import alembic_sql
+from migration_runner.tools.schema_snapshot import snapshot
 
 
 def run(tree, url, scratch, *args):
@@ -42,3 +53,65 @@ def test_a_percent_sign_in_a_check_is_written_once(at_head):  # noqa: F811 - the
                        " WHERE conname = 'organizations_slug_mod_check'")[0][0]  # fmt: skip
     assert "% 100" in definition and "'x%'" in definition and "%%" not in definition
     run(tree, url, scratch, "check")
+
+
+# -- the downs of dropped columns are online-safe -------------------------------------------------
+
+# A plain ADD CONSTRAINT (neither NOT VALID nor USING INDEX) scans the table under its strong
+# lock; a bare SET NOT NULL does too. Matched on the SQL with its line breaks made spaces.
+PLAIN_ADD = re.compile(r"ADD CONSTRAINT\s+\S+\s+(?![^;]*(?:NOT VALID|USING INDEX))[^;]*;")
+
+
+def test_the_down_of_a_dropped_column_rebuilds_its_constraints_online(at_head):  # noqa: F811
+    """Two renamed columns, dropped by the contract: organizations.slug (unique, CHECK, NOT
+    NULL) and users.organization_id (foreign key, index, NOT NULL), on tables with rows. The
+    contract's transactional down only puts the columns back with their values and triggers;
+    the revision before it, `-- Transaction: none`, takes their objects off first and its down
+    rebuilds them NOT VALID + VALIDATE, USING INDEX, CONCURRENTLY, NOT NULL by a CHECK."""
+    url, tree, scratch = at_head
+    _, _, first, contract = next_ids(tree, 4)
+    query(url, "INSERT INTO organizations (name, slug) SELECT 'Org ' || i, 'org-' || i"
+               " FROM generate_series(1, 50) AS i")  # fmt: skip
+    query(url, "INSERT INTO users (organization_id, email) SELECT o.id, o.slug || '@example.com'"
+               " FROM organizations AS o")  # fmt: skip
+    edit(tree, "tenancy.py", "slug ~ '^[a-z0-9]+(-[a-z0-9]+)*$' AND char_length(slug) <= 63\", "
+         'name="slug"', "handle ~ '^[a-z0-9]+(-[a-z0-9]+)*$' AND char_length(handle) <= 63\", "
+         'name="handle"')  # fmt: skip
+    edit(tree, "tenancy.py", "    slug: Mapped[str] = mapped_column(Text, unique=True)",
+         '    slug: Mapped[str] = mapped_column("handle", Text, unique=True, '
+         'info={"renamed_from": "slug"})')  # fmt: skip
+    edit(tree, "tenancy.py", "        UUID(as_uuid=True), ForeignKey(\"organizations.id\", "
+         'ondelete="CASCADE"), index=True\n',
+         '        "org_id", UUID(as_uuid=True), ForeignKey("organizations.id", ondelete="CASCADE"),'
+         '\n        index=True, info={"renamed_from": "organization_id"},\n')  # fmt: skip
+    run(tree, url, scratch, "revision", "--autogenerate", "-m", "handles")
+    files = new_files(tree)
+    first_down = (tree / f"sql/down/{first}_handles_contract_first_online_steps.sql").read_text()
+    assert "-- Transaction: none" in first_down
+    assert "UNIQUE USING INDEX organizations_slug_key;" in first_down
+    assert "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS organizations_slug_key" in first_down
+    assert "ALTER TABLE organizations VALIDATE CONSTRAINT organizations_slug_check;" in first_down
+    assert "ALTER TABLE users VALIDATE CONSTRAINT users_organization_id_fkey;" in first_down
+    assert "CREATE INDEX CONCURRENTLY IF NOT EXISTS users_organization_id_idx" in first_down
+    assert "ALTER TABLE users ALTER COLUMN organization_id SET NOT NULL;" in first_down
+    contract_down = (tree / f"sql/down/{contract}_handles_contract.sql").read_text()
+    assert "ADD COLUMN slug text;" in contract_down
+    for path in files:
+        sql = path.read_text()
+        assert PLAIN_ADD.findall(" ".join(sql.split())) == [], path.name
+        if "-- Transaction: yes" in sql:
+            assert "SET NOT NULL" not in sql, path.name
+    lint(tree, files)
+    before = snapshot(url)
+    slugs = dict(query(url, "SELECT id, slug FROM organizations"))
+    members = dict(query(url, "SELECT id, organization_id FROM users"))
+
+    run(tree, url, scratch, "-x", "allow-data-loss=true", "upgrade", "head")
+    assert dict(query(url, "SELECT id, handle FROM organizations")) == slugs
+    assert dict(query(url, "SELECT id, org_id FROM users")) == members
+    run(tree, url, scratch, "check")
+    run(tree, url, scratch, "-x", "allow-data-loss=true", "downgrade", HEAD)
+
+    assert same_but_column_order(before, snapshot(url))
+    assert dict(query(url, "SELECT id, slug FROM organizations")) == slugs
+    assert dict(query(url, "SELECT id, organization_id FROM users")) == members

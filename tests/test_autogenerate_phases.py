@@ -230,7 +230,7 @@ def test_retyped_column_keeps_every_value_while_the_old_code_writes(at_head):
     """text to varchar(320) rewrites the table: a copy of the new type, its CHECK and unique
     index built beside the old ones, swapped in by the contract."""
     url, tree, scratch = at_head
-    expand, online, contract = next_ids(tree, 3)
+    expand, online, _, contract = next_ids(tree, 4)  # _: the contract's first online steps
     edit(tree, "tenancy.py", "    email: Mapped[str] = mapped_column(Text)\n",
          "    email: Mapped[str] = mapped_column(String(320))\n")  # fmt: skip
     edit(tree, "tenancy.py", "ForeignKey, Index, Text", "ForeignKey, Index, String, Text")
@@ -418,7 +418,7 @@ def test_swaps_carry_their_indexes_and_constraints_and_round_trip(at_head):
     constraints online (a unique constraint on an index built CONCURRENTLY), the contract drops
     the old ones with their columns, and the downgrade rebuilds them with every value."""
     url, tree, scratch = at_head
-    _, online, contract = next_ids(tree, 3)
+    _, online, first, contract = next_ids(tree, 4)
     edit(tree, "tenancy.py", "slug ~ '^[a-z0-9]+(-[a-z0-9]+)*$' AND char_length(slug) <= 63\", "
          'name="slug"', "handle ~ '^[a-z0-9]+(-[a-z0-9]+)*$' AND char_length(handle) <= 63\", "
          'name="handle"')  # fmt: skip
@@ -443,8 +443,9 @@ def test_swaps_carry_their_indexes_and_constraints_and_round_trip(at_head):
     swap = (tree / f"sql/up/{contract}_handle_and_wide_positions_contract.sql").read_text()
     assert "DROP COLUMN slug;" in swap and "DROP COLUMN position;" in swap
     assert "RENAME COLUMN position__new TO position;" in swap
-    down = (tree / f"sql/down/{contract}_handle_and_wide_positions_contract.sql").read_text()
-    assert "ADD CONSTRAINT organizations_slug_key UNIQUE (slug);" in down
+    stem = "handle_and_wide_positions_contract_first_online_steps"
+    down = (tree / f"sql/down/{first}_{stem}.sql").read_text()  # rebuilt online once slug is back
+    assert "UNIQUE USING INDEX organizations_slug_key;" in down
     lint(tree, new_files(tree))
     slugs = dict(query(url, "SELECT id, slug FROM organizations"))
     positions = dict(query(url, "SELECT id, position FROM questions"))

@@ -17,9 +17,16 @@
   updates like the table (a simple view), for the old code; contract drops it.
 
 Every down undoes its up without losing a value: the contract's down puts the
-old column back, copies every value into it and restores its trigger.
+old column back, copies every value into it and restores its trigger, in one
+transaction. Only that must be atomic: the old column's constraints, indexes
+and NOT NULL are taken off it in a `-- Transaction: none` revision numbered
+before the contract's (write_contract_prelude), whose down, which runs after
+the contract's, rebuilds them online: a CHECK or foreign key NOT VALID then
+VALIDATE, a unique constraint on an index built CONCURRENTLY, NOT NULL by way
+of a validated CHECK (constraints.py), an index CONCURRENTLY.
 """
 
+import re
 from dataclasses import dataclass, field
 
 from alembic.operations import ops
@@ -30,15 +37,21 @@ from migration_runner.steps.phases import CONTRACT
 from migration_runner.tools.autogenerate import casts, triggers
 from migration_runner.tools.autogenerate.backfill import batched_update
 from migration_runner.tools.autogenerate.catalog import Catalog, Dependent
-from migration_runner.tools.autogenerate.constraints import validated, validated_not_null
+from migration_runner.tools.autogenerate.constraints import (
+    dropped,
+    validated,
+    validated_not_null,
+)
 from migration_runner.tools.autogenerate.identifiers import literal, quoted
 from migration_runner.tools.autogenerate.lock_facts import describe
-from migration_runner.tools.autogenerate.plan import Plan, Statement
+from migration_runner.tools.autogenerate.plan import BEFORE_SWAP, Plan, Statement
 from migration_runner.tools.autogenerate.statements import (
+    IDENTIFIER,
     concurrently,
     drop_constraint,
     drop_index_concurrently,
     fitted,
+    unquoted,
 )
 from migration_runner.tools.autogenerate.type_changes import converted, rewrites, spelled
 
@@ -225,14 +238,31 @@ def table_of(op) -> str:
 
 def write_contract_prelude(plan: Plan, changes: Changes) -> None:
     """What must come first in the contract revision, so that its down runs last: the triggers
-    (restored once the old columns are back) and the old columns' objects (rebuilt once every
-    old column is back)."""
+    (restored once the old columns are back). The old columns' objects and NOT NULL come off in
+    the revision before it, online, whose down rebuilds them online once every old column is
+    back (the contract's transactional down then only puts back what must be atomic)."""
     for swap in changes.swaps:
         trigger = swap.sync_trigger()
         plan.pair(trigger.drop(GONE), trigger.create(), phase=CONTRACT)
     for table, objects in changes.dropped_objects.items():
-        if objects:
-            plan.pair([], [_rebuild(table, d) for d in objects], phase=CONTRACT)
+        for dependent in objects:
+            plan.pair([_take_off(table, dependent)], _rebuilt_online(table, dependent),
+                      online=BEFORE_SWAP, phase=CONTRACT)  # fmt: skip
+    for swap in changes.swaps:
+        table, old = swap.table.name, swap.old.name
+        if not swap.old.nullable:
+            drop = _alter(table, old, "DROP NOT NULL",
+                          f"{table}.{old} goes in the next revision and the new code no longer "
+                          "writes it: its NOT NULL first, so that the down puts it back by way "
+                          "of a validated CHECK once the column is back: "
+                          f"{describe('drop_not_null', table)}.")  # fmt: skip
+            drop.squawk_ignore = "ban-drop-not-null"
+            plan.pair(
+                [drop],
+                validated_not_null(table, old),
+                online=BEFORE_SWAP,
+                phase=CONTRACT,
+            )  # fmt: skip
 
 
 def write_swap(plan: Plan, swap: ColumnSwap) -> None:
@@ -266,7 +296,7 @@ def _write_swap_contract(plan: Plan, swap: ColumnSwap) -> None:
     table, old, new, staging = swap.table.name, swap.old, swap.new, swap.staging
     plan.pair(
         [_drop_column(table, old.name, f"the new code no longer uses it and every value is in "
-                      f"{staging} (its indexes and constraints go with it)")],
+                      f"{staging} (its indexes and constraints went in the revision before)")],
         _restore_column(swap),
         phase=CONTRACT,
     )  # fmt: skip
@@ -418,7 +448,8 @@ def _rename_column(table: str, old: str, new: str, comment: str) -> Statement:
 
 def _restore_column(swap: ColumnSwap) -> list[Statement]:
     """The contract's down: the old column back with every value, inside one transaction (a
-    downgrade comes back whole or not at all; it holds the table's lock for the copy)."""
+    downgrade comes back whole or not at all; it holds the table's lock for the copy). Its NOT
+    NULL and constraints come back online in the down of the revision before the contract."""
     table, old, new, staging = swap.table.name, swap.old, swap.new, swap.staging
     back = [
         *_add_column(table, Column(old.name, old.type, comment=old.comment),
@@ -428,19 +459,42 @@ def _restore_column(swap: ColumnSwap) -> list[Statement]:
                   f"Every value, from {staging}: this transaction holds the table's lock until "
                   "it commits."),
     ]  # fmt: skip
-    if not old.nullable:
-        back.append(_alter(table, old.name, "SET NOT NULL", "NOT NULL, as it was."))
     if old.server_default is not None:
         default = default_sql(old.server_default)
         back.append(_alter(table, old.name, f"SET DEFAULT {default}", "Its default, as it was."))
     return back
 
 
-def _rebuild(table: str, dependent: Dependent) -> Statement:
-    return Statement(
-        dependent.statement,
-        f"Rebuild {dependent.name}, which dropping the old column took with it.",
+def _take_off(table: str, dependent: Dependent) -> Statement:
+    """An object of a column the contract drops, dropped before it (IF EXISTS: a rerun finds
+    it gone), so that the down can rebuild it online once the column is back."""
+    why = "goes before its column (the next revision), so that the down rebuilds it online"
+    if dependent.kind == "index":
+        return drop_index_concurrently(
+            dependent.name,
+            f"{dependent.name} {why}: {describe('drop_index_concurrently', table)}.",
+        )
+    kind = {"check": "drop_check", "foreign key": "drop_foreign_key"}.get(
+        dependent.kind, "drop_unique_constraint"
     )
+    return dropped(table, dependent.name, f"{dependent.kind} {dependent.name} {why}: "
+                   f"{describe(kind, table, _referenced(dependent))}.")  # fmt: skip
+
+
+def _referenced(dependent: Dependent) -> str | None:
+    found = re.search(rf"\bREFERENCES ({IDENTIFIER})", dependent.statement)
+    return unquoted(found.group(1)) if found else None
+
+
+def _rebuilt_online(table: str, dependent: Dependent) -> list[Statement]:
+    """The down of _take_off, once the column is back: an index CONCURRENTLY, a constraint by
+    constraints.py's rerunnable steps (NOT VALID + VALIDATE; a unique one USING INDEX)."""
+    if dependent.kind == "index":
+        return [Statement(concurrently(dependent.statement),
+                          f"Rebuild {dependent.name} on the column put back, without blocking "
+                          f"writes: {describe('create_index_concurrently', table)}; if it is "
+                          "interrupted, the runner drops the INVALID index before the rerun.")]  # fmt: skip
+    return validated(table, dependent.name, dependent.statement)
 
 
 def _build(table: str, dependent: Dependent) -> list[Statement]:

@@ -1,12 +1,16 @@
 """The SQL of one model change, sorted into the revisions that will hold it.
 
-Up to four revisions, numbered in this order (make lint wants every expand
+Up to five revisions, numbered in this order (make lint wants every expand
 revision before the first contract one):
 
 - expand: backward compatible, in a transaction (new columns, triggers, drops
   of constraints nothing needs);
 - expand, online steps: `-- Transaction: none`, each statement committed on its
   own (backfills in batches, CREATE INDEX CONCURRENTLY, NOT VALID then VALIDATE);
+- contract, first online steps: `-- Transaction: none`, the constraints, indexes
+  and NOT NULL of a column the contract drops taken off it first, so that the
+  down, run once the contract's down has put the column back, rebuilds them
+  online instead of inside that transaction;
 - contract: `-- Phase: contract`, after the new code is live everywhere, in a
   transaction (drops, the swap of a retyped column);
 - contract, online steps: the same, outside a transaction (NOT NULL by way of a
@@ -48,8 +52,15 @@ class Part:
     down: list[Statement] = field(default_factory=list)  # in the order it runs
 
 
+# The online value of the contract's first revision, `-- Transaction: none`, numbered before
+# its transaction: its up takes a dropped column's constraints, indexes and NOT NULL off it
+# first; its down, which runs after the transaction's down has put the column back, rebuilds
+# them online (NOT VALID + VALIDATE, CONCURRENTLY; expand_contract.write_contract_prelude).
+BEFORE_SWAP = "before the swap"
 # (phase, online) of each revision, in the order they are numbered.
-PARTS = ((EXPAND, False), (EXPAND, True), (CONTRACT, False), (CONTRACT, True))
+PARTS = (
+    (EXPAND, False), (EXPAND, True), (CONTRACT, BEFORE_SWAP), (CONTRACT, False), (CONTRACT, True)
+)  # fmt: skip
 
 
 @dataclass
@@ -62,7 +73,7 @@ class Plan:
         self,
         up: list[Statement],
         down: list[Statement],
-        online: bool = False,
+        online: bool | str = False,
         phase: str = EXPAND,
     ) -> None:
         """up runs in that revision; down undoes it, in the order given, and the downs of a
