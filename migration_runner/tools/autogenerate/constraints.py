@@ -46,14 +46,13 @@ from pglast.enums.parsenodes import ConstrType
 from pglast.stream import RawStream
 from sqlalchemy import text
 
-from migration_runner.tools.autogenerate.identifiers import literal, quoted, regclass
+from migration_runner.tools.autogenerate.identifiers import fitted_name, literal, quoted, regclass
 from migration_runner.tools.autogenerate.lock_facts import describe
 from migration_runner.tools.autogenerate.plan import Statement
 from migration_runner.tools.autogenerate.type_changes import spelled
 from migration_runner.tools.model_parity import create_models
 
 STAGING = "__new"
-LONGEST_NAME = 63
 SHOWN = 5  # offending rows named in a refusal
 LINE = 99  # the longest line of a DO block's body, indentation included (sqlfluff allows 100)
 # The table's primary key, by table: refusals name offending rows by it (remember_keys).
@@ -74,7 +73,7 @@ def remember_keys(metadata) -> None:
 
 def staged(name: str) -> str:
     """The temporary name of a constraint's replacement."""
-    return name[: LONGEST_NAME - len(STAGING)] + STAGING
+    return fitted_name(name, suffix=STAGING)  # within 63 bytes, and not another's
 
 
 @dataclass(frozen=True)
@@ -493,7 +492,7 @@ def validated_not_null(table: str, column: str) -> list[Statement]:
     a CHECK NOT VALID, VALIDATE (a scan that lets reads and writes through), SET NOT NULL,
     which trusts the CHECK, and the CHECK dropped. Each step is skipped once the column is
     NOT NULL."""
-    check = f"{table}_{column}_not_null_check"[:LONGEST_NAME]
+    check = fitted_name(table, column, suffix="_not_null_check")
     done = _not_null(table, column)
     add_sql = (
         f"ALTER TABLE {quoted(table)} ADD CONSTRAINT {quoted(check)} "

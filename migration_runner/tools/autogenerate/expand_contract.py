@@ -42,7 +42,7 @@ from migration_runner.tools.autogenerate.constraints import (
     validated,
     validated_not_null,
 )
-from migration_runner.tools.autogenerate.identifiers import literal, quoted
+from migration_runner.tools.autogenerate.identifiers import fitted_name, literal, quoted
 from migration_runner.tools.autogenerate.lock_facts import describe
 from migration_runner.tools.autogenerate.plan import BEFORE_SWAP, Plan, Statement
 from migration_runner.tools.autogenerate.statements import (
@@ -57,7 +57,6 @@ from migration_runner.tools.autogenerate.type_changes import converted, rewrites
 
 RENAMED_FROM = "renamed_from"
 STAGING = "__new"  # a retyped column's name, and a moved object's, until the contract
-LONGEST_NAME = 63  # PostgreSQL's identifiers
 GONE = "The old code is gone"  # why the contract drops what kept it working
 UNDONE = "Back to before the expand phase"
 
@@ -164,7 +163,7 @@ def _retyped_column(op: ops.AlterColumnOp, metadata: MetaData) -> ColumnSwap:
 
 
 def _staged(name: str) -> str:
-    return name[: LONGEST_NAME - len(STAGING)] + STAGING
+    return fitted_name(name, suffix=STAGING)  # within 63 bytes, and not another's
 
 
 def _carry_dropped_objects(changes: Changes, catalog: Catalog, table: str, column: str) -> None:

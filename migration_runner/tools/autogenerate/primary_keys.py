@@ -29,7 +29,7 @@ from migration_runner.bookkeeping import RUNNER_TABLES
 from migration_runner.errors import MigrationError
 from migration_runner.steps.phases import CONTRACT
 from migration_runner.tools.autogenerate import lock_facts
-from migration_runner.tools.autogenerate.identifiers import quoted
+from migration_runner.tools.autogenerate.identifiers import fitted_name, quoted
 from migration_runner.tools.autogenerate.plan import Statement
 from migration_runner.tools.autogenerate.renderers import ADDED, DROPPED, Context, mismatch, renders
 from migration_runner.tools.autogenerate.statements import (
@@ -110,7 +110,7 @@ def mismatches(connection: Connection, metadata: MetaData) -> list[KeyDifference
 
 
 def _staged(name: str) -> str:
-    return name[: 63 - len(STAGING)] + STAGING
+    return fitted_name(name, suffix=STAGING)  # within 63 bytes, and not another's
 
 
 def _build_index(table: str, key: Key, why: str) -> Statement:

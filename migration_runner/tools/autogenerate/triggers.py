@@ -7,7 +7,7 @@ both columns right in the same statement; the contract phase drops it.
 
 from dataclasses import dataclass
 
-from migration_runner.tools.autogenerate.identifiers import literal, quoted
+from migration_runner.tools.autogenerate.identifiers import fitted_name, literal, quoted
 from migration_runner.tools.autogenerate.lock_facts import describe
 from migration_runner.tools.autogenerate.plan import Statement
 
@@ -72,7 +72,10 @@ def both_ways(table: str, old: str, new: str, to_new: str, to_old: str) -> Trigg
         NEW.{old_column} := {to_old};
     END IF;"""
     return Trigger(
-        table, f"{table}_{old}_{new}_sync", body, f"keeps {table}.{old} and {table}.{new} equal"
+        table,
+        fitted_name(table, old, new, suffix="_sync"),
+        body,
+        f"keeps {table}.{old} and {table}.{new} equal",
     )
 
 
@@ -81,7 +84,10 @@ def one_way(table: str, source: str, copy: str, to_copy: str) -> Trigger:
     of the new type follows it until the contract swaps them."""
     body = f"    NEW.{quoted(copy)} := {to_copy};"
     return Trigger(
-        table, f"{table}_{source}_{copy}_sync", body, f"copies {table}.{source} into {table}.{copy}"
+        table,
+        fitted_name(table, source, copy, suffix="_sync"),
+        body,
+        f"copies {table}.{source} into {table}.{copy}",
     )
 
 
@@ -92,5 +98,8 @@ def fill(table: str, column: str, default: str) -> Trigger:
         NEW.{quoted(column)} := {default};
     END IF;"""
     return Trigger(
-        table, f"{table}_{column}_fill", body, f"gives {table}.{column} its default for a NULL"
+        table,
+        fitted_name(table, column, suffix="_fill"),
+        body,
+        f"gives {table}.{column} its default for a NULL",
     )
