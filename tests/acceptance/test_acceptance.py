@@ -91,11 +91,13 @@ def test_corpus_report(corpus, capsys):
             f"{sum(o.faults for o in outcomes.values())} faults injected)"
         )
     ]
-    expected = {case.name: case.expect for case in CASES}
+    expected = {case.name: case for case in CASES}
     for name, outcome in outcomes.items():
-        note = ""
-        if outcome.kind != expected[name]:
-            note = f" (cases.py expects {expected[name]}: update it)"
+        note, case = "", expected[name]
+        if outcome.kind != case.expect:
+            note = f" (cases.py expects {case.expect}: update it)"
+        elif outcome.kind == WRITTEN and outcome.writes != case.writes:
+            note = f" (cases.py says it writes {case.writes}: update it)"
         detail = outcome.writes if outcome.kind == WRITTEN else outcome.message
         if outcome.kind == "wrong":
             detail = (
