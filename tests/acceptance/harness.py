@@ -11,8 +11,11 @@ The fault: a trigger on the runner's migration_statements terminates the runner'
 backend when the record of the chosen statement is written, as a failover would. A
 statement sent with its record (one implicit transaction) is rolled back with it; one
 that runs alone (CREATE INDEX CONCURRENTLY, a backfill's DO block) has committed and is
-run again by the rerun, which must cope. Each faulted run must end in one line and leave
-the database at the revision before; the run after the last fault must finish.
+run again by the rerun, which must cope. A statement that commits inside itself (a DO
+block with COMMIT) is struck first at each of its DDL commands in turn, by an event
+trigger, so that the rerun meets the half it committed. Each faulted run must end in one
+line, struck by its fault, and leave the database at the revision before; the run after
+the last fault must finish.
 
 One tree copy serves the session (its generated files are removed after each case); each
 case gets a database cloned from a template at head with rows in every table.
