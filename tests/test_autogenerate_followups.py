@@ -17,6 +17,7 @@ from test_autogenerate import (  # noqa: F401 - at_head: a fixture
 
 from conftest import HEAD, query
 from migration_runner.steps.sql_files import SqlFile
+from migration_runner.tools.autogenerate import constraints, expand_contract, primary_keys, triggers
 from migration_runner.tools.autogenerate.catalog import _model_statements
 from migration_runner.tools.autogenerate.draft import same_but_column_order
 from migration_runner.tools.autogenerate.identifiers import fitted_name
@@ -120,6 +121,33 @@ def test_the_down_of_a_dropped_column_rebuilds_its_constraints_online(at_head): 
     assert dict(query(url, "SELECT id, organization_id FROM users")) == members
 
 
+def test_a_plain_dropped_columns_constraints_come_back_online(at_head):  # noqa: F811
+    """organizations.slug dropped (not renamed): Alembic drops its unique constraint and the
+    models its CHECK, both in the expand online steps, whose down (after the contract's has put
+    the column back) builds them online: the index CONCURRENTLY, then USING INDEX; the CHECK
+    NOT VALID, then VALIDATE."""
+    url, tree, scratch = at_head
+    edit(tree, "tenancy.py", "        CheckConstraint(\n            r\"slug ~ '^[a-z0-9]+(-[a-z0-9]+)*$' "
+         "AND char_length(slug) <= 63\", name=\"slug\"\n        ),\n", "")  # fmt: skip
+    edit(tree, "tenancy.py", "    slug: Mapped[str] = mapped_column(Text, unique=True)\n", "")
+    run(tree, url, scratch, "revision", "--autogenerate", "-m", "no slug")
+    files = new_files(tree)
+    (online_down,) = [p for p in files if "-- Transaction: none" in p.read_text()
+                      and p.parent.name == "down"]  # fmt: skip
+    assert "UNIQUE USING INDEX organizations_slug_key;" in online_down.read_text()
+    assert "VALIDATE CONSTRAINT organizations_slug_check;" in online_down.read_text()
+    for path in files:
+        assert PLAIN_ADD.findall(" ".join(path.read_text().split())) == [], path.name
+    lint(tree, files)
+    before = snapshot(url)
+
+    run(tree, url, scratch, "-x", "allow-data-loss=true", "upgrade", "head")
+    run(tree, url, scratch, "check")
+    run(tree, url, scratch, "-x", "allow-data-loss=true", "downgrade", HEAD)
+
+    assert same_but_column_order(before, snapshot(url))
+
+
 # -- names built from long table and column names fit in 63 bytes -------------------------------
 
 TABLE = "field_study_measurements_recorded_during_the_long_trial_2026"  # 60 characters
@@ -151,6 +179,15 @@ def test_fitted_names_are_within_63_bytes_stable_and_distinct():
     assert long != fitted_name(TABLE, COLUMN[:-1] + "x", suffix="_not_null_check")
     accented = fitted_name("é" * 40, suffix="__new")  # cut at a character, not inside one
     assert len(accented.encode()) <= 63 and accented.startswith("é" * 20)
+    made = [
+        triggers.fill(TABLE, COLUMN, "0").name,
+        triggers.both_ways(TABLE, COLUMN, COLUMN + "2", "x", "y").name,
+        triggers.one_way(TABLE, COLUMN, COLUMN + "2", "x").name,
+        constraints.staged(UNIQUE),
+        primary_keys._staged(UNIQUE),
+        expand_contract._staged(COLUMN),
+    ]
+    assert [len(name.encode()) for name in made] == [63] * len(made)
 
 
 def _names(url: str) -> set[str]:
