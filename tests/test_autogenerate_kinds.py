@@ -313,7 +313,7 @@ def test_enum_types_are_created_extended_and_dropped(database_url, tree_copy, se
     edit(tree, "assessments.py", '''    status: Mapped[str] = mapped_column(Text, server_default=text("'draft'"))''',
          "    status: Mapped[str] = mapped_column(\n"
          "        Enum('draft', 'in_progress', 'submitted', 'scored', 'archived', name='test_only_status_kind'),\n"
-         "        server_default=text(\"'draft'\"),\n    )")  # fmt: skip
+         "        server_default=text(\"'draft'::test_only_status_kind\"),\n    )")  # fmt: skip
     (tree / "assessment_models" / "tenancy.py").write_text(
         (tree / "assessment_models" / "tenancy.py").read_text() + "\n\nclass TestOnlyTag(Base):\n"
         '    __tablename__ = "test_only_tags"\n'

@@ -17,6 +17,7 @@ from sqlalchemy.exc import CompileError
 
 from migration_runner.bookkeeping import RUNNER_TABLES
 from migration_runner.tools import model_parity
+from migration_runner.tools.autogenerate import enum_defaults
 
 
 def include_name(name, type_, parent_names) -> bool:
@@ -29,6 +30,8 @@ OPTIONS = {
     "include_name": include_name,
     "compare_type": True,
     "compare_server_default": True,
+    # Alembic's comparators, and ours of a default that casts to an enum type not there yet.
+    "autogenerate_plugins": ["alembic.autogenerate.*", enum_defaults.NAME],
 }
 
 
