@@ -185,25 +185,33 @@ def psql_script(path: Path, n: int) -> Path:
     return path
 
 
-def dbmate(tree: Path, n: int) -> Path:
-    """dbmate's layout: one file per migration with `-- migrate:up` and `-- migrate:down`."""
+def _migrations_folder(tree: Path, n: int, files) -> Path:
+    """tree/migrations holding files(i), a {name: text} for each revision i."""
     folder = tree / "migrations"
     folder.mkdir(parents=True)
     for i in range(1, n + 1):
-        (folder / f"{rev_id(i)}_bench_table.sql").write_text(
-            f"-- migrate:up\n{body(up_sql(i))}\n-- migrate:down\n{body(down_sql(i))}"
-        )
+        for name, text in files(i).items():
+            (folder / name).write_text(text)
     return folder
+
+
+def dbmate(tree: Path, n: int) -> Path:
+    """dbmate's layout: one file per migration with `-- migrate:up` and `-- migrate:down`."""
+
+    def files(i: int) -> dict[str, str]:
+        both = f"-- migrate:up\n{body(up_sql(i))}\n-- migrate:down\n{body(down_sql(i))}"
+        return {f"{rev_id(i)}_bench_table.sql": both}
+
+    return _migrations_folder(tree, n, files)
 
 
 def yoyo(tree: Path, n: int) -> Path:
     """yoyo's layout: NNNN_name.sql and NNNN_name.rollback.sql, chained in name order."""
-    folder = tree / "migrations"
-    folder.mkdir(parents=True)
-    for i in range(1, n + 1):
-        (folder / f"{stem(i)}.sql").write_text(body(up_sql(i)))
-        (folder / f"{stem(i)}.rollback.sql").write_text(body(down_sql(i)))
-    return folder
+
+    def files(i: int) -> dict[str, str]:
+        return {f"{stem(i)}.sql": body(up_sql(i)), f"{stem(i)}.rollback.sql": body(down_sql(i))}
+
+    return _migrations_folder(tree, n, files)
 
 
 def sqitch(tree: Path, n: int) -> Path:
