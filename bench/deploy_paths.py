@@ -13,12 +13,11 @@ The steps are timed inside real runs: a driver wraps the named steps with a
 timer before Alembic loads env.py (which imports them by name), then runs
 Alembic's own command line. A step's time leaves out Alembic's revision map
 when the step happens to be the first to ask for it (the run builds it anyway).
-Every figure is a median of interleaved rounds.
+Every figure is a median of interleaved rounds; report.paths_section shows them.
 """
 
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import trees
+from bench.measure import clean_env, median
+from bench.scenarios import REHEARSED, deploy_path_sizes
 
 PYTHON = sys.executable
 # `alembic ARGS` with the named steps timed; their seconds go to the file named first.
@@ -90,7 +91,6 @@ for path in sorted(Path("sql", "up").glob("*.sql"))[: int(sys.argv[1])]:
     hashlib.sha256(path.read_text(encoding="utf-8").encode()).hexdigest()
 print(time.perf_counter() - started)
 """
-REHEARSED = 10  # pending revisions in the rehearsal measure, on top of a long history
 
 
 @dataclass
@@ -105,7 +105,7 @@ class Paths:
 
     def median(self, name: str, n: int) -> float | None:
         values = self.times.get(name, {}).get(n)
-        return statistics.median(values) if values else None
+        return median(values) if values else None
 
 
 def _output(command: list[str], env: dict, cwd: Path) -> str:
@@ -128,12 +128,11 @@ def _seconds(snippet: str, env: dict, tree: Path, *args: str) -> float:
     return float(_output([PYTHON, "-c", snippet, *args], env, tree).split()[-1])
 
 
-def measure(server, clean_env, sizes, rounds: int, log) -> Paths:
+def measure(server, sizes, rounds: int, log) -> Paths:
     """At each size: a run at head (at-head check, checksums) beside the revision map and the
     hashing floor; at the smaller one also a run from base (preflight; backup scan) and the
     rehearsal of its last REHEARSED revisions beside one upgrade."""
-    top = max(sizes)
-    paths = Paths(sizes=sorted({min(300, top), top}), rehearsal_size=min(300, top))
+    paths = Paths(*deploy_path_sizes(sizes))
     upgrade = ["-c", "alembic.ini", "upgrade", "head"]
     with tempfile.TemporaryDirectory(prefix="bench-paths-") as temp:
         built = {n: trees.ours(Path(temp) / f"n{n}", n) for n in paths.sizes}
@@ -153,13 +152,13 @@ def measure(server, clean_env, sizes, rounds: int, log) -> Paths:
                 paths.add("checksums", n, at_head["verify_checksums"])
                 paths.add("revision map", n, _seconds(REVISION_MAP, env, tree))
                 paths.add("hashing floor", n, _seconds(HASH_FILES, env, tree, str(n)))
-            _rehearsal_round(server, clean_env, built[paths.rehearsal_size], paths)
+            _rehearsal_round(server, built[paths.rehearsal_size], paths)
             log(f"  deploy paths round {number + 1}/{rounds} done")
     server.drop("bench_paths")
     return paths
 
 
-def _rehearsal_round(server, clean_env, tree: Path, paths: Paths) -> None:
+def _rehearsal_round(server, tree: Path, paths: Paths) -> None:
     """The last REHEARSED revisions as make rehearse runs them, then as one deploy runs them."""
     from sqlalchemy.engine import make_url
 
@@ -184,46 +183,3 @@ def _rehearsal_round(server, clean_env, tree: Path, paths: Paths) -> None:
     started = time.perf_counter()
     _output([PYTHON, "-m", "alembic", "-c", "alembic.ini", "upgrade", "head"], env, tree)
     paths.add("one upgrade head", n, time.perf_counter() - started)
-
-
-def _ms(seconds: float | None) -> str:
-    return "—" if seconds is None else f"{seconds * 1000:,.1f} ms"
-
-
-def section(paths: Paths) -> list[str]:
-    """Section 5 of results.md."""
-    small, top = paths.rehearsal_size, max(paths.sizes)
-    rows = []
-    for n in paths.sizes:
-        rows.append(("at-head check (a run at head)", n, "at-head check",
-                     "Alembic's revision map (imports every shim)", "revision map"))  # fmt: skip
-        rows.append(("checksum verification (a run at head)", n, "checksums",
-                     f"reading and hashing the {n} up files", "hashing floor"))  # fmt: skip
-    rows += [
-        ("preflight (a run from base, less the revision map)", small, "preflight",
-         f"reading and hashing the {small} up files", "hashing floor"),
-        ("backup scan, -x allow-data-loss=true, nothing destructive", small, "backup scan",
-         f"reading and hashing the {small} up files", "hashing floor"),
-        (f"rehearsal of the last {REHEARSED} revisions (a run each)", small,
-         "rehearsal, a run per revision", "one `alembic upgrade head` of the same revisions",
-         "one upgrade head"),
-    ]  # fmt: skip
-    lines = [
-        "### 5. Other paths a deploy pays for (median of interleaved rounds)",
-        "",
-        (
-            "Each step is timed inside a real run (a driver wraps it before env.py imports it), "
-            "beside its peer: the work it cannot avoid, or the way Alembic alone does the same. "
-            f"The rehearsal runs the last {REHEARSED} of {small} revisions with "
-            "`migration_runner.tools.rehearse.rehearse_revision`, as `make rehearse` does."
-        ),
-        "",
-        "| path | N | ours | peer | peer time | ratio |",
-        "| --- | ---: | ---: | --- | ---: | ---: |",
-    ]
-    for label, n, ours, peer_label, peer in rows:
-        mine, theirs = paths.median(ours, n), paths.median(peer, n)
-        ratio = "—" if not mine or not theirs else f"{mine / theirs:.2f}x"
-        lines.append(f"| {label} | {n} | {_ms(mine)} | {peer_label} | {_ms(theirs)} | {ratio} |")
-    lines += ["", f"Rounds: {len(paths.times.get('at-head check', {}).get(top, []))}."]
-    return lines

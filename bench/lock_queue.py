@@ -9,39 +9,25 @@ the holder, and every application query queues behind the migration.
 With our runner's lock_timeout the migration gives up after the timeout, rolls
 back (the queue drains) and retries later; a plain runner waits until the
 holder ends, blocking the application all that time. Every loop here is
-bounded in count and time and talks to the loopback server only.
+bounded in count and time and talks to the loopback server only. The
+scenario's figures (threads, rates, timings, the migration) are
+scenarios.LOCK_QUEUE.
 """
 
 import random
-import statistics
-import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg2
 
-TABLE = "app_items"
-ROWS = 1000
-APP_THREADS = 4
-APP_INTERVAL = 0.02  # seconds between one thread's queries: 4 x 50 = 200 queries/s
-HOLD_FROM = 1.0  # seconds after the start
-HOLD_FOR = 8.0
-MIGRATE_FROM = 1.5
-TAIL = 2.0  # keep measuring after the migration ends and the holder is gone
-HARD_LIMIT = 60.0  # no phase runs longer than this, whatever happens
-UP = (
-    "-- 0001_add_app_items_note (up): needs ACCESS EXCLUSIVE on app_items.\n"
-    "-- Destructive: no\n"
-    "-- Transaction: yes\n"
-    f"ALTER TABLE {TABLE} ADD COLUMN note text;\n"
-)
-DOWN = (
-    "-- 0001_add_app_items_note (down).\n"
-    "-- Destructive: yes\n"
-    "-- Transaction: yes\n"
-    f"ALTER TABLE {TABLE} DROP COLUMN note;\n"
-)
+from bench import trees
+from bench.measure import clean_env, median, percentile, run_quietly
+from bench.scenarios import LOCK_QUEUE, OUR_LABEL, PLAIN_LABEL, alembic_upgrade
+
+SCENARIO = LOCK_QUEUE
 
 
 @dataclass
@@ -57,11 +43,12 @@ class Outcome:
 
 
 def prepare(url: str) -> None:
+    table, rows = SCENARIO.table, SCENARIO.rows
     with psycopg2.connect(url) as connection, connection.cursor() as cursor:
         cursor.execute(
-            f"DROP TABLE IF EXISTS {TABLE};"
-            f"CREATE TABLE {TABLE} (id integer PRIMARY KEY, name text NOT NULL);"
-            f"INSERT INTO {TABLE} SELECT i, 'item ' || i FROM generate_series(1, {ROWS}) AS i;"
+            f"DROP TABLE IF EXISTS {table};"
+            f"CREATE TABLE {table} (id integer PRIMARY KEY, name text NOT NULL);"
+            f"INSERT INTO {table} SELECT i, 'item ' || i FROM generate_series(1, {rows}) AS i;"
             "DROP TABLE IF EXISTS alembic_version, migration_history;"
         )
     connection.close()
@@ -71,14 +58,16 @@ def _app(url: str, stop: threading.Event, latencies: list[float]) -> None:
     connection = psycopg2.connect(url)
     connection.autocommit = True
     cursor = connection.cursor()
-    deadline = time.monotonic() + HARD_LIMIT
+    deadline = time.monotonic() + SCENARIO.hard_limit
     next_at = time.monotonic()
     while not stop.is_set() and time.monotonic() < deadline:
         started = time.monotonic()
-        cursor.execute(f"SELECT name FROM {TABLE} WHERE id = %s", (random.randint(1, ROWS),))
+        cursor.execute(
+            f"SELECT name FROM {SCENARIO.table} WHERE id = %s", (random.randint(1, SCENARIO.rows),)
+        )
         cursor.fetchall()
         latencies.append(time.monotonic() - started)
-        next_at = max(next_at + APP_INTERVAL, time.monotonic())
+        next_at = max(next_at + SCENARIO.app_interval, time.monotonic())
         time.sleep(max(0.0, next_at - time.monotonic()))
     connection.close()
 
@@ -86,58 +75,63 @@ def _app(url: str, stop: threading.Event, latencies: list[float]) -> None:
 def _holder(url: str) -> None:
     connection = psycopg2.connect(url)
     cursor = connection.cursor()
-    cursor.execute(f"SELECT count(*) FROM {TABLE}")  # ACCESS SHARE until the transaction ends
-    time.sleep(HOLD_FOR)
+    cursor.execute(f"SELECT count(*) FROM {SCENARIO.table}")  # ACCESS SHARE until it ends
+    time.sleep(SCENARIO.hold_for)
     connection.rollback()
     connection.close()
-
-
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def measure(runner: str, url: str, command: list[str], env: dict, cwd) -> Outcome:
     """Run the scenario once with `command` as the migration; the app's latencies."""
     prepare(url)
     stop = threading.Event()
-    latencies: list[list[float]] = [[] for _ in range(APP_THREADS)]
+    latencies: list[list[float]] = [[] for _ in range(SCENARIO.app_threads)]
     apps = [
         threading.Thread(target=_app, args=(url, stop, latencies[i]), daemon=True)
-        for i in range(APP_THREADS)
+        for i in range(SCENARIO.app_threads)
     ]
     for thread in apps:
         thread.start()
-    time.sleep(HOLD_FROM)
+    time.sleep(SCENARIO.hold_from)
     holder = threading.Thread(target=_holder, args=(url,), daemon=True)
     holder.start()
-    time.sleep(MIGRATE_FROM - HOLD_FROM)
+    time.sleep(SCENARIO.migrate_from - SCENARIO.hold_from)
     started = time.monotonic()
-    result = subprocess.run(
-        command,
-        env=env,
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=HARD_LIMIT,
-        check=False,
-    )
+    result = run_quietly(command, env, cwd, timeout=SCENARIO.hard_limit)
     migration_seconds = time.monotonic() - started
-    holder.join(HARD_LIMIT)
-    time.sleep(TAIL)
+    holder.join(SCENARIO.hard_limit)
+    time.sleep(SCENARIO.tail)
     stop.set()
     for thread in apps:
-        thread.join(HARD_LIMIT)
+        thread.join(SCENARIO.hard_limit)
     every = [latency for per_thread in latencies for latency in per_thread]
     retries = result.stdout.count("attempt ")
     return Outcome(
         runner=runner,
         queries=len(every),
         worst=max(every),
-        p99=_percentile(every, 0.99),
-        p50=statistics.median(every),
+        p99=percentile(every, 0.99),
+        p50=median(every),
         migration_seconds=migration_seconds,
         migration_ok=result.returncode == 0,
         attempts_note=f"{retries} retr{'y' if retries == 1 else 'ies'}" if retries else "waited",
     )
+
+
+def measure_runners(server, log) -> list[Outcome]:
+    """The scenario with our runner (its default lock timeouts), then with plain Alembic."""
+    outcomes = []
+    with tempfile.TemporaryDirectory(prefix="bench-lock-") as temp:
+        url = server.fresh("bench_lock")
+        up, down = (lambda i: SCENARIO.up), (lambda i: SCENARIO.down)
+        ours = trees.ours(Path(temp) / "ours", 1, up, down)
+        plain = trees.plain_alembic(Path(temp) / "plain", 1, url, up, down)
+        for name, tree in ((OUR_LABEL, ours), (PLAIN_LABEL, plain)):
+            outcome = measure(name, url, alembic_upgrade(tree), clean_env(DATABASE_URL=url), tree)
+            log(
+                f"lock queue, {name}: worst {outcome.worst:.2f}s, p99 {outcome.p99:.3f}s, "
+                f"migration {outcome.migration_seconds:.1f}s ({outcome.attempts_note})"
+            )
+            outcomes.append(outcome)
+        server.drop("bench_lock")
+    return outcomes

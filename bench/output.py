@@ -38,6 +38,16 @@ def require_matplotlib() -> None:
 LOAD_SECTION = "## Migrations under load"
 
 
+def load_plot_name(major: int) -> str:
+    """make bench-load's plot of one PostgreSQL major, beside results.md."""
+    return f"load_latency_pg{major}.png"
+
+
+def load_csv_name(major: int) -> str:
+    """make bench-load's latencies second by second, of one PostgreSQL major."""
+    return f"load_latency_pg{major}.csv"
+
+
 def kept_load_sections(results: Path) -> str:
     """The bench-load sections of an existing results.md: make bench rewrites only its own."""
     if not results.exists():
