@@ -10,7 +10,7 @@ INSTALLED := $(VENV)/.installed
 URL_VARIABLES := $$POSTGRES_URL_NON_POOLING$$DATABASE_URL_UNPOOLED$$DATABASE_URL$$POSTGRES_URL$$PGSERVICE$$PGHOST$$PGDATABASE
 # Start the local server and export its URL unless a database URL is set already.
 WITH_DATABASE = if [ -z "$(URL_VARIABLES)" ]; then \
-	  DATABASE_URL=$$($(BIN)/python -m migration_runner.servers.local_postgres start) || exit 1; \
+	  DATABASE_URL=$$($(BIN)/migrations db start) || exit 1; \
 	  export DATABASE_URL; fi;
 
 # PHASE=expand (before a deploy) or PHASE=contract (after it): every alembic this make
@@ -27,7 +27,7 @@ help: ## List the targets
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
-	  { echo "error: Python 3.11 or newer is needed (set PYTHON=python3.11)" >&2; exit 1; }
+	  { echo "FAILED: Python 3.11 or newer is needed (set PYTHON=python3.11)" >&2; exit 2; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[dev]"
@@ -35,7 +35,7 @@ $(INSTALLED): pyproject.toml
 
 migrate: $(INSTALLED) ## Upgrade the database to head (a local PostgreSQL unless DATABASE_URL is set)
 	@$(WITH_DATABASE) \
-	$(BIN)/alembic upgrade head && $(BIN)/python -m migration_runner.tools.status
+	$(BIN)/alembic upgrade head && $(BIN)/migrations status
 
 lint: $(INSTALLED) ## Lint the SQL (sqlfluff style, squawk safety), the Python (ruff), and check the history is linear
 	$(BIN)/sqlfluff lint sql/ migration_runner/steps/sql/
@@ -45,9 +45,9 @@ lint: $(INSTALLED) ## Lint the SQL (sqlfluff style, squawk safety), the Python (
 	$(BIN)/squawk $$(grep -L '^-- Transaction: none' sql/up/*.sql)
 	@non_transactional=$$(grep -l '^-- Transaction: none' sql/up/*.sql); \
 	  if [ -n "$$non_transactional" ]; then $(BIN)/squawk --no-assume-in-transaction $$non_transactional; fi
-	$(BIN)/python -m migration_runner.tools.linear_history
-	$(BIN)/python -m migration_runner.tools.sql_headers
-	$(BIN)/python -m migration_runner.tools.phase_order
+	$(BIN)/migrations linear-history
+	$(BIN)/migrations sql-headers
+	$(BIN)/migrations phase-order
 
 test: system-packages lint lint-workflows check-schema ## Install missing Debian packages (as root), lint, check the workflows and sql/schema.sql, then the suite on PostgreSQL 15 and 18
 	@# The two versions run side by side, one pytest each (README: the measured time);
@@ -62,27 +62,27 @@ test: system-packages lint lint-workflows check-schema ## Install missing Debian
 	  rm -rf $$logs; exit $$(( first || second ))
 
 schema: $(INSTALLED) ## Regenerate sql/schema.sql from a freshly migrated scratch database
-	$(BIN)/python -m migration_runner.tools.schema_snapshot write
+	$(BIN)/migrations schema write
 
 check-schema: $(INSTALLED) ## Fail with the diff when sql/schema.sql differs from what the migrations produce
-	$(BIN)/python -m migration_runner.tools.schema_snapshot check
+	$(BIN)/migrations schema check
 
 drift: $(INSTALLED) ## List how a live database (DATABASE_URL or Vercel's) differs from its revision's schema
-	@$(BIN)/python -m migration_runner.tools.drift
+	@$(BIN)/migrations drift
 
 # COMPAT_REF: the running release's git ref (default: the merge base with origin/main, else main).
 compat: $(INSTALLED) ## Prove the running release's code (COMPAT_REF) works after this tree's expand phase, and this tree's after both
-	@$(BIN)/python -m migration_runner.tools.compat
+	@$(BIN)/migrations compat
 
 rehearse: $(INSTALLED) ## Apply the pending revisions to a copy of the target first: per-revision report, drift check
-	@$(BIN)/python -m migration_runner.tools.rehearse
+	@$(BIN)/migrations rehearse
 
 restore: $(INSTALLED) ## Put back the rows a destructive revision removed: make restore BACKUP=backups/NNN-...dump [OVERWRITE=1]
-	@test -n "$(BACKUP)" || { echo "usage: make restore BACKUP=backups/<revision>-<time>-<tables>.dump [OVERWRITE=1]" >&2; exit 2; }
-	@$(BIN)/python -m migration_runner.tools.restore $(if $(OVERWRITE),--overwrite) "$(BACKUP)"
+	@test -n "$(BACKUP)" || { echo "FAILED: no backup given: make restore BACKUP=backups/<revision>-<time>-<tables>.dump [OVERWRITE=1]" >&2; exit 2; }
+	@$(BIN)/migrations restore $(if $(OVERWRITE),--overwrite) "$(BACKUP)"
 
 adopt: $(INSTALLED) ## Stamp a database made before migrations 001, only if its schema is exactly v001
-	@$(BIN)/python -m migration_runner.tools.adopt
+	@$(BIN)/migrations adopt
 
 # Only SQL files git does not have yet: an applied migration must never change (checksums).
 NEW_SQL = $$(git ls-files --others --modified --exclude-standard -- 'sql/up/*.sql' 'sql/down/*.sql')
@@ -135,20 +135,20 @@ bench-load: $(BENCH_INSTALLED) ## Common migrations naive vs safe on 10M respons
 	$(BIN)/python -m bench.load $(if $(QUICK),--quick) $(if $(PG),--version $(PG)) $(if $(COMMIT),--commit)
 
 db-start: $(INSTALLED) ## Start the local development PostgreSQL (after make db-stop) without migrating
-	@$(BIN)/python -m migration_runner.servers.local_postgres start --quiet && \
-	  echo "local PostgreSQL started: $$($(BIN)/python -m migration_runner.servers.local_postgres url)"
+	@$(BIN)/migrations db start --quiet && \
+	  echo "local PostgreSQL started: $$($(BIN)/migrations db url)"
 
 db-stop: $(INSTALLED) ## Stop the local development PostgreSQL
-	@$(BIN)/python -m migration_runner.servers.local_postgres stop
+	@$(BIN)/migrations db stop
 
 db-remove: $(INSTALLED) ## Stop the local development PostgreSQL and delete its data
-	@$(BIN)/python -m migration_runner.servers.local_postgres remove
+	@$(BIN)/migrations db remove
 
 db-url: $(INSTALLED) ## Print the local development PostgreSQL's URL
-	@$(BIN)/python -m migration_runner.servers.local_postgres url
+	@$(BIN)/migrations db url
 
 vercel-local: $(INSTALLED) ## Start a local Vercel Postgres stand-in (TLS, PgBouncer); print its variables
-	@$(BIN)/python -m migration_runner.servers.vercel_local start
+	@$(BIN)/migrations vercel-local start
 
 vercel-local-stop: $(INSTALLED) ## Stop the Vercel stand-in and delete its folder
-	@$(BIN)/python -m migration_runner.servers.vercel_local stop
+	@$(BIN)/migrations vercel-local stop

@@ -188,7 +188,7 @@ def add_three_revisions(dest: Path) -> None:
     anchor = "    plan: Mapped[str] = mapped_column(Text, server_default=text(\"'free'\"))\n"
     assert anchor in models, "the Organization model changed: update tests/past_head.py"
     tenancy.write_text(models.replace(anchor, anchor + COUNTRY_MODEL) + NOTES_MODEL)
-    _run(dest, "-m", "migration_runner.tools.schema_snapshot", "write")
+    _run(dest, "-m", "migration_runner.cli", "schema", "write")
 
 
 if __name__ == "__main__":

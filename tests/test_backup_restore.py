@@ -47,9 +47,9 @@ LEDGER_ROWS = "SELECT id, line, entry, entry_length FROM test_ledger ORDER BY id
 # The restore's peak memory above what it had once imported, in KiB (Linux's ru_maxrss unit).
 PEAK_GROWTH = (
     "import resource, sys\n"
-    "from migration_runner.tools.restore import main\n"
+    "from migration_runner.cli import main\n"
     "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-    "code = main(sys.argv[1:])\n"
+    "code = main(['restore', *sys.argv[1:]])\n"
     "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)\n"
     "sys.exit(code)\n"
 )
@@ -113,7 +113,7 @@ def ledger(database_url, tree_copy):
 
 def restore(url: str, backup_file, *options: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "migration_runner.tools.restore", *options, str(backup_file)],
+        [sys.executable, "-m", "migration_runner.cli", "restore", *options, str(backup_file)],
         env=clean_environ(DATABASE_URL=url), cwd=ROOT,
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip

@@ -52,7 +52,7 @@ def compat(project, server, *args: str) -> subprocess.CompletedProcess:
     environ = clean_environ()
     environ.pop("COMPAT_REF", None)
     return subprocess.run(
-        [sys.executable, "-m", "migration_runner.tools.compat", "--tree", str(project),
+        [sys.executable, "-m", "migration_runner.cli", "compat", "--tree", str(project),
          "--scratch-url", server.admin_url, *args],
         cwd=ROOT, env=environ, capture_output=True, text=True, timeout=180, check=False,
     )  # fmt: skip

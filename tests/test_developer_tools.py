@@ -30,7 +30,7 @@ def test_pre_commit_config_is_valid_and_runs_the_project_checks():
         "sqlfluff lint",
         "ruff check",
         "ruff format",
-        "migration_runner.tools.linear_history",
+        "migrations linear-history",
     ):
         assert tool in entries
 

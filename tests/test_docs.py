@@ -4,9 +4,10 @@ docs/first-migration.md, the one page that tells the core loop, is run block by
 block in a copy of the project, with its SQL and model snippets put where the
 page says. Every other shell block in the docs is checked against what exists:
 each `make` target in the Makefile, each `alembic` command and `-x` option in
-Alembic and the runner, each `python -m` module in the tree.
+Alembic and the runner, each `migrations` subcommand, each `python -m` module in the tree.
 """
 
+import argparse
 import re
 import shlex
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 import alembic.command
 
 from conftest import ROOT, clean_environ, current_version, query, run_make
+from migration_runner import cli
 from migration_runner.steps.settings import OPTIONS
 from migration_runner.tools.scaffold import revision_ids
 
@@ -90,6 +92,13 @@ def problems_in(command: str) -> list[str]:
         ]
     if program == "alembic":
         return alembic_problems(args)
+    if program == "migrations":  # pyproject.toml's [project.scripts]: migration_runner/cli.py
+        choices = next(
+            action.choices
+            for action in cli.parser()._actions
+            if isinstance(action, argparse._SubParsersAction)
+        )
+        return [] if args and args[0] in choices else [f"migrations {' '.join(args[:1])}: no such"]
     if program.startswith("python"):
         module = args[args.index("-m") + 1] if "-m" in args else ""
         path = ROOT / Path(*module.split("."))

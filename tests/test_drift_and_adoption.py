@@ -28,9 +28,9 @@ CREATE TABLE hand_made (id integer PRIMARY KEY);
 
 
 def tool(module: str, *args: str, tree=ROOT, **variables: str) -> subprocess.CompletedProcess:
-    """python -m migration_runner.<module> with only the given URL variables set."""
+    """`migrations <command>` with only the given URL variables set."""
     return subprocess.run(
-        [sys.executable, "-m", f"migration_runner.tools.{module}", "--tree", str(tree), *args],
+        [sys.executable, "-m", "migration_runner.cli", module, "--tree", str(tree), *args],
         env=clean_environ(**variables),
         cwd=ROOT,
         capture_output=True,

@@ -29,7 +29,7 @@ def write_revision(tree: Path, number: str, slug: str, parent: str) -> None:
 
 def test_the_project_history_is_linear():
     result = subprocess.run(
-        [sys.executable, "-m", "migration_runner.tools.linear_history", str(ROOT)],
+        [sys.executable, "-m", "migration_runner.cli", "linear-history", str(ROOT)],
         capture_output=True,
         text=True,
         check=False,
@@ -44,7 +44,7 @@ def test_two_branches_adding_the_same_number_collide(tree_copy):
     found = problems(tree_copy)
     assert any(f"number {added} is used twice" in problem for problem in found), found
     result = subprocess.run(
-        [sys.executable, "-m", "migration_runner.tools.linear_history", str(tree_copy)],
+        [sys.executable, "-m", "migration_runner.cli", "linear-history", str(tree_copy)],
         capture_output=True,
         text=True,
         check=False,

@@ -20,7 +20,8 @@ def _local_server(action, project):
         [
             sys.executable,
             "-m",
-            "migration_runner.servers.local_postgres",
+            "migration_runner.cli",
+            "db",
             action,
             "--project",
             str(project),

@@ -98,7 +98,7 @@ def test_phase_lint_refuses_an_expand_revision_after_a_contract_one(project_copy
     ).stdout.strip()
     drop = add_revision(project_copy, "drop_test_only_legacy", DROP_UP, LEGACY_UP)
     later = add_revision(project_copy, "index_test_only_new", LATER_UP, LATER_DOWN)
-    lint = [sys.executable, "-m", "migration_runner.tools.phase_order", str(project_copy)]
+    lint = [sys.executable, "-m", "migration_runner.cli", "phase-order", str(project_copy)]
 
     refused = subprocess.run(lint, cwd=ROOT, env=clean_environ(COMPAT_REF=release),
                              capture_output=True, text=True, check=False)  # fmt: skip

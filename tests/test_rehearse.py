@@ -73,7 +73,7 @@ def target(database_url, tree_copy):
 
 def rehearse(url, tree) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "migration_runner.tools.rehearse", "--tree", str(tree)],
+        [sys.executable, "-m", "migration_runner.cli", "rehearse", "--tree", str(tree)],
         env=clean_environ(DATABASE_URL=url), cwd=tree,
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
@@ -139,7 +139,7 @@ def test_copy_falls_back_to_pg_dump_while_someone_is_connected_to_the_target(tar
 
 def start_rehearsal(url, tree) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "migration_runner.tools.rehearse", "--tree", str(tree)],
+        [sys.executable, "-m", "migration_runner.cli", "rehearse", "--tree", str(tree)],
         env=clean_environ(DATABASE_URL=url), cwd=tree,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
@@ -415,7 +415,7 @@ def test_expand_phase_rehearses_the_revisions_before_the_first_contract_one(targ
         "ALTER TABLE organizations ADD COLUMN test_only_short_name text;\n",
     )  # fmt: skip
     result = subprocess.run(
-        [sys.executable, "-m", "migration_runner.tools.rehearse", "--tree", str(tree)],
+        [sys.executable, "-m", "migration_runner.cli", "rehearse", "--tree", str(tree)],
         env=clean_environ(DATABASE_URL=url, MIGRATION_PHASE="expand"), cwd=tree,
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip

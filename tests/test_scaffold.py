@@ -52,7 +52,7 @@ def test_revision_writes_next_number_shim_and_sql_pair_that_apply(database_url, 
     assert run(*ruff, "format", "--check", str(shim), cwd=ROOT).returncode == 0
     assert run(*ruff, "check", str(shim), cwd=ROOT).returncode == 0
     linear = run(
-        sys.executable, "-m", "migration_runner.tools.linear_history", str(tree_copy), cwd=ROOT
+        sys.executable, "-m", "migration_runner.cli", "linear-history", str(tree_copy), cwd=ROOT
     )
     assert linear.returncode == 0, linear.stdout + linear.stderr
 
@@ -95,7 +95,7 @@ def test_two_branches_adding_the_same_number_collide(tree_copy):
     assert merged.returncode == 0  # git sees no conflict: the slugs differ
 
     check = run(
-        sys.executable, "-m", "migration_runner.tools.linear_history", str(tree_copy), cwd=ROOT
+        sys.executable, "-m", "migration_runner.cli", "linear-history", str(tree_copy), cwd=ROOT
     )
     assert check.returncode != 0
     assert after(HEAD) in check.stdout + check.stderr
@@ -148,10 +148,14 @@ def test_a_header_that_hides_a_drop_fails_lint_with_the_fix(tree_copy):
         "-- drop_plan (up): test-only.\n-- Destructive: no\nALTER TABLE organizations DROP plan;\n",
         "-- drop_plan (down): test-only.\nALTER TABLE organizations ADD plan text;\n",
     )
-    lint = run(sys.executable, "-m", "migration_runner.tools.sql_headers", str(tree_copy), cwd=ROOT)
+    lint = run(
+        sys.executable, "-m", "migration_runner.cli", "sql-headers", str(tree_copy), cwd=ROOT
+    )
     assert lint.returncode == 1
     assert lint.stderr.strip() == (
         f"FAILED: sql/up/{added}_drop_plan.sql drops column plan of organizations, but its header "
         "does not say so: set `-- Destructive: yes` (a reviewer reads it before the SQL)"
     )
-    assert run(sys.executable, "-m", "migration_runner.tools.sql_headers", cwd=ROOT).returncode == 0
+    assert (
+        run(sys.executable, "-m", "migration_runner.cli", "sql-headers", cwd=ROOT).returncode == 0
+    )

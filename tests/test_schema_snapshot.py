@@ -21,7 +21,8 @@ def schema_command(action: str, tree, scratch_url: str) -> subprocess.CompletedP
         [
             sys.executable,
             "-m",
-            "migration_runner.tools.schema_snapshot",
+            "migration_runner.cli",
+            "schema",
             action,
             "--tree",
             str(tree),

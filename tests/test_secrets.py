@@ -191,10 +191,10 @@ def target(request, postgres_server) -> Iterator[Target]:
 
 
 def tool(module: str, target: Target, tree: Path, tmp_path: Path) -> subprocess.CompletedProcess:
-    """python -m migration_runner.tools.<module> on target, its temporary files in tmp_path."""
+    """`migrations <command>` on target, its temporary files in tmp_path."""
     (tmp_path / "tmp").mkdir(exist_ok=True)
     return subprocess.run(
-        [sys.executable, "-m", f"migration_runner.tools.{module}", "--tree", str(tree)],
+        [sys.executable, "-m", "migration_runner.cli", module, "--tree", str(tree)],
         env=clean_environ(**target.environ, TMPDIR=str(tmp_path / "tmp")), cwd=tree,
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip

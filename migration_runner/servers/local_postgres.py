@@ -14,7 +14,6 @@ copied once to a world-readable cache when the postgres user cannot reach them.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import importlib.util
 import os
@@ -369,39 +368,27 @@ def _create_database(server: LocalServer, name: str) -> None:
         )
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="The local development PostgreSQL.")
-    parser.add_argument("action", choices=["start", "stop", "url", "remove"])
-    parser.add_argument("--quiet", action="store_true", help="start: print nothing")
-    parser.add_argument("--project", type=Path, default=Path.cwd())
-    args = parser.parse_args(argv)
-    try:
-        if args.action == "start":
-            server = ensure_dev_server(args.project)
-            if not args.quiet:
-                print(server.url(DEV_DATABASE))
-        elif args.action == "url":
-            server = dev_server(args.project)
-            if server is None:
-                raise LocalServerError("No local server yet: run `make migrate` first.")
+def run(action: str, project: Path, quiet: bool = False) -> int:
+    """`migrations db start|stop|url|remove`; raises LocalServerError (one FAILED line)."""
+    if action == "start":
+        server = ensure_dev_server(project)
+        if not quiet:
             print(server.url(DEV_DATABASE))
-            if not server.is_running():
-                print("local PostgreSQL is stopped: start it with `make db-start`", file=sys.stderr)
-        elif args.action == "stop":
-            server = dev_server(args.project)
-            if server is not None and server.is_running():
-                server.stop()
-                print("local PostgreSQL stopped", file=sys.stderr)
-            else:
-                print("local PostgreSQL is not running", file=sys.stderr)
+    elif action == "url":
+        server = dev_server(project)
+        if server is None:
+            raise LocalServerError("No local server yet: run `make migrate` first.")
+        print(server.url(DEV_DATABASE))
+        if not server.is_running():
+            print("local PostgreSQL is stopped: start it with `make db-start`", file=sys.stderr)
+    elif action == "stop":
+        server = dev_server(project)
+        if server is not None and server.is_running():
+            server.stop()
+            print("local PostgreSQL stopped", file=sys.stderr)
         else:
-            remove_dev_server(args.project)
-            print("local PostgreSQL removed with its data", file=sys.stderr)
-    except LocalServerError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+            print("local PostgreSQL is not running", file=sys.stderr)
+    else:
+        remove_dev_server(project)
+        print("local PostgreSQL removed with its data", file=sys.stderr)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

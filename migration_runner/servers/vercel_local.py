@@ -24,7 +24,6 @@ as that user. `stop()` ends both processes by their pid and removes it.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import secrets
@@ -427,44 +426,32 @@ def _exports(stack: VercelStack) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="A local Vercel Postgres-like stack.")
-    parser.add_argument("action", choices=["start", "stop", "env"])
-    parser.add_argument("--project", type=Path, default=Path.cwd())
-    parser.add_argument("--version", default=None, help="PostgreSQL major version (15 or 18)")
-    args = parser.parse_args(argv)
-    try:
-        stack = _load(args.project)
-        if args.action == "stop":
-            if stack is None:
-                print("the Vercel-like stack is not running", file=sys.stderr)
-                return 0
-            stack.stop()
-            _state_path(args.project).unlink()
-            print("Vercel-like stack stopped and removed", file=sys.stderr)
-            return 0
-        if stack is not None and not stack.is_running():
-            stack.stop()  # half-dead (machine restarted): start afresh
-            _state_path(args.project).unlink()
-            stack = None
+def run(action: str, project: Path, version: str | None = None) -> int:
+    """`migrations vercel-local start|stop|env`; raises LocalServerError (one FAILED line)."""
+    stack = _load(project)
+    if action == "stop":
         if stack is None:
-            if args.action == "env":
-                raise LocalServerError("not running: start it with `make vercel-local`")
-            stack = start_stack(args.version or default_version(), disposable=False)
-            _save(args.project, stack)
-            print(
-                f"Vercel-like stack up: PostgreSQL {stack.version}"
-                + (" with TLS" if stack.server_tls else " behind a TLS proxy (no TLS in binaries)")
-                + f", owner {OWNER} (no superuser), PgBouncer in transaction mode.\n"
-                'Load the variables with: eval "$(make -s vercel-local)"',
-                file=sys.stderr,
-            )
-        print(_exports(stack))
-    except LocalServerError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+            print("the Vercel-like stack is not running", file=sys.stderr)
+            return 0
+        stack.stop()
+        _state_path(project).unlink()
+        print("Vercel-like stack stopped and removed", file=sys.stderr)
+        return 0
+    if stack is not None and not stack.is_running():
+        stack.stop()  # half-dead (machine restarted): start afresh
+        _state_path(project).unlink()
+        stack = None
+    if stack is None:
+        if action == "env":
+            raise LocalServerError("not running: start it with `make vercel-local`")
+        stack = start_stack(version or default_version(), disposable=False)
+        _save(project, stack)
+        print(
+            f"Vercel-like stack up: PostgreSQL {stack.version}"
+            + (" with TLS" if stack.server_tls else " behind a TLS proxy (no TLS in binaries)")
+            + f", owner {OWNER} (no superuser), PgBouncer in transaction mode.\n"
+            'Load the variables with: eval "$(make -s vercel-local)"',
+            file=sys.stderr,
+        )
+    print(_exports(stack))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

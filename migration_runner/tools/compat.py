@@ -1,6 +1,6 @@
 """`make compat`: the running release's code, proved to work after this tree's expand phase.
 
-    python -m migration_runner.tools.compat [--ref REF] [--tree DIR] [--scratch-url URL]
+    migrations compat [--ref REF] [--tree DIR] [--scratch-url URL]
 
 The running release is a git ref: --ref, else COMPAT_REF, else the merge base of HEAD
 and origin/main, else main (tools/release.py). Its files (models and migration tree)
@@ -31,7 +31,6 @@ Exit status: 0 compatible; 1 incompatible (one FAILED line per problem); 2 it co
 not check (no release to compare with, git, the server, or rows it cannot generate).
 """
 
-import argparse
 import json
 import os
 import subprocess
@@ -45,7 +44,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from migration_runner.errors import MigrationError, interrupt_on_sigterm
-from migration_runner.servers.local_postgres import LocalServerError
 from migration_runner.tools import compat_static, schema_snapshot
 from migration_runner.tools.release import release_ref
 from migration_runner.tools.scaffold import revision_ids
@@ -382,28 +380,10 @@ def stage_problems(
 # --- command line -------------------------------------------------------------------------------
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--ref",
-        help="the running release's git ref (default: COMPAT_REF, origin/main's merge base)",
-    )
-    parser.add_argument("--tree", type=Path, default=Path.cwd(), help="this tree (a git checkout)")
-    parser.add_argument(
-        "--scratch-url",
-        default=os.environ.get("SCHEMA_SCRATCH_URL"),
-        help="a server where a temporary database may be created (default: a throwaway one)",
-    )
-    options = parser.parse_args(argv)
+def run(tree: Path, ref: str | None, scratch_url: str | None) -> int:
+    """`migrations compat`: 0 compatible, 1 incompatible, 2 some of it could not be checked."""
     interrupt_on_sigterm()  # CI's cancel still drops the scratch database
-    try:
-        problems = check(options.tree.resolve(), options.ref, options.scratch_url)
-    except (MigrationError, LocalServerError) as error:
-        print(f"FAILED: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("compat: interrupted; the scratch database was dropped", file=sys.stderr)
-        return 130
+    problems = check(tree, ref, scratch_url)
     for problem in problems:
         print(f"FAILED: {problem.line}", file=sys.stderr)
     if any(not problem.unchecked for problem in problems):
@@ -412,7 +392,3 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print("compat: the running release's code works after the expand phase; this tree's after both")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,16 +1,14 @@
 """`make drift`: does a live database still have the schema of the revision it is at?
 
-    python -m migration_runner.tools.drift        # the database of DATABASE_URL or Vercel's variables
+    migrations drift        # the database of DATABASE_URL or Vercel's variables
 
 The live schema (migration_runner.tools.schema_snapshot) is compared with the
 snapshot of its revision: the committed sql/schema.sql at head, otherwise one
 built by migrating a scratch database to that revision. Every object that is
 missing, unexpected or different is listed, then the unified diff.
-Exit status: 0 no drift, 1 drift, 2 the check could not run.
+Exit status (migration_runner/cli.py): 0 no drift, 1 drift, 2 the check could not run.
 """
 
-import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -21,7 +19,6 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from migration_runner.errors import MigrationError
-from migration_runner.servers.local_postgres import LocalServerError
 from migration_runner.steps.database_url import DatabaseTarget, resolve_target
 from migration_runner.tools import schema_snapshot
 
@@ -87,53 +84,27 @@ def compare(
     return found
 
 
-def arguments(
-    description: str, argv: list[str] | None, *extra: tuple[str, str]
-) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=description)
-    for flag, help_text in extra:
-        parser.add_argument(flag, help=help_text)
-    parser.add_argument("--tree", type=Path, default=Path.cwd(), help="the migration tree")
-    parser.add_argument(
-        "--scratch-url",
-        default=os.environ.get("SCHEMA_SCRATCH_URL"),
-        help="a server where a temporary database may be created (default: a throwaway one)",
-    )
-    return parser.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-    options = arguments(__doc__.split("\n\n")[0], argv)
-    tree = options.tree.resolve()
-    try:
-        target = resolve_target()
-        revisions = applied_revisions(target)
-        if not revisions:
-            print(
-                f"{target.shown} is not under migrations (no alembic_version row): "
-                "compare nothing; adopt it with `make adopt` if it predates them.",
-                file=sys.stderr,
-            )
-            return 2
-        if len(revisions) > 1:
-            raise MigrationError(f"{target.shown} has several heads: {', '.join(revisions)}")
-        revision = revisions[0]
-        known_revision(tree, revision)
-        found = compare(tree, revision, target, options.scratch_url)
-    except (MigrationError, LocalServerError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+def run(tree: Path, scratch_url: str | None) -> int:
+    """`migrations drift`: 0 no drift, 1 drift (listed); raises when it cannot check."""
+    target = resolve_target()
+    revisions = applied_revisions(target)
+    if not revisions:
+        raise MigrationError(
+            f"{target.shown} is not under migrations (no alembic_version row): "
+            "compare nothing; adopt it with `make adopt` if it predates them."
+        )
+    if len(revisions) > 1:
+        raise MigrationError(f"{target.shown} has several heads: {', '.join(revisions)}")
+    revision = revisions[0]
+    known_revision(tree, revision)
+    found = compare(tree, revision, target, scratch_url)
     if found:
         print(
-            f"DRIFT: {target.shown} differs from revision {revision} in {len(found)} object(s). "
-            "Someone changed it outside migrations: undo that by hand, or capture it in a new "
-            "revision.",
+            f"FAILED: DRIFT: {target.shown} differs from revision {revision} in {len(found)} "
+            "object(s). Someone changed it outside migrations: undo that by hand, or capture it "
+            "in a new revision.",
             file=sys.stderr,
         )
         return 1
     print(f"no drift: {target.shown} has exactly the schema of revision {revision}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

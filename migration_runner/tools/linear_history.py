@@ -4,10 +4,9 @@ Two branches that both add 005 merge cleanly in git (different slugs) but give
 Alembic two heads; this check makes that, a gap, and a shim without its SQL
 files (or SQL files without a shim) fail in CI and in pre-commit.
 
-    python -m migration_runner.tools.linear_history [TREE]
+    migrations linear-history [TREE]
 """
 
-import argparse
 import re
 import sys
 from collections import defaultdict
@@ -95,20 +94,13 @@ def _config(tree: Path) -> Config:
     return config
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Check that the migration history is linear.")
-    parser.add_argument("tree", nargs="?", type=Path, default=Path.cwd())
-    tree = parser.parse_args(argv).tree
+def run(tree: Path) -> int:
+    """`migrations linear-history`: 1 with one FAILED line per problem."""
     found = problems(tree)
+    for problem in found:
+        print(f"FAILED: migration history is not linear: {problem}", file=sys.stderr)
     if found:
-        print("migration history is not linear:", file=sys.stderr)
-        for problem in found:
-            print(f"  - {problem}", file=sys.stderr)
         return 1
     count = len(_stems(tree / "alembic" / "versions", ".py") - {"__init__"})
     print(f"linear history: {count} revision(s), 001 to {count:03d}, each with its SQL pair")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """Among the revisions the running release does not have yet, no expand after a contract.
 
-    python -m migration_runner.tools.phase_order [TREE]      (in `make lint`)
+    migrations phase-order [TREE]      (in `make lint`)
 
 `alembic -x phase=expand upgrade head` stops at the first pending contract
 revision, so an expand revision numbered after it would silently wait for the
@@ -8,7 +8,6 @@ contract phase, after the deploy that needs it. The fix is in the message:
 number it before the contract revision, or make it a contract revision itself.
 """
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -39,10 +38,8 @@ def problems(tree: Path, released: set[str], ref: str) -> list[str]:
     return found
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("tree", nargs="?", type=Path, default=Path.cwd())
-    tree = parser.parse_args(argv).tree
+def run(tree: Path) -> int:
+    """`migrations phase-order`: 1 with one FAILED line per problem."""
     ref = release_ref(tree)
     released = None if ref is None else released_revisions(tree, ref)
     if released is None:
@@ -54,7 +51,3 @@ def main(argv: list[str] | None = None) -> int:
     if not found:
         print(f"phase order: no expand revision after a contract one since {ref}")
     return 1 if found else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

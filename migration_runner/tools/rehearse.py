@@ -1,6 +1,6 @@
 """Rehearse the pending revisions on a copy of the target, never on the target itself.
 
-    make rehearse          # or: python -m migration_runner.tools.rehearse
+    make rehearse          # or: migrations rehearse
 
 The target is the database `alembic upgrade` would migrate (same variables).
 It is copied into a scratch database: on the same server with
@@ -15,10 +15,10 @@ in progress are stopped first, and nothing of the rehearsal keeps a session or
 a lock on the target.
 
 Exit 0: every revision applied and the schema is exactly head's. 1: a revision
-failed or drift was found. 2: the rehearsal could not be set up. 130: interrupted.
+failed or drift was found. 2: the rehearsal could not be set up. 130: interrupted
+(migration_runner/cli.py prints the FAILED line).
 """
 
-import argparse
 import json
 import logging
 import os
@@ -412,27 +412,12 @@ def _ignore_signals() -> None:
         signal.signal(each, signal.SIG_IGN)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tree", type=Path, default=Path.cwd(), help="the migration tree")
-    options = parser.parse_args(argv)
+def run(tree: Path) -> int:
+    """`migrations rehearse`: 0 rehearsed, 1 a revision failed or drift; raises when the
+    rehearsal cannot be set up, KeyboardInterrupt on Ctrl-C or SIGTERM once cleaned up."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)-5.5s [%(name)s] %(message)s")
     for each in (signal.SIGINT, signal.SIGTERM):  # a cancelled CI job cleans up like Ctrl-C
         signal.signal(each, _stop_on_signal)
     scratch_server = os.environ.get("SCHEMA_SCRATCH_URL")
-    try:
-        server = resolve_target({"DATABASE_URL": scratch_server}).url if scratch_server else None
-        return rehearse(options.tree.resolve(), server)
-    except MigrationError as error:
-        print(f"FAILED: {error}", file=sys.stderr)
-        return 2
-    except DBAPIError as error:
-        print(f"FAILED: {str(error.orig).strip()}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt as interruption:
-        print(f"FAILED: interrupted ({interruption}); the target was not changed", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    server = resolve_target({"DATABASE_URL": scratch_server}).url if scratch_server else None
+    return rehearse(tree, server)

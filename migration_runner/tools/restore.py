@@ -1,6 +1,6 @@
 """Bring back the rows a destructive revision removed, from the backup the runner wrote.
 
-    python -m migration_runner.tools.restore backups/002-20261125T041500Z-users.dump
+    migrations restore backups/002-20261125T041500Z-users.dump
     make restore BACKUP=backups/002-...dump
 
 The target (DATABASE_URL, Vercel's or libpq's variables, as for `alembic`)
@@ -19,12 +19,10 @@ count is checked against the backup's. Triggers fire as for any write: an
 `updated_at` trigger stamps restored rows.
 """
 
-import argparse
 import json
 import logging
 import re
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import BinaryIO
@@ -320,25 +318,9 @@ def restore(dump: Path, overwrite: bool = False) -> list[str]:
         engine.dispose()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("backup", type=Path, help="a .dump file the runner wrote")
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="restore although the database is not at the backup's revision or its tables "
-        "changed shape: the backup's values replace the current ones",
-    )
-    options = parser.parse_args(argv)
+def run(backup: Path, overwrite: bool) -> int:
+    """`migrations restore`: 0 restored; a refusal raises MigrationError (exit 1)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)-5.5s [%(name)s] %(message)s")
-    try:
-        for line in restore(options.backup, options.overwrite):
-            print(line)
-    except MigrationError as error:
-        print(f"FAILED: {error}", file=sys.stderr)
-        return 1
+    for line in restore(backup, overwrite):
+        print(line)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

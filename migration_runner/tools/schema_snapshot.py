@@ -1,7 +1,7 @@
 """The whole schema as one stable text: sql/schema.sql, drift and adoption all use it.
 
-    python -m migration_runner.tools.schema_snapshot write   # regenerate sql/schema.sql (make schema)
-    python -m migration_runner.tools.schema_snapshot check   # fail with a diff if it is stale
+    migrations schema write   # regenerate sql/schema.sql (make schema)
+    migrations schema check   # fail with a diff if it is stale (make check-schema)
 
 A snapshot is `pg_dump --schema-only` with everything that is not the schema
 taken out: the banner with server and client versions, the per-dump random
@@ -20,7 +20,6 @@ them, and their rows, not their shape, say where a database stands.
 
 from __future__ import annotations
 
-import argparse
 import difflib
 import os
 import re
@@ -247,26 +246,13 @@ def unified_diff(expected_text: str, actual_text: str, expected_name: str, actua
 # --- command line -------------------------------------------------------------
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=("write", "check"))
-    parser.add_argument("--tree", type=Path, default=Path.cwd(), help="the migration tree")
-    parser.add_argument(
-        "--scratch-url",
-        default=os.environ.get("SCHEMA_SCRATCH_URL"),
-        help="a server where a temporary database may be created (default: a throwaway one)",
-    )
-    options = parser.parse_args(argv)
-    tree = options.tree.resolve()
-    try:
-        revision = head_revision(tree)
-        body = build(tree, revision, options.scratch_url)
-    except (MigrationError, local_postgres.LocalServerError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+def run(action: str, tree: Path, scratch_url: str | None) -> int:
+    """`migrations schema write|check`: check is 1 when the file is stale (the diff printed)."""
+    revision = head_revision(tree)
+    body = build(tree, revision, scratch_url)
     target = tree / SNAPSHOT_FILE
     content = render_file(revision, body)
-    if options.action == "write":
+    if action == "write":
         target.write_text(content, encoding="utf-8")
         print(f"wrote {SNAPSHOT_FILE} (revision {revision}, {len(parse_objects(body))} objects)")
         return 0
@@ -278,9 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         unified_diff(committed, content, f"{SNAPSHOT_FILE} (committed)", "migrations (head)")
         or "(only the header differs)"
     )
-    print(f"\n{SNAPSHOT_FILE} is out of date: run `make schema` and commit it.", file=sys.stderr)
+    print(
+        f"FAILED: {SNAPSHOT_FILE} is out of date: run `make schema` and commit it.", file=sys.stderr
+    )
     return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

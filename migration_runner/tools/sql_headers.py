@@ -1,6 +1,6 @@
 """The header lines of every SQL file say what the file really does.
 
-    python -m migration_runner.tools.sql_headers [TREE]     (in `make lint`)
+    migrations sql-headers [TREE]     (in `make lint`)
 
 A reviewer reads `-- Destructive:` and `-- Transaction:` before the SQL. The
 runner acts on `Transaction` only; `Destructive` is for people, so it is
@@ -11,7 +11,6 @@ with BEGIN, COMMIT or any other transaction control statement fails too, as
 the runner's preflight refuses it.
 """
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -62,10 +61,9 @@ def problems(tree: Path) -> list[str]:
     return found
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Check the SQL files' header lines.")
-    parser.add_argument("tree", nargs="?", type=Path, default=Path.cwd())
-    found = problems(parser.parse_args(argv).tree)
+def run(tree: Path) -> int:
+    """`migrations sql-headers`: 1 with one FAILED line per problem."""
+    found = problems(tree)
     for problem in found:
         print(f"FAILED: {problem}", file=sys.stderr)
     if not found:
@@ -74,7 +72,3 @@ def main(argv: list[str] | None = None) -> int:
             "and no file controls its transaction"
         )
     return 1 if found else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
