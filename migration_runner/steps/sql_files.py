@@ -101,28 +101,43 @@ def sql_path(shim_file: str | Path, direction: str) -> Path:
     return Path(tree, "sql", direction, os.path.splitext(name)[0] + ".sql")
 
 
-@cache
 def load(path: Path) -> SqlFile:
-    """Read a SQL file once per process."""
-    shown = "/".join(path.parts[-3:])
+    """A SQL file, read again only when it changed since it was last read (its size,
+    modification time or inode differ): the steps of a run ask for each file several times,
+    and a later run in the same process sees an edit made in between."""
+    try:
+        found = os.stat(path)
+    except OSError as error:
+        raise _unreadable(path, error) from None
+    return _read(path, found.st_size, found.st_mtime_ns, found.st_ino)
+
+
+@cache
+def _read(path: Path, size: int, modified: int, inode: int) -> SqlFile:
+    """The file as it was at that size, time and inode (the key of the cache)."""
     try:
         return SqlFile(path=path, text=path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MigrationError(
-            f"Missing SQL file {shown}: every revision needs both "
-            "sql/up/NNN_slug.sql and sql/down/NNN_slug.sql."
-        ) from None
     except UnicodeDecodeError as error:
         content = path.read_bytes()
         line = content.count(b"\n", 0, error.start) + 1
         raise MigrationError(
-            f"{shown} is not valid UTF-8: byte 0x{content[error.start]:02x} on line {line}. "
-            "Save the file as UTF-8 (iconv -f LATIN1 -t UTF-8 converts a Latin-1 file)."
+            f"{'/'.join(path.parts[-3:])} is not valid UTF-8: byte 0x{content[error.start]:02x} "
+            f"on line {line}. Save the file as UTF-8 (iconv -f LATIN1 -t UTF-8 converts a "
+            "Latin-1 file)."
         ) from None
     except OSError as error:
-        raise MigrationError(f"Cannot read {shown}: {error.strerror}.") from None
+        raise _unreadable(path, error) from None
 
 
-@cache
+def _unreadable(path: Path, error: OSError) -> MigrationError:
+    shown = "/".join(path.parts[-3:])
+    if isinstance(error, FileNotFoundError):
+        return MigrationError(
+            f"Missing SQL file {shown}: every revision needs both "
+            "sql/up/NNN_slug.sql and sql/down/NNN_slug.sql."
+        )
+    return MigrationError(f"Cannot read {shown}: {error.strerror}.")
+
+
 def for_revision(shim_file: str | Path, direction: str) -> SqlFile:
     return load(sql_path(shim_file, direction))
