@@ -9,6 +9,10 @@ commits with its history row, so no lock outlives it and a failure leaves the
 database at the last revision fully applied. A lock timeout rolls back only the
 revision that hit it, and the attempt is retried with a longer timeout.
 
+The run's state is one Run (migration_runner/steps/run.py), built here and passed to
+the steps that need it: its settings, history recorder, lock hand-over and backups taken.
+Alembic calls run.after_revision after each revision: record it, note its locks, commit it.
+
 `alembic revision` (and `merge`, and `history` without -i) never connects:
 it numbers the new revision and scaffolds its SQL pair (migration_runner.tools.scaffold).
 """
@@ -24,20 +28,25 @@ from sqlalchemy.engine import Connection, Engine
 from migration_runner.errors import FileFailed, one_failed_line
 from migration_runner.steps.at_head import nothing_to_apply
 from migration_runner.steps.connect import connect
-from migration_runner.steps.history import HistoryRecorder, verify_checksums
-from migration_runner.steps.lock_report import lock_report_hook, write_lock_report
+from migration_runner.steps.database_url import DatabaseTarget, resolve_target
+from migration_runner.steps.history import verify_checksums
+from migration_runner.steps.lock_report import write_lock_report
 from migration_runner.steps.lock_retry import one_attempt, run_with_lock_retries
 from migration_runner.steps.offline_start import check_starting_revision
 from migration_runner.steps.phases import limit_to_phase
+from migration_runner.steps.run import Run
 from migration_runner.steps.settings import RunSettings, read_settings
 from migration_runner.steps.shims import shims_read_as_data
 from migration_runner.steps.transaction import (
-    commit_revision,
     describe_blockers,
     one_round_trip_per_revision,
     take_migration_lock,
 )
-from migration_runner.tools.model_compare import comparison_options, comparison_target
+from migration_runner.tools.model_compare import (
+    compares_models,
+    comparison_options,
+    comparison_target,
+)
 from migration_runner.tools.scaffold import number_revision, runs_without_database
 
 config = context.config
@@ -53,11 +62,16 @@ model_comparison = comparison_options(config)
 settings = read_settings(context.get_x_argument(as_dictionary=True))
 
 
-def run_one_attempt(recorder: HistoryRecorder, attempt: RunSettings) -> None:
+def new_run(pooled: bool | None = None) -> Run:
+    """This run's state, passed to every step (steps/run.py); env.py's module holds none."""
+    return Run(settings=settings, tree=Path(config.config_file_name).parent, pooled=pooled)
+
+
+def run_one_attempt(run: Run, attempt: RunSettings) -> None:
     """Lock, set this attempt's timeouts, verify checksums and migrate (a commit per revision)."""
+    run.attempt = attempt  # a retry waits longer for locks
     with context.begin_transaction():
         migration_context = context.get_context()
-        migration_context.opts["run_settings"] = attempt  # a retry waits longer for locks
         take_migration_lock(migration_context, attempt)
         if migration_context.as_sql:
             check_starting_revision(migration_context)  # the script is applied where it starts
@@ -72,66 +86,62 @@ def run_one_attempt(recorder: HistoryRecorder, attempt: RunSettings) -> None:
         from migration_runner.steps.progress import progress_reports
 
         verify_checksums(migration_context, migration_context.script)
-        refuse_before_any_change(migration_context, settings)  # a refusal never comes midway
-        back_up_before_data_loss(
-            migration_context, settings, tree=Path(config.config_file_name).parent
-        )
-        recorder.start()
+        refuse_before_any_change(migration_context, run)  # a refusal never comes midway
+        back_up_before_data_loss(migration_context, run)  # once per run, not per attempt
+        run.recorder.start()
         with (
-            progress_reports(migration_context),  # one thread for the run's long statements
-            one_round_trip_per_revision(migration_context, attempt),  # file and commit together
+            progress_reports(migration_context, run.pooled),  # one thread for long statements
+            one_round_trip_per_revision(migration_context, run),  # file and commit together
         ):
-            context.run_migrations()
+            context.run_migrations()  # run.after_revision records, reports locks, commits
         write_lock_report(migration_context, settings.lock_report)  # make rehearse asks for it
-        recorder.flush(migration_context)  # rows still waiting (a pooled rerun's), one INSERT
+        run.recorder.flush(migration_context)  # rows still waiting (a pooled rerun's), one INSERT
 
 
-def run_one_attempt_naming_lines(recorder: HistoryRecorder, attempt: RunSettings) -> None:
+def run_one_attempt_naming_lines(run: Run, attempt: RunSettings) -> None:
     """One attempt; if a SQL file sent whole failed, again one statement at a time.
 
     The first try is rolled back entirely; the second names the failing line
     (or succeeds, if the failure was transient).
     """
     try:
-        run_one_attempt(recorder, attempt)
+        run_one_attempt(run, attempt)
     except FileFailed as failure:
-        from migration_runner.steps.revision import (
-            one_statement_at_a_time,  # only now: a no-op skips it
-        )
-
         log.info("%s; running again one statement at a time to name the line", failure)
-        one_statement_at_a_time()
-        run_one_attempt(recorder, attempt)
+        run.one_statement_at_a_time = True  # each on a round trip of its own, this run only
+        run_one_attempt(run, attempt)
 
 
 def run_migrations_offline() -> None:
     """Write the run as a SQL script, for review and for `psql -v ON_ERROR_STOP=1 -f`."""
-    recorder = HistoryRecorder()
+    run = new_run()
     context.configure(
         dialect_name="postgresql",
         literal_binds=True,
         dialect_opts={"paramstyle": "named"},
-        on_version_apply=recorder,
-        run_settings=settings,
+        on_version_apply=run.after_revision,  # the script records each revision's row
+        run=run,  # the one channel to what Alembic calls: a shim's run_up (steps/emit.run_of)
     )
     limit_to_phase(context.get_context(), settings.phase)  # -x phase=expand: before the deploy
-    run_one_attempt(recorder, one_attempt(settings))  # psql cannot retry: the longest wait
+    run_one_attempt(run, one_attempt(settings))  # psql cannot retry: the longest wait
 
 
 def run_migrations_with(connection: Connection, pooled: bool | None = None) -> None:
-    """Migrate over an open connection, retrying after lock timeouts."""
-    recorder = HistoryRecorder()
+    """Migrate over an open connection, retrying after lock timeouts.
+
+    pooled: the URL goes through a pooler (one transaction, non-transactional revisions
+    refused); None when only the server can tell.
+    """
+    run = new_run(pooled)
     context.configure(
         connection=connection,
         **model_comparison,
-        # Record each revision's history row, note its locks, then commit it.
-        on_version_apply=[recorder, lock_report_hook, commit_revision],
-        run_settings=settings,
-        pooled_target=pooled,  # one transaction, and non-transactional revisions refused
+        on_version_apply=run.after_revision,  # record the revision, note its locks, commit it
+        run=run,  # the one channel to what Alembic calls: a shim's run_up (steps/emit.run_of)
     )
     limit_to_phase(context.get_context(), settings.phase)  # -x phase=expand: before the deploy
     run_with_lock_retries(
-        lambda attempt: run_one_attempt_naming_lines(recorder, attempt),
+        lambda attempt: run_one_attempt_naming_lines(run, attempt),
         settings,
         describe_blockers=lambda: describe_blockers(connection),
     )
@@ -147,13 +157,21 @@ def run_migrations_online() -> None:
     if given is not None:
         run_migrations_with(given)
         return
-    with comparison_target(config) as target:  # resolve_target(), or a scratch head
-        log.info("target %s (from %s)", target.shown, target.variable)
-        for note in target.notes:
-            log.warning(note)
-        project = Path(config.config_file_name).parent  # its make migrate server, if stopped
-        with one_failed_line(), connect(target, settings.connect_timeout, project) as connection:
-            run_migrations_with(connection, pooled=target.pooled)
+    if compares_models(config):  # `check`, `revision --autogenerate`: maybe a scratch head
+        with comparison_target(config) as target:
+            run_migrations_on(target)
+        return
+    run_migrations_on(resolve_target())  # the URL the environment names
+
+
+def run_migrations_on(target: DatabaseTarget) -> None:
+    """Connect to target (retrying while the server wakes up) and migrate it."""
+    log.info("target %s (from %s)", target.shown, target.variable)
+    for note in target.notes:
+        log.warning(note)
+    project = Path(config.config_file_name).parent  # its make migrate server, if stopped
+    with one_failed_line(), connect(target, settings.connect_timeout, project) as connection:
+        run_migrations_with(connection, pooled=target.pooled)
 
 
 def run_without_database() -> None:

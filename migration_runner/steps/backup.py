@@ -39,13 +39,11 @@ from migration_runner.pg_programs import client_version, find_client, libpq_argu
 from migration_runner.steps.data_loss_guard import find_destruction, tables_with_rows
 from migration_runner.steps.emit import emit, fetch, literal
 from migration_runner.steps.preflight import pending_files
-from migration_runner.steps.settings import RunSettings
+from migration_runner.steps.run import Run
 
 log = logging.getLogger("migration_runner")
 # pg_dump waits this long for a table an application holds exclusively, then gives up.
 LOCK_WAIT = "30s"
-# Revisions backed up by this process: a retried attempt (lock timeout) does not dump again.
-_backed_up: set[str] = set()
 QUALIFIED = (
     "SELECT n.nspname, c.relname, format('%I.%I', n.nspname, c.relname) FROM pg_class AS c"
     " INNER JOIN pg_namespace AS n ON c.relnamespace = n.oid WHERE c.oid = to_regclass({})"
@@ -71,8 +69,13 @@ WHERE f.contype = 'f' AND f.conrelid = to_regclass({table}) AND f.confrelid <> f
 """
 
 
-def back_up_before_data_loss(ctx: MigrationContext, settings: RunSettings, tree: Path) -> None:
-    """Write the backups this run needs, or stop it; offline, say the script takes none."""
+def back_up_before_data_loss(ctx: MigrationContext, run: Run) -> None:
+    """Write the backups this run needs, or stop it; offline, say the script takes none.
+
+    A revision is backed up once per run (Run.backed_up): a retried attempt does not dump it
+    again.
+    """
+    settings = run.settings
     if not settings.allow_data_loss:
         return  # the guard refuses any loss of rows: nothing to keep
     destructive = [
@@ -87,9 +90,9 @@ def back_up_before_data_loss(ctx: MigrationContext, settings: RunSettings, tree:
                   "an online run, takes no pg_dump first. Back up before running it.")  # fmt: skip
         return
     folder = Path(settings.backup_dir)
-    folder = folder if folder.is_absolute() else tree / folder
+    folder = folder if folder.is_absolute() else run.tree / folder
     for revision, sql_file, destructions in destructive:
-        if revision in _backed_up:
+        if revision in run.backed_up:
             continue
         items = [
             _described(ctx, table, d.what, rows)
@@ -99,7 +102,7 @@ def back_up_before_data_loss(ctx: MigrationContext, settings: RunSettings, tree:
         if items or settings.backup == "full":
             full = settings.backup == "full"
             _write(ctx, folder, revision, sql_file.shown, _parents_first(ctx, items), full)
-        _backed_up.add(revision)
+        run.backed_up.add(revision)
 
 
 def _names(destructive) -> str:

@@ -32,20 +32,20 @@ def literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-# Where a run keeps what it holds back for a revision's commit string (MigrationContext.opts).
-HELD = "migration_held_for_commit"
-
-
 @dataclass(eq=False)
 class Held:
     """What a revision sends with its commit instead of on its own round trip
     (steps/transaction.py, one_round_trip_per_revision): its transactional SQL file, and
-    Alembic's alembic_version statements."""
+    Alembic's alembic_version statements. The run's lock hand-over keeps it (steps/run.py)."""
 
     file: SqlFile | None = None
     versions: list[str] = field(default_factory=list)
 
 
-def held(ctx: MigrationContext) -> Held | None:
-    """The run's held SQL, None when this run sends each statement as it comes."""
-    return ctx.opts.get(HELD)
+def run_of(ctx: MigrationContext):
+    """The Run (steps/run.py) that env.py's context.configure(run=...) hung on the context.
+
+    The one channel to the run: Alembic calls a shim's run_up and its own HeadMaintainer
+    with no argument of ours. Every other step receives the Run as an argument.
+    """
+    return ctx.opts["run"]

@@ -4,8 +4,8 @@ Flyway's validate, for Alembic: before a run changes anything, every applied
 revision's up file is compared with the checksum recorded when it ran. An
 applied migration is never edited; a fix is a new revision.
 
-History rows are written from Alembic's on_version_apply hook, inside the
-migration's own transaction: a failed run records nothing.
+History rows are written from the run's after-revision callback (steps/run.py), inside
+the migration's own transaction: a failed run records nothing.
 """
 
 import time
@@ -16,7 +16,7 @@ from alembic.script import ScriptDirectory
 
 from migration_runner.errors import MigrationError
 from migration_runner.steps import sql_files
-from migration_runner.steps.emit import emit, fetch, held, literal
+from migration_runner.steps.emit import Held, emit, fetch, literal
 
 TABLE_DDL = files("migration_runner.steps").joinpath("sql/migration_history.sql").read_text()
 # The statements of partly applied `-- Transaction: none` files (steps/partial_application.py).
@@ -123,7 +123,7 @@ $verify$;""",
 
 
 class HistoryRecorder:
-    """on_version_apply hook: one migration_history row per applied step.
+    """One migration_history row per applied step (record, from Run.after_revision).
 
     Online, rows wait in memory until the commit that makes their steps real
     and go with it: each revision's string sends its row after its file, before
@@ -153,9 +153,9 @@ class HistoryRecorder:
         if self.pending:
             emit(ctx, self.pending_insert())
 
-    def __call__(self, ctx: MigrationContext, step: MigrationInfo, heads, run_args) -> None:
+    def record(self, ctx: MigrationContext, step: MigrationInfo, waiting: Held | None) -> None:
+        """The step's rows; waiting is what its revision sends with its commit, if anything."""
         direction = "up" if step.is_upgrade else "down"
-        waiting = held(ctx)
         if ctx.as_sql:
             duration = "NULL"
         elif waiting is not None and waiting.file is not None:
@@ -181,14 +181,4 @@ def _insert(rows: list[str]) -> str:
     return (
         "INSERT INTO migration_history (revision, direction, stamped, checksum, duration_ms)\n"
         f"VALUES {', '.join(rows)};"
-    )
-
-
-def pending_history(ctx: MigrationContext) -> str:
-    """The INSERT of the history rows waiting, to send in the same round trip as a commit the
-    recorder does not see."""
-    return "".join(
-        callback.pending_insert()
-        for callback in getattr(ctx, "on_version_apply_callbacks", ())
-        if isinstance(callback, HistoryRecorder)
     )

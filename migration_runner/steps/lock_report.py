@@ -75,8 +75,3 @@ def _is_lock(entry) -> bool:
     return (
         isinstance(entry, list) and len(entry) == 2 and all(isinstance(part, str) for part in entry)
     )
-
-
-def lock_report_hook(ctx: MigrationContext, step, heads, run_args) -> None:
-    """on_version_apply hook: note the revision's locks before commit_revision releases them."""
-    write_lock_report(ctx, ctx.opts["run_settings"].lock_report)

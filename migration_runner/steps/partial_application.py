@@ -71,7 +71,9 @@ def still_to_run(sql_file: SqlFile, committed: list[int]) -> list[Statement]:
     return [statement for statement in sql_file.statements if statement.line not in committed]
 
 
-def run_recorded(ctx: MigrationContext, sql_file: SqlFile, committed: list[int]) -> None:
+def run_recorded(
+    ctx: MigrationContext, sql_file: SqlFile, committed: list[int], progress_interval: float
+) -> None:
     """In autocommit mode: each statement not committed yet, recorded as it commits."""
     pending = still_to_run(sql_file, committed)
     if committed:
@@ -81,12 +83,11 @@ def run_recorded(ctx: MigrationContext, sql_file: SqlFile, committed: list[int])
             f"continuing at line {pending[0].line}" if pending else "nothing is left to run",
         )  # fmt: skip
     done = list(committed)
-    interval = ctx.opts["run_settings"].progress_interval
     for statement in pending:
         where = f"{sql_file.shown} line {statement.line}"
         record = _record(sql_file, statement)
         try:
-            with reported(ctx.connection, where, interval):
+            with reported(ctx.connection, where, progress_interval):
                 recorded = _run_with_record(ctx, statement, record)
         except DBAPIError as error:
             if not done:  # nothing of the file committed: as any failed statement

@@ -18,7 +18,7 @@ from migration_runner.steps import sql_files
 from migration_runner.steps.data_loss_guard import find_destruction, losses, refusal
 from migration_runner.steps.partial_application import committed_lines
 from migration_runner.steps.pooler import behind_pgbouncer
-from migration_runner.steps.settings import RunSettings
+from migration_runner.steps.run import Run
 
 # A statement whose parse tree can be a TransactionStmt starts with one of these words;
 # a file without any of them, even in a comment, needs no parsing here.
@@ -80,7 +80,7 @@ def transaction_control(sql_file: sql_files.SqlFile) -> str | None:
     return f"{sql_file.shown} {', '.join(found)}: {why}."
 
 
-def refuse_before_any_change(ctx: MigrationContext, settings: RunSettings) -> None:
+def refuse_before_any_change(ctx: MigrationContext, run: Run) -> None:
     """Raise the first refusal any pending file would meet, before anything runs.
 
     Offline scripts are checked for transaction control only: the rest needs the database,
@@ -93,10 +93,10 @@ def refuse_before_any_change(ctx: MigrationContext, settings: RunSettings) -> No
             raise MigrationError(f"{problem} Nothing was applied: the run stops before it starts.")
     if ctx.as_sql:
         return
-    if ctx.opts.get("pooled_target") is None:  # the URL does not say: the server tells
-        ctx.opts["pooled_target"] = behind_pgbouncer(ctx)  # one transaction if it pools
+    if run.pooled is None:  # the URL does not say: the server tells
+        run.pooled = behind_pgbouncer(ctx)  # one transaction if it pools
     for _, sql_file in pending:
-        if not sql_file.transactional and ctx.opts["pooled_target"]:
+        if not sql_file.transactional and run.pooled:
             raise MigrationError(
                 f"{sql_file.shown} is headed `-- Transaction: none`: it holds the migration lock "
                 "across commits, which needs one server connection, and this run goes through a "
@@ -105,7 +105,7 @@ def refuse_before_any_change(ctx: MigrationContext, settings: RunSettings) -> No
             )
         if not sql_file.transactional:
             committed_lines(ctx, sql_file)  # refuses a partly applied file edited since
-        destructions = [] if settings.allow_data_loss else find_destruction(sql_file)
+        destructions = [] if run.settings.allow_data_loss else find_destruction(sql_file)
         lost = losses(ctx, destructions) if destructions else []
         if lost:
             raise refusal(

@@ -185,15 +185,16 @@ class Monitor(threading.Thread):
 
 
 @contextmanager
-def progress_reports(ctx: MigrationContext) -> Iterator[None]:
+def progress_reports(ctx: MigrationContext, pooled: bool | None) -> Iterator[None]:
     """For a run's migrations: the monitor their long statements report through, stopped at
-    the end. Its thread starts with the first statement; an offline script has none."""
+    the end. Its thread starts with the first statement; an offline script has none. pooled:
+    the run goes through a pooler, whose login's backend is not the server's."""
     if ctx.as_sql:
         yield
         return
     info = ctx.connection.info
     info[MONITOR] = None
-    info[POOLED] = bool(ctx.opts.get("pooled_target"))
+    info[POOLED] = bool(pooled)
     try:
         yield
     finally:

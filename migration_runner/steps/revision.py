@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from migration_runner.errors import FileFailed, LockTimeout, database_error
 from migration_runner.steps import sql_files
 from migration_runner.steps.data_loss_guard import refuse_data_loss
-from migration_runner.steps.emit import emit, literal
+from migration_runner.steps.emit import emit, literal, run_of
 from migration_runner.steps.failed_builds import dropping_failed_builds
 from migration_runner.steps.invalid_indexes import drop_invalid, invalid_indexes
 from migration_runner.steps.lock_retry import one_attempt
@@ -33,21 +33,14 @@ from migration_runner.steps.partial_application import (
     still_to_run,
 )
 from migration_runner.steps.progress import reported
+from migration_runner.steps.run import Run
 from migration_runner.steps.sql_files import SqlFile
-from migration_runner.steps.transaction import hold_file, outside_transaction, stop_holding
+from migration_runner.steps.transaction import hold_file, outside_transaction
 
 # Nothing but whitespace and comments: PostgreSQL has nothing to run (a fresh scaffold).
 ONLY_COMMENTS = re.compile(r"(\s+|--[^\n]*|/\*.*?\*/)*", re.DOTALL)
 # Errors a second try would only repeat at the same cost: statement_timeout, a lost connection.
 NOT_RETRIED = {"57014", None}
-_one_statement_at_a_time = False
-
-
-def one_statement_at_a_time() -> None:
-    """From now on in this process, transactional files run statement by statement."""
-    global _one_statement_at_a_time
-    _one_statement_at_a_time = True
-    stop_holding()  # and on a round trip of its own, as is each revision's bookkeeping
 
 
 def run_up(shim_file: str, *, whole_revision: bool = False) -> None:
@@ -67,27 +60,28 @@ def run_down(shim_file: str, *, whole_revision: bool = False) -> None:
 
 def _run(sql_file: SqlFile, whole_revision: bool = False) -> None:
     ctx = op.get_context()
-    settings = ctx.opts["run_settings"]
+    run: Run = run_of(ctx)  # Alembic calls the shim with no argument of ours
+    settings = run.attempt
     refuse_data_loss(ctx, sql_file, settings)
     if ctx.as_sql and sql_file.transactional:
         emit(ctx, sql_file.text)  # the reviewer reads the file as written, comments included
-    elif sql_file.transactional and not _one_statement_at_a_time:
-        if not (whole_revision and hold_file(ctx, sql_file)):  # held: with its commit
-            _run_whole(sql_file)
+    elif sql_file.transactional and not run.one_statement_at_a_time:
+        if not (whole_revision and hold_file(run, sql_file)):  # held: with its commit
+            _run_whole(ctx, sql_file, settings.progress_interval)
     elif sql_file.transactional:
-        _run_statements(sql_file)
+        _run_statements(ctx, sql_file, settings.progress_interval)
     else:
         committed = committed_lines(ctx, sql_file)  # by an earlier run that failed part-way
         # Indexes left INVALID by an interrupted earlier run, among those still to build.
         leftovers = invalid_indexes(ctx, still_to_run(sql_file, committed))
-        with outside_transaction(ctx, settings):
+        with outside_transaction(ctx, run):
             drop_invalid(ctx, leftovers, sql_file)
             set_batch_settings(ctx, settings)  # a batched backfill reads them
             if ctx.as_sql:
-                _run_statements(sql_file)
+                _run_statements(ctx, sql_file, settings.progress_interval)
             else:
                 with dropping_failed_builds(ctx, sql_file, still_to_run(sql_file, committed)):
-                    run_recorded(ctx, sql_file, committed)
+                    run_recorded(ctx, sql_file, committed, settings.progress_interval)
         mark_completed(ctx, sql_file)  # commits with the revision's alembic_version update
 
 
@@ -107,14 +101,13 @@ def set_batch_settings(ctx, settings) -> None:
     )
 
 
-def _run_whole(sql_file: SqlFile) -> None:
+def _run_whole(ctx, sql_file: SqlFile, progress_interval: float) -> None:
     """The file as written, in one round trip (one per statement made a run of many small
     revisions pay a network round trip per statement)."""
     if ONLY_COMMENTS.fullmatch(sql_file.text):
         return
-    ctx = op.get_context()
     try:
-        with reported(ctx.connection, sql_file.shown, ctx.opts["run_settings"].progress_interval):
+        with reported(ctx.connection, sql_file.shown, progress_interval):
             emit(ctx, sql_file.text)
     except DBAPIError as error:
         failure = database_error(error, sql_file.shown)
@@ -123,16 +116,15 @@ def _run_whole(sql_file: SqlFile) -> None:
         raise FileFailed(str(failure)) from None
 
 
-def _run_statements(sql_file: SqlFile) -> None:
+def _run_statements(ctx, sql_file: SqlFile, progress_interval: float) -> None:
     """One statement at a time, as psql does, so an error names its line."""
-    ctx = op.get_context()
     for statement in sql_file.statements:
         where = f"{sql_file.shown} line {statement.line}"
         try:
             if ctx.as_sql:
                 emit(ctx, statement.text + ";")
                 continue
-            with reported(ctx.connection, where, ctx.opts["run_settings"].progress_interval):
+            with reported(ctx.connection, where, progress_interval):
                 emit(ctx, statement.text + ";")
         except DBAPIError as error:
             raise database_error(error, where) from None

@@ -33,16 +33,19 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from alembic.runtime import migration
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.exc import DBAPIError
 
 from migration_runner.errors import FileFailed, LockTimeout, database_error
-from migration_runner.steps.emit import HELD, Held, emit, fetch, held, literal
-from migration_runner.steps.history import pending_history
+from migration_runner.steps.emit import Held, emit, fetch, literal, run_of
 from migration_runner.steps.settings import RunSettings
 from migration_runner.steps.sql_files import SqlFile
+
+if TYPE_CHECKING:
+    from migration_runner.steps.run import Run
 
 # Errors a rerun would only repeat at the same cost: statement_timeout, a lost connection.
 NOT_RETRIED = {"57014", None}
@@ -91,21 +94,21 @@ def take_migration_lock(ctx: MigrationContext, settings: RunSettings) -> None:
 
 
 @contextmanager
-def outside_transaction(ctx: MigrationContext, settings: RunSettings) -> Iterator[None]:
+def outside_transaction(ctx: MigrationContext, run: "Run") -> Iterator[None]:
     """Commit, run the block in autocommit mode, then resume a locked transaction.
 
     The commit would release the transaction-scoped lock, so a session-level
     lock bridges the gap. That needs one server connection for the whole
     block: run non-transactional revisions over a direct URL, not a pooler.
     """
-    emit(ctx, pending_history(ctx) + BRIDGE)  # earlier steps' rows commit with them
+    emit(ctx, run.recorder.pending_insert() + BRIDGE)  # earlier steps' rows commit with them
     with ctx.autocommit_block():
         yield
-    emit(ctx, TAKE_BACK + _timeouts(settings))
+    emit(ctx, TAKE_BACK + _timeouts(run.attempt))
 
 
-def commit_revision(ctx: MigrationContext, step, heads, run_args) -> None:
-    """on_version_apply hook: commit the revision just applied, keeping the run's lock.
+def commit_revision(ctx: MigrationContext, run: "Run") -> None:
+    """Commit the revision just applied, keeping the run's lock (the last of Run.after_revision).
 
     One round trip (see the module's docstring) with what the revision held back; the
     transaction it opens is the next revision's, or, after the last one, an empty one that
@@ -113,21 +116,16 @@ def commit_revision(ctx: MigrationContext, step, heads, run_args) -> None:
     """
     if ctx.as_sql:
         return
-    waiting = held(ctx)
-    pooled = ctx.opts.get("pooled_target")
-    if pooled and waiting is None:
+    waiting = run.held
+    if run.pooled and waiting is None:
         return  # the recorder's rows go in one INSERT at the end of the run
-    handover = (
-        ""
-        if pooled
-        else f"{BRIDGE}COMMIT;\nBEGIN;\n{TAKE_BACK}{_timeouts(ctx.opts['run_settings'])}"
-    )
+    handover = "" if run.pooled else f"{BRIDGE}COMMIT;\nBEGIN;\n{TAKE_BACK}{_timeouts(run.attempt)}"
     sql_file = None
     versions = ""
     if waiting is not None:
         sql_file, versions = waiting.file, "".join(waiting.versions)
         waiting.file, waiting.versions = None, []
-    bookkeeping = pending_history(ctx) + versions + handover
+    bookkeeping = run.recorder.pending_insert() + versions + handover
     if sql_file is None:
         if bookkeeping:
             emit(ctx, bookkeeping)
@@ -136,7 +134,7 @@ def commit_revision(ctx: MigrationContext, step, heads, run_args) -> None:
 
     # A newline ends a last comment line, a semicolon a last statement written without one.
     try:
-        with reported(ctx.connection, sql_file.shown, ctx.opts["run_settings"].progress_interval):
+        with reported(ctx.connection, sql_file.shown, run.attempt.progress_interval):
             emit(ctx, f"{sql_file.text}\n;\n{bookkeeping}")
     except DBAPIError as error:
         failure = database_error(error, sql_file.shown)
@@ -147,11 +145,11 @@ def commit_revision(ctx: MigrationContext, step, heads, run_args) -> None:
         raise FileFailed(str(failure)) from None
 
 
-def hold_file(ctx: MigrationContext, sql_file: SqlFile) -> bool:
+def hold_file(run: "Run", sql_file: SqlFile) -> bool:
     """Keep the transactional file that is all its revision runs for the revision's commit
     string; False when this run sends files on their own (offline, after a failure, with a
     lock report to write)."""
-    waiting = held(ctx)
+    waiting = run.held
     if waiting is None:
         return False
     assert waiting.file is None, "a revision holds one file: its whole revision"
@@ -194,14 +192,14 @@ class _HeldHeads(migration.HeadMaintainer):
     def _insert_version(self, version: str) -> None:
         assert version not in self.heads
         self.heads.add(version)
-        held(self.context).versions.append(
+        run_of(self.context).held.versions.append(
             f"INSERT INTO {_table(self.context)} (version_num) VALUES ({literal(version)});\n"
         )
 
     def _delete_version(self, version: str) -> None:
         self.heads.remove(version)
         ctx = self.context
-        held(ctx).versions.append(
+        run_of(ctx).held.versions.append(
             _holds(ctx, version, "to delete")
             + f"DELETE FROM {_table(ctx)} WHERE version_num = {literal(version)};\n"
         )
@@ -211,7 +209,7 @@ class _HeldHeads(migration.HeadMaintainer):
         self.heads.remove(from_)
         self.heads.add(to_)
         ctx = self.context
-        held(ctx).versions.append(
+        run_of(ctx).held.versions.append(
             f"UPDATE {_table(ctx)} SET version_num = {literal(to_)}"
             f" WHERE version_num = {literal(from_)};\n"
             + _holds(ctx, to_, f"after updating {from_} to it")
@@ -219,32 +217,23 @@ class _HeldHeads(migration.HeadMaintainer):
 
 
 @contextmanager
-def one_round_trip_per_revision(ctx: MigrationContext, settings: RunSettings) -> Iterator[None]:
+def one_round_trip_per_revision(ctx: MigrationContext, run: "Run") -> Iterator[None]:
     """For Alembic's run_migrations: each revision's file and bookkeeping in one round trip.
 
     Not offline (the script is written as it comes), not when a lock report is asked for (it
     reads pg_locks between the file and the commit), and not after a failed try, whose rerun
     sends each statement alone to name the failing line.
     """
-    if ctx.as_sql or settings.lock_report or not _holding:
+    if ctx.as_sql or run.settings.lock_report or run.one_statement_at_a_time:
         yield
         return
-    ctx.opts[HELD] = Held()
+    run.held = Held()
     original, migration.HeadMaintainer = migration.HeadMaintainer, _HeldHeads
     try:
         yield
     finally:
         migration.HeadMaintainer = original
-        ctx.opts.pop(HELD, None)
-
-
-_holding = True
-
-
-def stop_holding() -> None:
-    """From now on in this process, every statement goes on its own round trip."""
-    global _holding
-    _holding = False
+        run.held = None
 
 
 BLOCKERS = """

@@ -126,9 +126,10 @@ def at_head_first(compare):
 
 @contextmanager
 def comparison_target(config: Config) -> Iterator[DatabaseTarget]:
-    """The database this command runs on: the environment's, or for autogenerate with no
-    URL set, a scratch database migrated to head (dropped afterwards)."""
-    if not compares_models(config) or any(os.environ.get(name) for name in URL_VARIABLES):
+    """The database `check` or `revision --autogenerate` compares the models with: the
+    environment's, or with no URL set, a scratch database migrated to head (dropped
+    afterwards). Every other command takes the environment's (env.py, resolve_target)."""
+    if any(os.environ.get(name) for name in URL_VARIABLES):
         yield resolve_target()
         return
     from migration_runner.tools import schema_snapshot
