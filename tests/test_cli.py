@@ -142,6 +142,15 @@ def test_make_targets_run_the_entry_point(project_copy, postgres_server):
         "FAILED: No local server yet: run `make migrate` first."
     )
     assert re.search(r"\[Makefile:\d+: db-url\] Error 2$", no_server.stderr.strip())
+    # A finding (1) is make's `Error 1` line; make itself exits 2 whatever the recipe's was.
+    schema = project_copy / "sql" / "schema.sql"
+    schema.write_text(schema.read_text() + "-- edited by hand\n")
+    stale = make("check-schema")
+    assert stale.stderr.splitlines()[0] == (
+        "FAILED: sql/schema.sql is out of date: run `make schema` and commit it."
+    )
+    assert re.search(r"\[Makefile:\d+: check-schema\] Error 1$", stale.stderr.strip())
+    assert stale.returncode == no_server.returncode == 2
     no_backup = make("restore")
     assert no_backup.stderr.startswith("FAILED: no backup given: make restore BACKUP=")
     assert no_backup.returncode != 0 and "Error 2" in no_backup.stderr
@@ -156,4 +165,6 @@ def test_the_docs_table_of_exit_statuses_is_the_cli_docstring_s():
     assert (cli.OK, cli.FOUND, cli.CANNOT_RUN, cli.INTERRUPTED) == (0, 1, 2, 130)
     for code, meaning in documented.items():
         assert meaning.split(":")[0].split(",")[0] in in_docstring[code], code
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert "0 done, 1 found a problem or refused, 2 could not run, 130 interrupted" in readme
     assert os.access(MIGRATIONS, os.X_OK)

@@ -102,8 +102,12 @@ def problems_in(command: str) -> list[str]:
     if program.startswith("python"):
         module = args[args.index("-m") + 1] if "-m" in args else ""
         path = ROOT / Path(*module.split("."))
-        exists = path.with_suffix(".py").exists() or (path / "__main__.py").exists()
-        return [] if not module or exists else [f"python -m {module}: no such module"]
+        script = path.with_suffix(".py")
+        # A module runs under -m only with a __main__ block (the tools have none: `migrations`).
+        runs = (path / "__main__.py").exists() or (
+            script.exists() and 'if __name__ == "__main__":' in script.read_text()
+        )
+        return [] if not module or runs else [f"python -m {module}: runs nothing"]
     return [] if program in EXTERNAL else [f"{program}: not a command these docs may use"]
 
 
