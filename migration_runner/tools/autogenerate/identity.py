@@ -27,6 +27,7 @@
   is no online form: refused, with the draft.
 """
 
+from alembic.ddl.impl import DefaultImpl, _compare_identity_options
 from alembic.operations import ops
 from sqlalchemy import Column, Identity, MetaData, Table, text
 
@@ -39,6 +40,9 @@ from migration_runner.tools.autogenerate.identifiers import literal, quoted
 from migration_runner.tools.autogenerate.plan import Statement
 from migration_runner.tools.autogenerate.renderers import Context, alembic_sql
 from migration_runner.tools.autogenerate.type_changes import spelled
+
+# Identity options Alembic does not compare on PostgreSQL (Oracle's).
+IGNORED_OPTIONS = set(DefaultImpl.identity_attrs_ignore)
 
 
 def _alter(table: str, column: str, change: str) -> str:
@@ -89,10 +93,13 @@ def alter_column(op: ops.AlterColumnOp, context: Context) -> ops.AlterColumnOp:
     new, old = op.modify_server_default, op.existing_server_default
     added = isinstance(new, Identity) and not isinstance(old, Identity)
     dropped = new is None and isinstance(old, Identity)
-    if not context.existing(op.table_name) or not (added or dropped):
+    switched = _only_always_differs(new, old)
+    if not context.existing(op.table_name) or not (added or dropped or switched):
         return op
     table, column = op.table_name, op.column_name
-    if added:
+    if switched:
+        _switch_always(table, column, bool(new.always), context)
+    elif added:
         if op.existing_nullable or op.modify_nullable is False:
             raise MigrationError(
                 f"{table}.{column} gets an identity but is nullable in the database: make it "
@@ -109,6 +116,33 @@ def alter_column(op: ops.AlterColumnOp, context: Context) -> ops.AlterColumnOp:
         modify_comment=op.modify_comment,
     )  # fmt: skip
     return rest
+
+
+def _only_always_differs(new: object, old: object) -> bool:
+    """Both identities, ALWAYS on one and BY DEFAULT on the other, the options the models
+    give (START WITH, ...) the database's. Other option changes stay Alembic's."""
+    if not (isinstance(new, Identity) and isinstance(old, Identity)):
+        return False
+    options, _ = _compare_identity_options(new, old, Identity(), skip={"always"})
+    return bool(new.always) != bool(old.always) and not options - IGNORED_OPTIONS
+
+
+def _switch_always(table: str, column: str, always: bool, context: Context) -> None:
+    """BY DEFAULT takes every insert ALWAYS took, and the old code's own values too: expand.
+    ALWAYS refuses the values the old code may write: the contract, once it is gone."""
+    if always:
+        context.plan.pair(
+            [_set_always(table, column, True, "The old code, which may write its own values, "
+                         "is gone")],
+            [_set_always(table, column, False, "The old code writes its own values again")],
+            phase=CONTRACT,
+        )  # fmt: skip
+    else:
+        context.plan.pair(
+            [_set_always(table, column, False, f"{table}.{column} takes the values inserts "
+                         "give it too (every insert that worked still does)")],
+            [_set_always(table, column, True, "ALWAYS, as it was")],
+        )  # fmt: skip
 
 
 def _add_identity(table: str, column: str, identity: Identity, context: Context) -> None:
@@ -256,13 +290,22 @@ def _new_identity_column(op: ops.AddColumnOp, context: Context) -> None:
                       "The temporary sequence, if the online steps did not get to drop it."),
         ],
     )  # fmt: skip
+    # Run alone, it may commit and lose its record (a failover): the rerun finds the column
+    # an identity already, and the temporary sequence gone with it, and does nothing.
     swap = "\n".join([
         "DO $identity$",
         "BEGIN",
-        f"    {_alter(table, name, 'DROP DEFAULT')};",
-        f"    {_alter(table, name, clause)};",
-        f"    PERFORM setval({_sequence_of(table, name)}, nextval({literal(quoted(fill))}), false);",
-        f"    DROP SEQUENCE {quoted(fill)};",
+        "    IF NOT EXISTS (",
+        "        SELECT FROM pg_attribute",
+        f"        WHERE attrelid = {literal(quoted(table))}::regclass",
+        f"            AND attname = {literal(name)} AND attidentity <> ''",
+        "    ) THEN",
+        f"        {_alter(table, name, 'DROP DEFAULT')};",
+        f"        {_alter(table, name, clause)};",
+        f"        PERFORM setval({_sequence_of(table, name)},",
+        f"                       nextval({literal(quoted(fill))}), false);",
+        f"        DROP SEQUENCE {quoted(fill)};",
+        "    END IF;",
         "END",
         "$identity$",
     ])  # fmt: skip
