@@ -397,6 +397,14 @@ FACTS: dict[str, Fact] = {
         example="ALTER TABLE {table} DROP CONSTRAINT {index}",
         setup=["ALTER TABLE {table} ADD CONSTRAINT {index} UNIQUE (code)"],
     ),
+    "drop_exclusion_constraint": Fact(
+        "DROP CONSTRAINT of an exclusion constraint (its index goes with it)",
+        {"table": AE, "index": AE},
+        rewrites=False,
+        scans=False,
+        example="ALTER TABLE {table} DROP CONSTRAINT {index}",
+        setup=["ALTER TABLE {table} ADD CONSTRAINT {index} EXCLUDE USING btree (code WITH =)"],
+    ),
     "rename_constraint": Fact(
         "RENAME CONSTRAINT",
         {"table": AE},
