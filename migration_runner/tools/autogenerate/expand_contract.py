@@ -207,9 +207,10 @@ def _find_table_renames(changes: Changes, operations: list, metadata: MetaData) 
             )
         changes.table_renames.append(TableRename(old, name))
         changes.covered_ops |= {id(op), id(gone[old])}
-        # Its own indexes come with it; so do other tables' keys that now name it (the diff
+        # Its own indexes come with it (the diff drops each under the old table's name and
+        # adds it under the new one); so do other tables' keys that now name it (the diff
         # drops each and adds it back): PostgreSQL's key follows the table.
-        changes.covered_ops |= {id(other) for other in operations if table_of(other) == name}
+        changes.covered_ops |= {id(other) for other in operations if table_of(other) in {name, old}}
         changes.covered_ops |= _keys_naming(operations, name)
 
 
