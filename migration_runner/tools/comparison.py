@@ -17,7 +17,7 @@ from sqlalchemy.exc import CompileError
 
 from migration_runner.bookkeeping import RUNNER_TABLES
 from migration_runner.tools import model_parity
-from migration_runner.tools.autogenerate import enum_defaults
+from migration_runner.tools.autogenerate import column_details, enum_defaults
 
 
 def include_name(name, type_, parent_names) -> bool:
@@ -30,8 +30,9 @@ OPTIONS = {
     "include_name": include_name,
     "compare_type": True,
     "compare_server_default": True,
-    # Alembic's comparators, and ours of a default that casts to an enum type not there yet.
-    "autogenerate_plugins": ["alembic.autogenerate.*", enum_defaults.NAME],
+    # Alembic's comparators, ours of a default that casts to an enum type not there yet, and
+    # ours of a collation or a temporal type's precision (which Alembic does not compare).
+    "autogenerate_plugins": ["alembic.autogenerate.*", enum_defaults.NAME, column_details.NAME],
 }
 
 

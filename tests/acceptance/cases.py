@@ -283,8 +283,7 @@ def _(m):
     m.tables[FRAMEWORKS].append_column(Column("sort_key", Text(collation="C")))
 
 
-@gap("change_column_collation", "column: collation", 'organizations.name text becomes text COLLATE "C"', [ORGS],
-     refusal="wrong at autogenerate: `No changes` (the comparison does not see a collation change)")  # fmt: skip
+@case("change_column_collation", "column: collation", 'organizations.name text becomes text COLLATE "C"', [ORGS])  # fmt: skip
 def _(m):
     _retype(m.tables[ORGS], "name", Text(collation="C"))
 
@@ -319,8 +318,7 @@ def _(m):
     _retype(m.tables[RESPONSES], "answer", JSON())
 
 
-@gap("type_timestamp_precision", "column: type", "assessments.started_at timestamptz to timestamptz(3)", [ASSESSMENTS],
-     refusal="wrong at autogenerate: `No changes` (the comparison does not see a timestamp precision change)")  # fmt: skip
+@case("type_timestamp_precision", "column: type", "assessments.started_at timestamptz to timestamptz(3) (rewrite)", [ASSESSMENTS], columns_dropped=True)  # fmt: skip
 def _(m):
     from sqlalchemy.dialects.postgresql import TIMESTAMP
 
@@ -710,14 +708,8 @@ EXPECTED = {
     "drop_column": (WRITTEN, "contract"),
     "set_server_default": (WRITTEN, "expand"),
     "change_server_default": (WRITTEN, "expand"),
-    "drop_server_default": (
-        REFUSED,
-        "the draft does not pass make lint (squawk ban-drop-default Dropping a column default may break existing clients.).",
-    ),
-    "drop_not_null": (
-        REFUSED,
-        "the draft does not pass make lint (squawk ban-drop-not-null Dropping a `NOT NULL` constraint may break existing clients.).",
-    ),
+    "drop_server_default": (WRITTEN, "contract"),
+    "drop_not_null": (WRITTEN, "expand"),
     "set_not_null_with_default": (WRITTEN, "expand, expand online, contract online"),
     "set_not_null_no_default": (WRITTEN, "contract online"),
     "add_identity_column": (WRITTEN, "expand, expand online"),
@@ -727,6 +719,7 @@ EXPECTED = {
         "organizations.slug_length is a stored generated column: `ALTER TABLE organizations ADD COLUMN slug_length BIGINT GENERATED ALWAYS AS (char_length(slug)) STORED` takes ACCESS EXCLUSIVE on organizations (blocks reads and writes), and rewrites organizations wh...",
     ),
     "add_column_with_collation": (WRITTEN, "expand"),
+    "change_column_collation": (WRITTEN, "expand"),
     "type_text_to_varchar_limit": (WRITTEN, "expand, expand online, contract online, contract"),
     "type_text_to_varchar": (WRITTEN, "expand"),
     "type_integer_to_bigint": (WRITTEN, "expand, expand online, contract online, contract"),
@@ -735,6 +728,7 @@ EXPECTED = {
         "the draft does not pass make lint (squawk prefer-bigint-over-int Using 32-bit integer fields can result in hitting the max `int` limit.; sqlfluff LT05 Line is too long (111 > 100).; sqlfluff LT05 Line is too long (106 > 100).).",
     ),
     "type_numeric_more_digits": (WRITTEN, "expand"),
+    "type_timestamp_precision": (WRITTEN, "expand, expand online, contract online, contract"),
     "type_jsonb_to_json": (
         REFUSED,
         "The draft down file does not restore the schema at head (different: TABLE responses).",

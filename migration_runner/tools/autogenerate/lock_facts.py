@@ -648,6 +648,21 @@ FACTS: dict[str, Fact] = {
             "ALTER TABLE {table} ADD CONSTRAINT {table}_pkey PRIMARY KEY (id)",
         ],
     ),
+    "alter_column_collation": Fact(
+        "ALTER COLUMN TYPE of the same type with another COLLATE, a CHECK on the column",
+        {"table": AE},
+        rewrites=False,
+        scans=True,
+        example=ALTER + 'note TYPE text COLLATE "C"',
+        setup=["ALTER TABLE {table} ADD CONSTRAINT {table}_note_check CHECK (note <> '')"],
+    ),
+    "alter_column_collation_unchecked": Fact(
+        "ALTER COLUMN TYPE of the same type with another COLLATE, no CHECK or index on it",
+        {"table": AE},
+        rewrites=False,
+        scans=False,
+        example=ALTER + 'note TYPE text COLLATE "C"',
+    ),
 }
 
 

@@ -6,6 +6,7 @@ import re
 
 from alembic.operations import ops
 
+from migration_runner.errors import MigrationError
 from migration_runner.steps.phases import CONTRACT
 from migration_runner.tools.autogenerate import expand_contract, identity
 from migration_runner.tools.autogenerate.constraints import validated
@@ -17,7 +18,7 @@ from migration_runner.tools.autogenerate.statements import (
     ignoring,
     unquoted,
 )
-from migration_runner.tools.autogenerate.type_changes import spelled
+from migration_runner.tools.autogenerate.type_changes import collation_of, collation_only, spelled
 
 # The column's own REFERENCES or UNIQUE, as Alembic's add_column writes it after the ADD COLUMN.
 FOREIGN_KEY = re.compile(
@@ -91,9 +92,14 @@ def drop_column(op: ops.DropColumnOp, context: Context) -> None:
     )
     context.plan.pair(
         ignoring(context.plain(op, hazard), "ban-drop-column"),
-        context.plain(
-            op.reverse(),
-            f"Put {table}.{op.column_name} back, as the last column (its values are not).",
+        expand_contract.put_back_nullable(
+            context.plan,
+            table,
+            op.reverse().column,
+            context.plain(
+                op.reverse(),
+                f"Put {table}.{op.column_name} back, as the last column (its values are not).",
+            ),
         ),
         phase=CONTRACT,
     )
@@ -106,14 +112,18 @@ def alter_column(op: ops.AlterColumnOp, context: Context) -> None:
     if not context.existing(op.table_name):
         _plain_alter(op, context)
         return
-    if op.modify_type is not None:
+    if op.modify_type is not None and collation_only(op.existing_type, op.modify_type):
+        _collation(_only(op, "modify_type"), context)
+    elif op.modify_type is not None:
         _plain_alter(_only(op, "modify_type"), context, rewrite_free=True)
-    if op.modify_server_default is not False:
+    if op.modify_server_default is None:  # dropped: the old code may still rely on it
+        _dropped_default(_only(op, "modify_server_default"), context)
+    elif op.modify_server_default is not False:
         _plain_alter(_only(op, "modify_server_default"), context)
     if op.modify_comment is not False:
         _plain_alter(_only(op, "modify_comment"), context)
     if op.modify_nullable is True:
-        _plain_alter(_only(op, "modify_nullable"), context)
+        _dropped_not_null(_only(op, "modify_nullable"), context)
     elif op.modify_nullable is False:
         _not_null(op, context)
 
@@ -133,6 +143,64 @@ def _plain_alter(op: ops.AlterColumnOp, context: Context, rewrite_free: bool = F
     up = context.plain(op, comment)
     if rewrite_free:  # squawk assumes a rewrite; type_changes.py proves there is none
         ignoring(up, "changing-column-type")
+    context.plan.pair(up, context.plain(op.reverse(), f"Undo the change to {table}.{name}."))
+
+
+def _collation(op: ops.AlterColumnOp, context: Context) -> None:
+    """A new collation for a column of the same type: the rows stay as they are, but each
+    index or key on the column is rebuilt under the ACCESS EXCLUSIVE lock, which no online
+    form of ALTER COLUMN avoids: such a column is refused. Any other is altered in expand (the
+    old code's comparisons and sort orders on it follow the new collation from then); a CHECK
+    on it is rechecked, reading every row under that lock."""
+    table, name = op.table_name, op.column_name
+    dependents = context.catalog.dependents(table, name)
+    indexes = [d.name for d in dependents if d.kind != "check"]
+    checked = any(d.kind == "check" for d in dependents)
+    if indexes:
+        raise MigrationError(
+            f"autogenerate does not write the new collation of {table}.{name} yet: ALTER "
+            f"COLUMN ... COLLATE rebuilds its index or key {', '.join(sorted(set(indexes)))} under an "
+            f"ACCESS EXCLUSIVE lock on {table}; write this change by hand with `alembic "
+            "revision -m ...` (MIGRATIONS.md)."
+        )
+    before = collation_of(op.existing_type) or "the default one"
+    kind = "alter_column_collation" if checked else "alter_column_collation_unchecked"
+    comment = (
+        f"Collate {table}.{name} by {collation_of(op.modify_type) or 'its type default'} "
+        f"(was {before}): the rows stay as they are"
+        + ("" if checked else ", and no CHECK or index uses it")
+        + f"; {describe(kind, table)}"
+        + (" (to recheck its CHECK)." if checked else ".")
+    )
+    up = ignoring(context.plain(op, comment), "changing-column-type")
+    context.plan.pair(up, context.plain(op.reverse(), f"Undo the change to {table}.{name}."))
+
+
+def _dropped_default(op: ops.AlterColumnOp, context: Context) -> None:
+    """Contract: the old code's inserts that omit the column count on its default (squawk's
+    ban-drop-default is about them, not a lock: DROP DEFAULT neither rewrites nor scans)."""
+    table, name = op.table_name, op.column_name
+    comment = (
+        f"Drop the default of {table}.{name} in the contract phase, once the old code that "
+        f"omits it on insert is gone (why the squawk rule is ignored here): "
+        f"{describe('drop_default', table)}."
+    )
+    up = ignoring(context.plain(op, comment), "ban-drop-default")
+    down = context.plain(op.reverse(), f"Give {table}.{name} its default back.")
+    context.plan.pair(up, down, phase=CONTRACT)
+
+
+def _dropped_not_null(op: ops.AlterColumnOp, context: Context) -> None:
+    """Expand: the old code writes a value on every insert and update, so a column that may
+    be NULL changes nothing for it (squawk's ban-drop-not-null is about old readers of a
+    NULL, which appear only once the new code writes one)."""
+    table, name = op.table_name, op.column_name
+    comment = (
+        f"{table}.{name} may be NULL: the old code, still running, writes a value in every row "
+        f"and reads no NULL until the new code writes one (why the squawk rule is ignored "
+        f"here); {describe('drop_not_null', table)}."
+    )
+    up = ignoring(context.plain(op, comment), "ban-drop-not-null")
     context.plan.pair(up, context.plain(op.reverse(), f"Undo the change to {table}.{name}."))
 
 

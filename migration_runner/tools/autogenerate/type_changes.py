@@ -15,6 +15,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.types import TypeEngine
 
 MODIFIERS = re.compile(r"\(([^)]*)\)")
+COLLATE = re.compile(r"\s+COLLATE\s+.*$", re.IGNORECASE | re.DOTALL)
 # Bare `char` and `bit` mean a length of 1: their unlimited forms are spelled otherwise.
 UNLIMITED = {"char": "bpchar", "bit": "bit varying"}
 Modifiers = tuple[int, ...]
@@ -65,18 +66,34 @@ def spelled(type_: TypeEngine) -> str:
 
 
 def type_name(type_: TypeEngine) -> str:
-    """The type without its modifiers, as NO_REWRITE names it: varchar(200) -> varchar."""
-    return " ".join(MODIFIERS.sub("", spelled(type_)).split())
+    """The type without its modifiers or collation, as NO_REWRITE names it: varchar(200)
+    -> varchar."""
+    return " ".join(MODIFIERS.sub("", COLLATE.sub("", spelled(type_))).split())
+
+
+def collation_of(type_: TypeEngine) -> str | None:
+    """The collation a string type declares (None: its type's default)."""
+    return getattr(type_, "collation", None)
+
+
+def collation_only(before: TypeEngine, after: TypeEngine) -> bool:
+    """The same type, its collation changed: PostgreSQL keeps every row as it is (the table's
+    relfilenode stays) and rebuilds the indexes on the column."""
+    return collation_of(before) != collation_of(after) and _name_and_modifiers(
+        before
+    ) == _name_and_modifiers(after)
 
 
 def _name_and_modifiers(type_: TypeEngine) -> tuple[str, Modifiers]:
-    found = MODIFIERS.search(spelled(type_))
+    found = MODIFIERS.search(COLLATE.sub("", spelled(type_)))
     modifiers = tuple(int(part) for part in found.group(1).split(",")) if found else ()
     return type_name(type_), modifiers
 
 
 def rewrites(before: TypeEngine, after: TypeEngine) -> bool:
     """True unless PostgreSQL changes this column type without touching a row."""
+    if collation_only(before, after):
+        return False
     old_name, old_modifiers = _name_and_modifiers(before)
     new_name, new_modifiers = _name_and_modifiers(after)
     keeps = NO_REWRITE.get((old_name, new_name))
