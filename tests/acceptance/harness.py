@@ -677,7 +677,10 @@ def _stages(corpus: Corpus, case, url: str, metadata: MetaData, outcome: Outcome
     _run(corpus, "alembic check", command.check, metadata=metadata)
     lap("check")
 
-    # 5. downgrade to head: head's schema again
+    # 5. downgrade to head: head's schema again (after the fill its refusal asks for)
+    if case.fill_before_downgrade:
+        _refused_downgrade(corpus)
+        query(url, case.fill_before_downgrade)
     _run(corpus, "downgrade to head", command.downgrade, corpus.head)
     query(url, f"DROP SCHEMA {FAULT_SCHEMA} CASCADE")
     after = snapshot(url)
@@ -688,6 +691,22 @@ def _stages(corpus: Corpus, case, url: str, metadata: MetaData, outcome: Outcome
         raise Wrong("downgrade to head", f"pg_dump differs from head's: {found[:1500]}")
     lap("downgrade")
     outcome.kind = "written"
+
+
+def _refused_downgrade(corpus: Corpus) -> None:
+    """The downgrade stops in one line, naming the rows left NULL, until they are filled."""
+    where = "downgrade before the fill"
+    try:
+        with redirect_stdout(io.StringIO()):
+            command.downgrade(corpus.config(), corpus.head)
+    except (MigrationError, CommandError) as error:
+        message = _one_line_refusal(error)
+        if message is None or "is NULL in some rows" not in message:
+            raise Wrong(where, f"not a one-line refusal naming NULL rows: {error}") from None
+    except (Exception, SystemExit) as error:  # noqa: BLE001
+        raise Wrong(where, f"{type(error).__name__}: {str(error)[:800]}") from None
+    else:
+        raise Wrong(where, "the downgrade did not refuse")
 
 
 def _rows_kept(url: str, seeded: dict[str, int]) -> None:

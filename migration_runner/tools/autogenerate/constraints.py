@@ -213,12 +213,12 @@ def _column_refs(expression: str) -> set[str]:
     return found
 
 
-def _null_rows(table: str, column: str) -> Offending:
+def _null_rows(table: str, column: str, fix: str | None = None) -> Offending:
     key, named = _key(table, "", ["ctid"])
     return Offending(
         quoted(table), f"{quoted(column)} IS NULL", key, named,
         f"{table}.{column} is NULL in some rows",
-        f"give them a value (UPDATE {table} SET {column} = ... WHERE {column} IS NULL)",
+        fix or f"give them a value (UPDATE {table} SET {column} = ... WHERE {column} IS NULL)",
     )  # fmt: skip
 
 
@@ -487,18 +487,18 @@ def dropped(table: str, name: str, comment: str) -> Statement:
     )
 
 
-def validated_not_null(table: str, column: str) -> list[Statement]:
+def validated_not_null(table: str, column: str, fix: str | None = None) -> list[Statement]:
     """SET NOT NULL without its full scan under ACCESS EXCLUSIVE: refuse while a row is NULL,
     a CHECK NOT VALID, VALIDATE (a scan that lets reads and writes through), SET NOT NULL,
     which trusts the CHECK, and the CHECK dropped. Each step is skipped once the column is
-    NOT NULL."""
+    NOT NULL. fix: what the refusal says to do (by default, an UPDATE)."""
     check = fitted_name(table, column, suffix="_not_null_check")
     done = _not_null(table, column)
     add_sql = (
         f"ALTER TABLE {quoted(table)} ADD CONSTRAINT {quoted(check)} "
         f"CHECK ({quoted(column)} IS NOT NULL)"
     )
-    found = _raise(_null_rows(table, column))
+    found = _raise(_null_rows(table, column, fix))
     return [
         _refusal(found, done,
                  f"Refuse before any change while {table}.{column} is NULL in a row, naming a "

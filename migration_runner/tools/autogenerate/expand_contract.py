@@ -372,6 +372,47 @@ def not_null_in_contract(plan: Plan, table: str, column: str) -> None:
     )
 
 
+def put_back_nullable(
+    plan: Plan, table: str, column: Column, back: list[Statement]
+) -> list[Statement]:
+    """The down of a dropped NOT NULL column without a default: back (Alembic's ADD COLUMN ...
+    NOT NULL, which fails on a table with rows) adds it nullable instead, since no down file
+    can give the rows their values back. Its NOT NULL comes off first, in the contract's first
+    online steps, whose down, run once the column is back, puts it back by the CHECK route:
+    it refuses, counting the rows left NULL, until the team fills them; then a plain rerun of
+    the downgrade finishes."""
+    name = column.name
+    if column.nullable or column.server_default is not None or not back:
+        return back
+    if column.identity is not None or column.computed is not None:
+        return back  # they fill every row themselves
+    back[0].sql = back[0].sql.removesuffix(" NOT NULL")
+    back[0].comment += " Nullable: the rows have no value for it."
+    fix = (
+        f"fill them (the backup the runner took before the drop holds them: make restore) or "
+        f"UPDATE {table} SET {name} = ... WHERE {name} IS NULL"
+    )
+    drop = _alter(table, name, "DROP NOT NULL",
+                  f"{table}.{name} goes in the next revision: its NOT NULL first, so that the "
+                  "down puts it back by way of a validated CHECK once the column and its "
+                  f"values are back: {describe('drop_not_null', table)}.")  # fmt: skip
+    drop.squawk_ignore = "ban-drop-not-null"
+    plan.pair([drop], validated_not_null(table, name, fix), online=BEFORE_SWAP, phase=CONTRACT)
+    plan.parts[(CONTRACT, False)].down_warnings.append(
+        f"{table}.{name} comes back nullable and empty: no down file has its values; the down "
+        "of the revision before refuses until they are filled, then makes it NOT NULL"
+    )
+    plan.parts[(CONTRACT, BEFORE_SWAP)].down_warnings.append(
+        f"{table}.{name} becomes NOT NULL again only once every row has a value: until then "
+        f"this down refuses, counting the rows left NULL; {fix}, then run the downgrade again"
+    )
+    plan.warnings.append(
+        f"{table}.{name} is NOT NULL without a default: its down adds it back empty and refuses "
+        "until its values are filled in (from the backup the runner takes, or an UPDATE)"
+    )
+    return back
+
+
 def write_table_rename(plan: Plan, rename: TableRename, catalog: Catalog) -> None:
     """Expand renames the table and leaves a view under the old name; contract drops it."""
     old, new = rename.old, rename.new

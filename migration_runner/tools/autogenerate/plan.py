@@ -50,6 +50,7 @@ class Statement:
 class Part:
     up: list[Statement] = field(default_factory=list)
     down: list[Statement] = field(default_factory=list)  # in the order it runs
+    down_warnings: list[str] = field(default_factory=list)  # the down file's header says them
 
 
 # The online value of the contract's first revision, `-- Transaction: none`, numbered before

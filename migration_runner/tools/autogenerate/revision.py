@@ -85,7 +85,9 @@ def drafts_for(plan: Plan, first_id: str, message: str, tree: Path) -> list[draf
         stem = draft.stem_of(rev_id, text_message)
         warnings = [] if drafts else plan.warnings
         up_header = _header(stem, "up", text_message, part.up, not online, phase, warnings)
-        down_header = _header(stem, "down", text_message, part.down, not online, phase, [])
+        down_header = _header(
+            stem, "down", text_message, part.down, not online, phase, part.down_warnings
+        )
         drafts.append(
             draft.DraftRevision(
                 rev_id, text_message,
