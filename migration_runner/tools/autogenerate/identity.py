@@ -15,7 +15,11 @@
   already there in batches, make it NOT NULL by the CHECK route, then, in one
   DO block (one transaction, so no insert sees the column without a default),
   swap the default for the identity, start the identity's sequence where the
-  temporary one stopped (every value came from it: no scan) and drop it.
+  temporary one stopped (every value came from it: no scan) and drop it; a rerun
+  after that block committed finds the column an identity and does nothing.
+- An identity switched between ALWAYS and BY DEFAULT: BY DEFAULT in expand (it
+  takes every insert ALWAYS took), ALWAYS in the contract (the old code may
+  write its own values), one SET GENERATED each way.
 - A new serial column (the table's new integer key): `ADD COLUMN ... serial`
   rewrites the table too, so its sequence is the default of a nullable column
   added in expand, the online steps number the rows there in batches (walking
