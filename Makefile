@@ -54,13 +54,21 @@ test: system-packages lint lint-workflows check-schema ## Install missing Debian
 	@# The two versions run side by side, one pytest each (README: the measured time);
 	@# each log is printed when both are done, PostgreSQL 18's last. Each revision-sensitive
 	@# file runs once per version: on 15 in a copy three revisions past head, on 18 at head.
+	@# Both run under coverage (.coveragerc: their children too); the line coverage of
+	@# each package, both versions' data combined, ends the output: under 90% fails.
 	@echo "pytest on PostgreSQL 15 and 18 side by side; their output follows when both end"
-	@logs=$$(mktemp -d); \
-	  TEST_POSTGRES_VERSION=15 TEST_REVISION_SENSITIVE_AT=past-head $(BIN)/pytest -p no:cacheprovider > $$logs/15.log 2>&1 & first=$$!; \
-	  TEST_POSTGRES_VERSION=18 TEST_REVISION_SENSITIVE_AT=head $(BIN)/pytest > $$logs/18.log 2>&1; second=$$?; \
+	@logs=$$(mktemp -d); $(BIN)/coverage erase; \
+	  TEST_POSTGRES_VERSION=15 TEST_REVISION_SENSITIVE_AT=past-head $(BIN)/coverage run -m pytest -p no:cacheprovider > $$logs/15.log 2>&1 & first=$$!; \
+	  TEST_POSTGRES_VERSION=18 TEST_REVISION_SENSITIVE_AT=head $(BIN)/coverage run -m pytest > $$logs/18.log 2>&1; second=$$?; \
 	  wait $$first; first=$$?; \
 	  echo "=== PostgreSQL 15 ==="; cat $$logs/15.log; echo "=== PostgreSQL 18 ==="; cat $$logs/18.log; \
-	  rm -rf $$logs; exit $$(( first || second ))
+	  rm -rf $$logs; $(BIN)/coverage combine --quiet; covered=0; \
+	  for package in migration_runner assessment_models; do \
+	    figure=$$($(BIN)/coverage report --include="$$package/*" --format=total); \
+	    echo "line coverage of $$package/: $$figure% (PostgreSQL 15 and 18 combined; under 90% fails)"; \
+	    $(BIN)/coverage report --include="$$package/*" --fail-under=90 > /dev/null || covered=1; \
+	  done; \
+	  exit $$(( first || second || covered ))
 
 schema: $(INSTALLED) ## Regenerate sql/schema.sql from a freshly migrated scratch database
 	$(BIN)/migrations schema write
