@@ -67,6 +67,8 @@ TABLE_OF_STATEMENT = re.compile(
     re.IGNORECASE,
 )
 IGNORE_LINE = "-- squawk-ignore "
+# A one-line ALTER TABLE ending with a name: what comes before the name, and the name.
+ALTER_TABLE_LAST_NAME = re.compile(rf"^(ALTER\s+TABLE\s+.*\S)\s+({IDENTIFIER})$")
 # Where autogenerate runs without the linters make lint uses (a Python outside the venv).
 MISSING_LINTER = (
     "{tool} is not installed where autogenerate runs ({where}): it lints its draft as `make "
@@ -108,18 +110,26 @@ def _split_literal(match: re.Match) -> str:
     return "\n" + "\n".join(f"'{piece}'" for piece in pieces)
 
 
+def _short_line(line: str) -> str:
+    """A line over MAX_LINE: its long string constants split; an ALTER TABLE's last name (a
+    long constraint name) on a line of its own, where the statement still starts on the line
+    a squawk-ignore above it covers (`ALTER TABLE t DROP CONSTRAINT IF EXISTS` then the name)."""
+    line = LITERAL.sub(
+        lambda m: _split_literal(m) if len(m.group(0)) > LONG_LITERAL else m.group(0), line
+    )
+    last = ALTER_TABLE_LAST_NAME.match(line)
+    if last and len(line.split("\n")[0]) > MAX_LINE - 1:
+        return f"{last.group(1)}\n    {last.group(2)}"
+    return line
+
+
 def _short_lines(sql: str) -> str:
-    """sql with each long string constant of a line over MAX_LINE split, so the file stays
-    within sqlfluff's LT05 (a function body, between dollar quotes, is left as written)."""
+    """sql with each line over MAX_LINE shortened (_short_line), so the file stays within
+    sqlfluff's LT05 (a function body, between dollar quotes, is left as written)."""
     if re.search(r"\$\w*\$", sql):
         return sql
     return "\n".join(
-        LITERAL.sub(
-            lambda m: _split_literal(m) if len(m.group(0)) > LONG_LITERAL else m.group(0), line
-        )
-        if len(line) > MAX_LINE - 1
-        else line
-        for line in sql.splitlines()
+        _short_line(line) if len(line) > MAX_LINE - 1 else line for line in sql.splitlines()
     )
 
 
@@ -278,6 +288,13 @@ def _model_column(metadata: MetaData, statement: str, before_type: str):
     if table is None:
         return None
     column = next((c for c in table.columns if c.name == column_name), None)
+    if column is None:  # a retyped column's new column, `<column>__new`: the model's column
+        from migration_runner.tools.autogenerate.expand_contract import STAGING
+
+        model_name = column_name.removesuffix(STAGING)
+        column = next((c for c in table.columns if c.name == model_name), None)
+        if column_name == model_name:
+            column = None
     return None if column is None else (table_name, column)
 
 
@@ -307,9 +324,11 @@ def _type_choices_ignored(tree: Path, item: DraftRevision, metadata: MetaData) -
             continue
         table, column = found
         serial = ", without Identity() (serial)" if "prefer-identity" in rules else ""
+        named = unquoted(COLUMN_BEFORE_TYPE.search(before_type).group(1))
+        copy = f" (this is its new column {named}, of that type)" if named != column.name else ""
         reason = (
-            f"{table}.{column.name} is declared {_declared(column)} in the models{serial}: "
-            "a type choice, not a lock hazard."
+            f"{table}.{column.name} is declared {_declared(column)} in the models{serial}"
+            f"{copy}: a type choice, not a lock hazard."
         )
         indent = line[: len(line) - len(line.lstrip())]
         above = number

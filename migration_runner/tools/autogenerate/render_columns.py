@@ -9,8 +9,11 @@ from alembic.operations import ops
 from migration_runner.errors import MigrationError
 from migration_runner.steps.phases import CONTRACT
 from migration_runner.tools.autogenerate import expand_contract, identity
-from migration_runner.tools.autogenerate.constraints import validated
+from migration_runner.tools.autogenerate.backfill import batched_update
+from migration_runner.tools.autogenerate.constraints import validated, validated_not_null
+from migration_runner.tools.autogenerate.identifiers import quoted
 from migration_runner.tools.autogenerate.lock_facts import added_column_rewrites, describe
+from migration_runner.tools.autogenerate.plan import Statement
 from migration_runner.tools.autogenerate.renderers import Context, renders
 from migration_runner.tools.autogenerate.statements import (
     IDENTIFIER,
@@ -40,6 +43,14 @@ def add_column(op: ops.AddColumnOp, context: Context) -> None:
     column = op.column
     table, name = op.table_name, column.name
     existing = context.existing(table)
+    if (
+        existing
+        and column.server_default is not None
+        and context.catalog is not None
+        and added_column_rewrites(context.catalog.connection, table, column)
+    ):
+        _add_with_volatile_default(op, context)
+        return
     # NOT NULL without a default: the old code's inserts leave it NULL, so it is added
     # nullable and made NOT NULL in the contract phase.
     not_null_later = existing and not column.nullable and column.server_default is None
@@ -79,6 +90,50 @@ def add_column(op: ops.AddColumnOp, context: Context) -> None:
         )
     if not_null_later:
         expand_contract.not_null_in_contract(context.plan, table, name)
+
+
+def _add_with_volatile_default(op: ops.AddColumnOp, context: Context) -> None:
+    """A default PostgreSQL computes per row (gen_random_uuid(), clock_timestamp()) given in
+    ADD COLUMN rewrites the table under ACCESS EXCLUSIVE, so: expand adds the column nullable
+    without it (its keys and index as any new column's), then SET DEFAULT for every row written
+    from then on, the old code's inserts included; the online steps give the rows already
+    there a value of their own in batches and, when the models say NOT NULL, set it by way of
+    a validated CHECK (no row is NULL by then: the default fills every insert)."""
+    column = op.column
+    table, name = op.table_name, column.name
+    bare = column._copy()
+    bare.server_default, bare.nullable = None, True
+    add_column(ops.AddColumnOp(table, bare, schema=op.schema), context)
+    default = expand_contract.default_sql(column.server_default)
+    quoted_table, quoted_name = quoted(table), quoted(name)
+    context.plan.pair(
+        [Statement(
+            f"ALTER TABLE {quoted_table} ALTER COLUMN {quoted_name} SET DEFAULT {default}",
+            f"Its default {default} for every row written from now on (an ADD COLUMN with "
+            f"this volatile default {describe('add_column_volatile_default', table)}): "
+            f"{describe('set_default', table)}.",
+        )],
+        [Statement(
+            f"ALTER TABLE {quoted_table} ALTER COLUMN {quoted_name} DROP DEFAULT",
+            f"{table}.{name} without its default again.",
+        )],
+    )  # fmt: skip
+    todo = f"{quoted_name} IS NULL"
+    context.plan.pair(
+        [Statement(
+            batched_update(context.metadata.tables[table], name, default, todo),
+            f"Give the rows already there a {name} of their own, {default}, a batch at a "
+            "time (the default gives one to every row written from now on).",
+        )],
+        [],
+        online=True,
+    )  # fmt: skip
+    if not column.nullable:
+        context.plan.pair(
+            validated_not_null(table, name),
+            [expand_contract._drop_not_null(table, name)],
+            online=True,
+        )
 
 
 @renders(ops.DropColumnOp)
