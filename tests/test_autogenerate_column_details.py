@@ -118,3 +118,21 @@ def test_a_retyped_columns_new_column_is_the_models_column():
     assert (
         draft._model_column(metadata, statement.replace("__new", "_x"), "maturity_level_x ") is None
     )
+
+
+def test_an_intervals_precision_is_compared_as_either_type_spells_it(database_url):
+    from sqlalchemy import Interval
+
+    query(database_url, "CREATE TABLE test_only_spans (id integer PRIMARY KEY, span interval(3))")
+
+    def spans(type_) -> MetaData:
+        metadata = MetaData()
+        Table(
+            "test_only_spans", metadata,
+            Column("id", Integer, primary_key=True, autoincrement=False), Column("span", type_),
+        )  # fmt: skip
+        return metadata
+
+    assert differences(database_url, spans(Interval(second_precision=3))) == []
+    assert differences(database_url, spans(postgresql.INTERVAL(precision=3))) == []
+    assert len(differences(database_url, spans(postgresql.INTERVAL()))) == 1

@@ -16,6 +16,7 @@ import copy
 from alembic.runtime.plugins import Plugin
 from alembic.util import PriorityDispatchResult
 from sqlalchemy import text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.types import TIMESTAMP, DateTime, Interval, Time
 
 from migration_runner.tools.autogenerate.identifiers import quoted
@@ -31,11 +32,15 @@ INNER JOIN pg_collation AS c ON c.oid = a.attcollation
 WHERE a.attrelid = to_regclass(:table) AND a.attname = :column
   AND a.attcollation <> t.typcollation
 """
-TEMPORAL = (DateTime, TIMESTAMP, Time, Interval)
+TEMPORAL = (DateTime, TIMESTAMP, Time, Interval, postgresql.INTERVAL)
 
 
 def _precision(type_) -> int | None:
-    return getattr(type_, "precision", None) if isinstance(type_, TEMPORAL) else None
+    """Fractional seconds' digits (SQLAlchemy's Interval calls them second_precision)."""
+    if not isinstance(type_, TEMPORAL):
+        return None
+    precision = getattr(type_, "precision", None)
+    return precision if precision is not None else getattr(type_, "second_precision", None)
 
 
 def database_collation(connection, schema, table: str, column: str) -> str | None:
