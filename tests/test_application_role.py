@@ -11,7 +11,9 @@ import psycopg2
 import pytest
 from sqlalchemy import text
 
-from conftest import HEAD, admin, libpq_dsn, query, run_alembic
+from support.database import admin, libpq_dsn, query
+from support.processes import run_alembic
+from support.project import HEAD
 
 BYPASSES = {
     "ALTER TABLE audit_logs DISABLE TRIGGER USER": "must be owner of table audit_logs",

@@ -1,7 +1,9 @@
 """A run with nothing to apply (every deploy's) imports no shim, yet still verifies checksums."""
 
-from conftest import HEAD, REVISIONS, add_revision, current_version, query, run_alembic, ups
 from migration_runner.steps.at_head import _ids
+from support.database import current_version, query
+from support.processes import run_alembic
+from support.project import HEAD, REVISIONS, add_revision, ups
 
 UP = """-- add_test_only_note (up): test-only revision.
 ALTER TABLE organizations ADD COLUMN test_only_note text;

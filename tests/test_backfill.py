@@ -11,15 +11,9 @@ import time
 import psycopg2
 import pytest
 
-from conftest import (
-    ROOT,
-    add_revision,
-    current_version,
-    libpq_dsn,
-    query,
-    run_alembic,
-    seed_organizations,
-)
+from support.database import current_version, libpq_dsn, query, seed_organizations
+from support.processes import run_alembic
+from support.project import ROOT, add_revision
 
 ROWS = 5000
 # The template fills organizations.score; here the column has a name no real revision will use.

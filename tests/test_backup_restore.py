@@ -18,23 +18,20 @@ from collections.abc import Iterator
 
 import pytest
 
-from conftest import (
-    HEAD,
-    ROOT,
+from migration_runner.pg_programs import client_version, find_client, major_of
+from migration_runner.servers import local_postgres
+from migration_runner.steps import backup
+from support.database import (
     TEST_HBA,
     Server,
-    add_revision,
-    clean_environ,
     current_version,
     fresh_database,
     libpq_dsn,
     query,
-    run_alembic,
     seed_organizations,
 )
-from migration_runner.pg_programs import client_version, find_client, major_of
-from migration_runner.servers import local_postgres
-from migration_runner.steps import backup
+from support.processes import clean_environ, run_alembic
+from support.project import HEAD, ROOT, add_revision
 
 COLUMN_PLAN = "SELECT count(*) FROM information_schema.columns WHERE column_name = 'plan'"
 # A table with an identity, a serial and a generated column (which pg_dump leaves out).

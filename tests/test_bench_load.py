@@ -12,7 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import HEAD, current_version, fresh_database, query
+from support.database import current_version, fresh_database, query
+from support.project import HEAD
 
 ROOT = Path(__file__).resolve().parents[1]
 RESPONSES = 20_000

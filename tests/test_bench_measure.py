@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from support.project import ROOT
 
 sys.path.insert(0, str(ROOT))  # bench/ is a folder of the repository, not an installed package
 from bench import scenarios

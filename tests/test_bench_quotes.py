@@ -2,7 +2,7 @@
 
 import re
 
-from conftest import ROOT
+from support.project import ROOT
 
 RESULTS = (ROOT / "bench" / "results.md").read_text(encoding="utf-8")
 README = (ROOT / "README.md").read_text(encoding="utf-8")

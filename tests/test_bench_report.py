@@ -5,7 +5,7 @@ import re
 import sys
 from types import SimpleNamespace
 
-from conftest import ROOT
+from support.project import ROOT
 
 sys.path.insert(0, str(ROOT))  # bench/ is a folder of the repository, not an installed package
 from bench import report

@@ -3,7 +3,9 @@
 import hashlib
 import subprocess
 
-from conftest import HEAD, REVISIONS, ROOT, add_revision, current_version, query, run_alembic
+from support.database import current_version, query
+from support.processes import run_alembic
+from support.project import HEAD, REVISIONS, ROOT, add_revision
 
 UP = """-- add_test_only_note (up): test-only revision.
 ALTER TABLE organizations ADD COLUMN test_only_note text;

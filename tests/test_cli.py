@@ -11,9 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import HEAD, ROOT, clean_environ, query, run_alembic
 from migration_runner import cli
 from migration_runner.servers.local_postgres import free_port
+from support.database import query
+from support.processes import clean_environ, run_alembic
+from support.project import HEAD, ROOT
 
 MIGRATIONS = Path(sys.executable).with_name("migrations")  # pyproject.toml's [project.scripts]
 SUBCOMMANDS = [

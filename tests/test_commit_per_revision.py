@@ -7,16 +7,9 @@ application for as long as the slowest revision takes.
 
 import time
 
-from conftest import (
-    HEAD,
-    REVISIONS,
-    add_revision,
-    current_version,
-    public_tables,
-    query,
-    run_alembic,
-    start_alembic,
-)
+from support.database import current_version, public_tables, query
+from support.processes import run_alembic, start_alembic
+from support.project import HEAD, REVISIONS, add_revision
 
 SLOW_UP = "-- test-only: a long second revision on another table.\nSELECT pg_sleep(3);\n"
 

@@ -11,8 +11,9 @@ import sys
 from sqlalchemy import Column, Index, MetaData, Table, Text, text
 from sqlalchemy.types import String
 
-from conftest import ROOT, engine_for, query
 from migration_runner.tools import comparison
+from support.database import engine_for, query
+from support.project import ROOT
 
 
 def test_draft_does_not_import_env_wiring():

@@ -11,8 +11,10 @@ import sys
 
 import pytest
 
-from conftest import HEAD, ROOT, add_revision, clean_environ, query, run_make
 from migration_runner.tools import compat_static
+from support.database import query
+from support.processes import clean_environ, run_make
+from support.project import HEAD, ROOT, add_revision
 
 FULL_NAME = "    full_name: Mapped[str | None] = mapped_column(Text)\n"
 DROP_FULL_NAME = """\

@@ -1,15 +1,8 @@
 """Eight `alembic upgrade head` at once: all succeed, the schema is applied once."""
 
-from conftest import (
-    HEAD,
-    HEAD_TABLES,
-    REVISIONS,
-    RUNNER_TABLES,
-    public_tables,
-    query,
-    run_alembic_concurrently,
-    ups,
-)
+from support.database import RUNNER_TABLES, public_tables, query
+from support.processes import run_alembic_concurrently
+from support.project import HEAD, HEAD_TABLES, REVISIONS, ups
 
 RUNNERS = 8
 

@@ -4,8 +4,10 @@ import time
 
 import pytest
 
-from conftest import HEAD, query, run_alembic
 from migration_runner.servers.local_postgres import free_port
+from support.database import query
+from support.processes import run_alembic
+from support.project import HEAD
 
 SECRET = "s3cr3t-Pa55"
 

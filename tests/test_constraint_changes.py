@@ -22,9 +22,10 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from test_autogenerate import edit, in_tree, lint, new_files
 
-from conftest import admin, libpq_dsn, query, run_alembic
 from migration_runner.steps.sql_files import SqlFile
 from migration_runner.tools.autogenerate.constraints import Wanted, added
+from support.database import admin, libpq_dsn, query
+from support.processes import run_alembic
 
 FK, CHECK, UNIQUE = "assessments_created_by_fkey", "organizations_name_check", "frameworks_key_key"
 NEW_FK = "FOREIGN KEY (created_by) REFERENCES users(id) ON DELETE CASCADE"

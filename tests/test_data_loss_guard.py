@@ -4,18 +4,11 @@ import subprocess
 
 import pytest
 
-from conftest import (
-    HEAD,
-    add_revision,
-    current_version,
-    libpq_dsn,
-    public_tables,
-    query,
-    run_alembic,
-    seed_organizations,
-)
 from migration_runner.steps.data_loss_guard import find_destruction
 from migration_runner.steps.sql_files import SqlFile
+from support.database import current_version, libpq_dsn, public_tables, query, seed_organizations
+from support.processes import run_alembic
+from support.project import HEAD, add_revision
 
 
 @pytest.fixture

@@ -5,7 +5,8 @@ import sys
 
 import yaml
 
-from conftest import ROOT, run_make
+from support.processes import run_make
+from support.project import ROOT
 
 WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
 

@@ -15,10 +15,12 @@ from pathlib import Path
 
 import alembic.command
 
-from conftest import ROOT, clean_environ, current_version, query, run_make
 from migration_runner import cli
 from migration_runner.steps.settings import OPTIONS
 from migration_runner.tools.scaffold import revision_ids
+from support.database import current_version, query
+from support.processes import clean_environ, run_make
+from support.project import ROOT
 
 PAGES = sorted([ROOT / "README.md", ROOT / "MIGRATIONS.md", *(ROOT / "docs").glob("*.md")])
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)

@@ -5,18 +5,11 @@ import sys
 
 import pytest
 
-from conftest import (
-    HEAD,
-    ROOT,
-    add_revision,
-    clean_environ,
-    current_version,
-    public_tables,
-    query,
-    run_alembic,
-)
 from migration_runner.pg_programs import find_client
 from migration_runner.tools.schema_snapshot import read_file, snapshot
+from support.database import current_version, public_tables, query
+from support.processes import clean_environ, run_alembic
+from support.project import HEAD, ROOT, add_revision
 
 ADD_COLUMN = "-- (up): test.\nALTER TABLE organizations ADD COLUMN test_only_country text;\n"
 DROP_COLUMN = "-- (down): test.\nALTER TABLE organizations DROP COLUMN test_only_country;\n"

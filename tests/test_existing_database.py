@@ -1,6 +1,8 @@
 """Upgrading a database that already holds data keeps every row."""
 
-from conftest import REVISIONS, add_revision, current_version, query, run_alembic, ups
+from support.database import current_version, query
+from support.processes import run_alembic
+from support.project import REVISIONS, add_revision, ups
 
 ADD_COLUMN_UP = """-- add_test_only_note (up): test-only revision.
 ALTER TABLE organizations ADD COLUMN test_only_note text;

@@ -1,14 +1,8 @@
 """A revision failing half-way leaves no trace; the revisions before it stay applied."""
 
-from conftest import (
-    HEAD,
-    REVISIONS,
-    add_revision,
-    current_version,
-    public_tables,
-    query,
-    run_alembic,
-)
+from support.database import current_version, public_tables, query
+from support.processes import run_alembic
+from support.project import HEAD, REVISIONS, add_revision
 
 FAILING_UP = """-- half_done (up): test-only revision that fails after doing some work.
 CREATE TABLE half_done (id integer);

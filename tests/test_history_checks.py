@@ -10,7 +10,8 @@ from pytest_alembic.tests import (  # noqa: F401  (collected as tests)
     test_upgrade,
 )
 
-from conftest import ROOT, engine_for
+from support.database import engine_for
+from support.project import ROOT
 
 
 @pytest.fixture

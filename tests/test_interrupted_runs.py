@@ -18,21 +18,19 @@ import time
 import psycopg2
 import pytest
 
-from conftest import (
-    HEAD,
+from migration_runner.servers import local_postgres
+from migration_runner.tools.schema_snapshot import snapshot
+from support.database import (
     VERSION,
     Server,
-    add_revision,
     current_version,
     fresh_database,
     libpq_dsn,
     query,
-    run_alembic,
     seed_organizations,
-    start_alembic,
 )
-from migration_runner.servers import local_postgres
-from migration_runner.tools.schema_snapshot import snapshot
+from support.processes import run_alembic, start_alembic
+from support.project import HEAD, add_revision
 
 ROWS = 2000
 BARRIER = 4242  # advisory lock class of the test's barriers: (4242, n)

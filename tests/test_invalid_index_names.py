@@ -4,7 +4,9 @@ from contextlib import closing
 
 import psycopg2
 
-from conftest import add_revision, libpq_dsn, query, run_alembic
+from support.database import libpq_dsn, query
+from support.processes import run_alembic
+from support.project import add_revision
 
 VALIDITY = "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass('\"Score idx\"')"
 BUILD = 'CREATE UNIQUE INDEX CONCURRENTLY {} "Score idx" ON public."foobar fk" ("Score")'

@@ -4,9 +4,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import HEAD, REVISIONS, ROOT, add_revision
 from migration_runner.tools.linear_history import problems
 from migration_runner.tools.scaffold import render_shim
+from support.project import HEAD, REVISIONS, ROOT, add_revision
 
 UP = "-- test-only revision.\nSELECT 1;\n"
 DOWN = "-- test-only revision.\nSELECT 1;\n"

@@ -12,7 +12,9 @@ import time
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from conftest import HEAD, add_revision, current_version, engine_for, query, run_alembic, run_make
+from support.database import current_version, engine_for, query
+from support.processes import run_alembic, run_make
+from support.project import HEAD, add_revision
 
 
 def _local_server(action, project):

@@ -9,7 +9,9 @@ far: squawk's adding-field-with-default refuses the draft.)
 
 from sqlalchemy.engine import make_url
 
-from conftest import REVISIONS, query, run_alembic
+from support.database import query
+from support.processes import run_alembic
+from support.project import REVISIONS
 
 JOINED = """    test_only_joined_at: Mapped[datetime | None] = mapped_column(
         DateTime(timezone=True), server_default=text("now()")

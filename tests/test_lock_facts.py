@@ -23,7 +23,6 @@ import pytest
 from sqlalchemy import Column, DateTime, Text, Uuid
 from sqlalchemy import text as sql_text
 
-from conftest import engine_for, fresh_database, libpq_dsn
 from migration_runner.tools.autogenerate.lock_facts import (
     BLOCKS,
     FACTS,
@@ -35,6 +34,7 @@ from migration_runner.tools.autogenerate.lock_facts import (
     added_column_rewrites,
 )
 from migration_runner.tools.autogenerate.lock_facts import describe as described
+from support.database import engine_for, fresh_database, libpq_dsn
 
 NAMES = {
     "table": "facts_child",

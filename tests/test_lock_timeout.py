@@ -10,15 +10,9 @@ import time
 import psycopg2
 import pytest
 
-from conftest import (
-    HEAD,
-    add_revision,
-    current_version,
-    libpq_dsn,
-    query,
-    run_alembic,
-    start_alembic,
-)
+from support.database import current_version, libpq_dsn, query
+from support.processes import run_alembic, start_alembic
+from support.project import HEAD, add_revision
 
 ADD_NOTE_UP = "-- test-only: needs ACCESS EXCLUSIVE on organizations.\nALTER TABLE organizations ADD COLUMN test_only_note text;\n"
 ADD_NOTE_DOWN = "ALTER TABLE organizations DROP COLUMN test_only_note;\n"

@@ -8,7 +8,8 @@ predicates). A change on either side alone fails with the object's name.
 
 import pytest
 
-from conftest import query, run_alembic
+from support.database import query
+from support.processes import run_alembic
 
 
 @pytest.fixture

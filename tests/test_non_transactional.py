@@ -1,15 +1,8 @@
 """A revision headed `-- Transaction: none` runs outside a transaction (CREATE INDEX CONCURRENTLY)."""
 
-from conftest import (
-    HEAD,
-    REVISIONS,
-    add_revision,
-    current_version,
-    query,
-    run_alembic,
-    run_alembic_concurrently,
-    ups,
-)
+from support.database import current_version, query
+from support.processes import run_alembic, run_alembic_concurrently
+from support.project import HEAD, REVISIONS, add_revision, ups
 
 INDEX_UP = """-- index_organizations_name (up): test-only, builds an index without blocking writes.
 -- Destructive: no

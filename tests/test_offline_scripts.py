@@ -6,17 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (
-    HEAD,
-    REVISIONS,
-    add_revision,
-    current_version,
-    fresh_database,
-    query,
-    run_alembic,
-)
 from migration_runner.pg_programs import find_client
 from migration_runner.tools.schema_snapshot import snapshot
+from support.database import current_version, fresh_database, query
+from support.processes import run_alembic
+from support.project import HEAD, REVISIONS, add_revision
 
 COLUMN_UP = """-- add_organizations_test_only_note (up): test-only revision.
 -- Destructive: no

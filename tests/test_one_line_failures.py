@@ -9,17 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (
-    HEAD,
-    REVISIONS,
-    ROOT,
-    add_revision,
-    current_version,
-    public_tables,
-    query,
-    run_alembic,
-)
 from migration_runner.tools.schema_snapshot import snapshot
+from support.database import current_version, public_tables, query
+from support.processes import run_alembic
+from support.project import HEAD, REVISIONS, ROOT, add_revision
 
 ADD_COUNTRY = "-- test-only\nALTER TABLE organizations ADD COLUMN test_only_country text;\n"
 DROP_COUNTRY = "ALTER TABLE organizations DROP COLUMN test_only_country;\n"

@@ -25,21 +25,12 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from conftest import (
-    HEAD,
-    REVISIONS,
-    add_revision,
-    current_version,
-    fresh_database,
-    libpq_dsn,
-    query,
-    run_alembic,
-    seed_organizations,
-    start_alembic,
-)
 from migration_runner.steps.sql_files import SqlFile
 from migration_runner.tools.schema_snapshot import snapshot
 from migration_runner.tools.sql_headers import problems_in
+from support.database import current_version, fresh_database, libpq_dsn, query, seed_organizations
+from support.processes import run_alembic, start_alembic
+from support.project import HEAD, REVISIONS, add_revision
 
 ROWS = 2000
 HOST_UP = """-- add_host (up): test-only. Each organization's host name, added online.

@@ -9,9 +9,10 @@ import os
 import subprocess
 import sys
 
-from conftest import ROOT, clean_environ
 from migration_runner.tools.scaffold import revision_ids
-from past_head import REVISION_SENSITIVE, SPLIT_VARIABLE, add_three_revisions, clone_project
+from support.past_head import REVISION_SENSITIVE, SPLIT_VARIABLE, add_three_revisions, clone_project
+from support.processes import clean_environ
+from support.project import ROOT
 
 
 def test_revision_sensitive_tests_pass_with_three_more_revisions(postgres_server, tmp_path):

@@ -6,7 +6,9 @@ import sys
 
 import pytest
 
-from conftest import HEAD, ROOT, add_revision, clean_environ, current_version, query, run_alembic
+from support.database import current_version, query
+from support.processes import clean_environ, run_alembic
+from support.project import HEAD, ROOT, add_revision
 
 LEGACY_UP = "ALTER TABLE organizations ADD COLUMN test_only_legacy text;\n"
 LEGACY_DOWN = "-- Destructive: yes\nALTER TABLE organizations DROP COLUMN test_only_legacy;\n"

@@ -6,7 +6,9 @@ import threading
 
 import psycopg2
 
-from conftest import ROOT, add_revision, clean_environ, libpq_dsn, run_alembic
+from support.database import libpq_dsn
+from support.processes import clean_environ, run_alembic
+from support.project import ROOT, add_revision
 
 INDEX_UP = """-- test-only
 -- Transaction: none

@@ -13,7 +13,9 @@ import textwrap
 import pytest
 from sqlalchemy.engine import make_url
 
-from conftest import HEAD, ROOT, clean_environ, query, run_alembic
+from support.database import query
+from support.processes import clean_environ, run_alembic
+from support.project import HEAD, ROOT
 
 # Prints whether the models were imported, after the calls of the script it ends.
 MODELS_IMPORTED = "\nimport sys\nprint('models imported:', 'assessment_models' in sys.modules)\n"

@@ -5,7 +5,9 @@ revisions before k applied; the preflight (steps/preflight.py) reads every file
 the run will execute first.
 """
 
-from conftest import add_revision, current_version, query, run_alembic
+from support.database import current_version, query
+from support.processes import run_alembic
+from support.project import add_revision
 
 WIDGETS_UP = """-- add_test_only_widgets (up): test-only revision.
 CREATE TABLE test_only_widgets (id bigint PRIMARY KEY, name text NOT NULL);

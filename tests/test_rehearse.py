@@ -17,17 +17,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from conftest import (
-    HEAD,
-    add_revision,
-    admin,
-    clean_environ,
-    current_version,
-    engine_for,
-    query,
-    run_alembic,
-)
 from migration_runner.tools.schema_snapshot import snapshot
+from support.database import admin, current_version, engine_for, query
+from support.processes import clean_environ, run_alembic
+from support.project import HEAD, add_revision
 
 ROW_COUNTS = "SELECT (SELECT count(*) FROM organizations), (SELECT count(*) FROM users)"
 # The rehearsal's copy, and the drift check's empty database.

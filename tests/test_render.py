@@ -29,7 +29,6 @@ from sqlalchemy import (
 )
 
 from assessment_models.base import NAMING_CONVENTION
-from conftest import ROOT
 from migration_runner.errors import MigrationError
 from migration_runner.steps.phases import CONTRACT, EXPAND
 from migration_runner.tools.autogenerate import (  # render registers every renderer
@@ -52,6 +51,7 @@ from migration_runner.tools.autogenerate.renderers import (
     renders,
 )
 from migration_runner.tools.model_parity import ModelMismatch
+from support.project import ROOT
 
 EXPAND_TX, EXPAND_ONLINE = (EXPAND, False), (EXPAND, True)
 CONTRACT_TX, CONTRACT_ONLINE = (CONTRACT, False), (CONTRACT, True)

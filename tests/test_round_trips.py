@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.engine import make_url
 
-from conftest import HEAD, add_revision, current_version, query, run_alembic
+from support.database import current_version, query
+from support.processes import run_alembic
+from support.project import HEAD, add_revision
 
 # What a transactional revision costs besides the round trip that carries its SQL file:
 # nothing. The file, its history row, Alembic's alembic_version UPDATE, the commit, the lock

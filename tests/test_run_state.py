@@ -17,15 +17,10 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
 
-from conftest import (
-    add_revision,
-    current_version,
-    engine_for,
-    fresh_database,
-    query,
-    run_alembic,
-)
 from migration_runner.errors import MigrationError
+from support.database import current_version, engine_for, fresh_database, query
+from support.processes import run_alembic
+from support.project import add_revision
 
 # A table with rows, a revision that drops it (a data loss, backed up first), and a revision
 # whose file fails on its second statement, so its run tries again one statement at a time.

@@ -4,7 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import ROOT
+from support.project import ROOT
 
 # squawk-cli installs its binary beside the interpreter running the tests.
 SQUAWK = Path(sys.executable).parent / "squawk"

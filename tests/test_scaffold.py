@@ -4,7 +4,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import HEAD, REVISIONS, ROOT, add_revision, current_version, query, run_alembic, ups
+from support.database import current_version, query
+from support.processes import run_alembic
+from support.project import HEAD, REVISIONS, ROOT, add_revision, ups
 
 # A URL nothing listens on: `alembic revision` must not try it.
 UNREACHABLE = "postgresql://nobody:secret@127.0.0.1:1/nowhere"

@@ -3,7 +3,6 @@
 import subprocess
 import sys
 
-from conftest import ROOT, add_revision, run_alembic
 from migration_runner.tools.schema_snapshot import (
     head_revision,
     parse_objects,
@@ -11,6 +10,8 @@ from migration_runner.tools.schema_snapshot import (
     render_file,
     snapshot,
 )
+from support.processes import run_alembic
+from support.project import ROOT, add_revision
 
 ADD_COLUMN = "-- test-only (up).\nALTER TABLE organizations ADD COLUMN test_only_note text;\n"
 DROP_COLUMN = "-- test-only (down).\nALTER TABLE organizations DROP COLUMN test_only_note;\n"

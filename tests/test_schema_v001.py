@@ -3,7 +3,9 @@
 import pytest
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from conftest import V001_TABLES, query, run_alembic
+from support.database import query
+from support.processes import run_alembic
+from support.project import V001_TABLES
 
 
 @pytest.fixture

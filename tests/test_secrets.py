@@ -22,21 +22,12 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from conftest import (
-    HEAD,
-    ROOT,
-    Server,
-    add_revision,
-    admin,
-    clean_environ,
-    current_version,
-    engine_for,
-    query,
-    run_alembic,
-)
 from migration_runner.errors import MigrationError
 from migration_runner.pg_programs import libpq_arguments
 from migration_runner.steps.database_url import resolve_target
+from support.database import Server, admin, current_version, engine_for, query
+from support.processes import clean_environ, run_alembic
+from support.project import HEAD, ROOT, add_revision
 
 PASSWORD = "Zx9@Secr3t:/?#%&+ 'x\""
 # Every form the password could take on its way: as typed, percent-encoded for a URL's user

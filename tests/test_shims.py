@@ -3,9 +3,11 @@
 import importlib.util
 from pathlib import Path
 
-from conftest import ROOT, add_revision, current_version, query, run_alembic
 from migration_runner.steps.shims import module_from_text
 from migration_runner.tools.scaffold import render_shim
+from support.database import current_version, query
+from support.processes import run_alembic
+from support.project import ROOT, add_revision
 
 IDS = ("revision", "down_revision", "branch_labels", "depends_on", "__doc__")
 

@@ -9,7 +9,9 @@ import subprocess
 import pytest
 from sqlalchemy.exc import DBAPIError
 
-from conftest import add_revision, current_version, query, run_alembic
+from support.database import current_version, query
+from support.processes import run_alembic
+from support.project import add_revision
 
 TRAPS_UP = """-- verbatim_traps (up): test-only. Colons, percent signs, casts, dollar quotes.
 CREATE TABLE traps (id integer PRIMARY KEY, note text NOT NULL);

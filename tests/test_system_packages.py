@@ -8,7 +8,7 @@ exact command, before anything runs.
 import subprocess
 import sys
 
-from conftest import ROOT
+from support.project import ROOT
 
 SCRIPT = ROOT / "tools" / "system_packages.py"
 

@@ -1,16 +1,8 @@
 """The story's core: upgrade builds the schema at head, downgrade removes it all, repeatably."""
 
-from conftest import (
-    HEAD,
-    HEAD_TABLES,
-    REVISIONS,
-    RUNNER_TABLES,
-    current_version,
-    public_tables,
-    query,
-    run_alembic,
-    ups,
-)
+from support.database import RUNNER_TABLES, current_version, public_tables, query
+from support.processes import run_alembic
+from support.project import HEAD, HEAD_TABLES, REVISIONS, ups
 
 # Every object a migration can leave behind, by kind, outside the runner's own tables.
 OBJECTS_SQL = """

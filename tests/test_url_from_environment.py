@@ -2,7 +2,9 @@
 
 from sqlalchemy.engine import make_url
 
-from conftest import HEAD_TABLES, public_tables, run_alembic
+from support.database import public_tables
+from support.processes import run_alembic
+from support.project import HEAD_TABLES
 
 
 def test_password_with_unencoded_at_sign_is_refused_with_how_to_encode_it(database_url):

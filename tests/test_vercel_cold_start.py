@@ -1,13 +1,13 @@
 """Vercel group: a suspended compute (the server down while the runner retries) ends in success."""
 
-import subprocess
-import sys
 import time
 
 import pytest
-from vercel_stack import ENDPOINT_VARIABLES as VARIABLES
 
-from conftest import HEAD_TABLES, clean_environ, public_tables, run_alembic
+from support.database import public_tables
+from support.processes import run_alembic, start_alembic
+from support.project import HEAD_TABLES
+from support.vercel_stack import ENDPOINT_VARIABLES as VARIABLES
 
 
 @pytest.mark.parametrize("endpoint", list(VARIABLES))
@@ -21,16 +21,14 @@ def test_runner_retries_while_the_compute_wakes_up_then_migrates(
     # login while it cannot reach the server, as Neon's proxy does while a compute
     # wakes; a short connect_timeout (Vercel's Prisma URL carries one) makes retries.
     url = vercel_database.environment[variable] + "&connect_timeout=2"
-    environment = clean_environ(**{variable: url, "MIGRATION_CONNECT_TIMEOUT": "60"})
     stack.server.stop()  # the compute suspends
     output = []
-    process = subprocess.Popen(
-        [sys.executable, "-m", "alembic", "-c", str(run.tree / "alembic.ini"), "upgrade", "head"],
-        env=environment,
-        cwd=run.tree,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    process = start_alembic(
+        "upgrade",
+        "head",
+        tree=run.tree,
+        env={variable: url, "MIGRATION_CONNECT_TIMEOUT": "60"},
+        fresh_interpreter=True,  # its stdout is read line by line while it runs
     )
     try:
         for line in process.stdout:

@@ -7,20 +7,12 @@ database itself (catalog, pg_locks, pg_stat_activity, PgBouncer's console).
 
 import psycopg2
 import pytest
-from vercel_stack import ENDPOINT_VARIABLES
 
-from conftest import (
-    HEAD,
-    HEAD_TABLES,
-    REVISIONS,
-    RUNNER_TABLES,
-    add_revision,
-    current_version,
-    public_tables,
-    run_alembic,
-    run_alembic_concurrently,
-)
 from migration_runner.servers.vercel_local import OWNER
+from support.database import RUNNER_TABLES, current_version, public_tables
+from support.processes import run_alembic, run_alembic_concurrently
+from support.project import HEAD, HEAD_TABLES, REVISIONS, add_revision
+from support.vercel_stack import ENDPOINT_VARIABLES
 
 VARIABLES = ENDPOINT_VARIABLES
 RUNNERS = 4  # the suite's own test runs eight; four show the lock through each endpoint

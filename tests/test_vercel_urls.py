@@ -5,9 +5,11 @@ import time
 import psycopg2
 import pytest
 
-from conftest import HEAD, REVISIONS, public_tables, run_alembic
 from migration_runner.servers.vercel_local import OWNER
 from migration_runner.steps.database_url import resolve_target
+from support.database import public_tables
+from support.processes import run_alembic
+from support.project import HEAD, REVISIONS
 
 
 def _chosen(result) -> str:

@@ -1,6 +1,8 @@
 """A transactional SQL file is sent whole; when it fails, a second pass names the line."""
 
-from conftest import HEAD, add_revision, current_version, query, run_alembic
+from support.database import current_version, query
+from support.processes import run_alembic
+from support.project import HEAD, add_revision
 
 FAILING_UP = """-- fails_late (up): test-only revision.
 CREATE TABLE fails_late (id integer);

@@ -5,8 +5,9 @@ and indexes of that table (a new table's primary key index) are not listed again
 from sqlalchemy import BigInteger, CheckConstraint, Column, Identity, MetaData, Table, Text
 
 import assessment_models
-from conftest import engine_for, run_alembic
 from migration_runner.tools import comparison
+from support.database import engine_for
+from support.processes import run_alembic
 
 
 def test_new_and_dropped_tables_are_one_difference_each(database_url):

@@ -1,6 +1,6 @@
 """A copy of the project with three ordinary revisions on top of its head, made as a team makes them.
 
-    python tests/past_head.py DEST
+    python tests/support/past_head.py DEST
 
 Each revision is scaffolded by `alembic revision -m`, its SQL pair filled in
 and the models changed to match; then the schema snapshot is rewritten (what
@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # Every test file that runs revisions, reads the head, or adds revisions of its own.
 REVISION_SENSITIVE = (
@@ -186,7 +186,7 @@ def add_three_revisions(dest: Path) -> None:
     tenancy = dest / "assessment_models" / "tenancy.py"
     models = tenancy.read_text()
     anchor = "    plan: Mapped[str] = mapped_column(Text, server_default=text(\"'free'\"))\n"
-    assert anchor in models, "the Organization model changed: update tests/past_head.py"
+    assert anchor in models, "the Organization model changed: update tests/support/past_head.py"
     tenancy.write_text(models.replace(anchor, anchor + COUNTRY_MODEL) + NOTES_MODEL)
     _run(dest, "-m", "migration_runner.cli", "schema", "write")
 

@@ -21,11 +21,12 @@ from migration_runner.servers import vercel_local
 from migration_runner.servers.vercel_local import VercelStack
 from migration_runner.steps import sql_files
 from migration_runner.tools.scaffold import append_revision, revision_ids
+from support.processes import run_alembic
 
 VERSION = os.environ.get("TEST_POSTGRES_VERSION", "15")
 # Vercel's variable for each way in: direct TLS to the server, or PgBouncer in transaction mode.
 ENDPOINT_VARIABLES = {"direct": "POSTGRES_URL_NON_POOLING", "pooled": "POSTGRES_URL"}
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def pooler_floor(tree: Path = ROOT) -> str | None:
@@ -143,8 +144,6 @@ class VercelDatabase:
         """
         if endpoint != "pooled" or POOLER_FLOOR is None:
             return None
-        from conftest import run_alembic  # conftest imports this module: at call time
-
         setup = run_alembic("upgrade", POOLER_FLOOR, env={"DATABASE_URL": self.server_url})
         assert setup.returncode == 0, setup.stdout
         return POOLER_FLOOR

@@ -1,0 +1,7 @@
+"""Helpers the tests share, by concern; tests/conftest.py holds the fixtures and imports these.
+
+- project: the tree and its revisions (ROOT, REVISIONS, HEAD, the tables, add_revision)
+- database: the test server and queries on it
+- processes: `alembic` and `make` runs in a clean environment
+- forked_alembic, past_head, vercel_stack: see each module's docstring
+"""

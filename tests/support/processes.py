@@ -1,0 +1,107 @@
+"""`alembic` and `make` as a user runs them, each in its own process with a clean environment."""
+
+import atexit
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from migration_runner.steps.database_url import URL_VARIABLES
+from support.forked_alembic import ForkedAlembic
+from support.project import ROOT
+
+# Backups that runs with allow-data-loss write, kept out of the checkout's backups/.
+BACKUPS = tempfile.mkdtemp(prefix="migration-test-backups-")
+atexit.register(shutil.rmtree, BACKUPS, ignore_errors=True)
+
+
+def clean_environ(**extra: str) -> dict[str, str]:
+    """The test process's environment without any database URL or runner setting."""
+    environ = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in URL_VARIABLES and not key.startswith(("MIGRATION_", "POSTGRES_"))
+    }
+    environ["MIGRATION_BACKUP_DIR"] = BACKUPS
+    environ.update(extra)
+    return environ
+
+
+def run_alembic(
+    *args: str,
+    url: str | None = None,
+    tree: Path = ROOT,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+    fresh_interpreter: bool = False,
+) -> subprocess.CompletedProcess:
+    """`alembic -c <tree>/alembic.ini ARGS` as a user runs it, in its own process.
+
+    Alembic prints FAILED: ... on stdout and logs on stderr; both land in .stdout here.
+    """
+    process = start_alembic(*args, url=url, tree=tree, env=env, fresh_interpreter=fresh_interpreter)
+    stdout, _ = process.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout)
+
+
+def run_alembic_concurrently(
+    runs: int,
+    *args: str,
+    url: str | None = None,
+    tree: Path = ROOT,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> list[subprocess.CompletedProcess]:
+    """Start `runs` alembic processes at once, as simultaneous deploys would; wait for all."""
+    processes = [start_alembic(*args, url=url, tree=tree, env=env) for _ in range(runs)]
+    results = []
+    for process in processes:
+        stdout, _ = process.communicate(timeout=timeout)
+        results.append(subprocess.CompletedProcess(process.args, process.returncode, stdout))
+    return results
+
+
+def start_alembic(
+    *args: str,
+    url: str | None = None,
+    tree: Path = ROOT,
+    env: dict[str, str] | None = None,
+    fresh_interpreter: bool = False,
+    python: str | Path | None = None,
+) -> ForkedAlembic | subprocess.Popen:
+    """Start `alembic -c <tree>/alembic.ini ARGS` in its own process, in clean_environ plus
+    env (and DATABASE_URL=url if given); .communicate() gives stdout and stderr together.
+
+    The process is forked from this one (Alembic already imported, see
+    forked_alembic.py) unless fresh_interpreter asks for a new Python: this one, or
+    the interpreter `python` names (which implies a fresh one).
+    """
+    environ = clean_environ(**(env or {}))
+    if url is not None:
+        environ["DATABASE_URL"] = url
+    argv = ["-c", str(tree / "alembic.ini"), *args]
+    if not fresh_interpreter and python is None:
+        return ForkedAlembic(argv, environ, str(tree))
+    return subprocess.Popen(
+        [str(python or sys.executable), "-m", "alembic", *argv],
+        env=environ,
+        cwd=tree,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def run_make(project: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """`make ARGS` in a project copy, with no database URL or runner setting from this process."""
+    return subprocess.run(
+        ["make", *args],
+        cwd=project,
+        env=clean_environ(),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+    )
