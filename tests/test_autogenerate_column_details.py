@@ -136,3 +136,24 @@ def test_an_intervals_precision_is_compared_as_either_type_spells_it(database_ur
     assert differences(database_url, spans(Interval(second_precision=3))) == []
     assert differences(database_url, spans(postgresql.INTERVAL(precision=3))) == []
     assert len(differences(database_url, spans(postgresql.INTERVAL()))) == 1
+
+
+def test_a_type_change_keeps_the_databases_collation_on_its_old_type(database_url):
+    """varchar(10) COLLATE "C" to varchar(20) COLLATE "C": Alembic's type difference, whose
+    old type carries the database's collation (reflection reads none), so nothing takes it
+    for a collation change and the down file puts the collation back."""
+    from sqlalchemy import String
+
+    query(database_url, 'CREATE TABLE test_only_codes (code varchar(10) COLLATE "C")')
+    metadata = MetaData()
+    Table("test_only_codes", metadata, Column("code", String(20, collation="C")))
+    engine = engine_for(database_url)
+    try:
+        with engine.connect() as connection:
+            found = comparison.differences(connection, metadata)
+    finally:
+        engine.dispose()
+    ((diff,),) = [d for d in found if isinstance(d, list)]
+    assert diff[0] == "modify_type"
+    assert (diff[-2].length, diff[-2].collation) == (10, "C")
+    assert (diff[-1].length, diff[-1].collation) == (20, "C")

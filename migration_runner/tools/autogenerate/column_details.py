@@ -6,12 +6,9 @@ Alembic compares a type's modifiers only when both sides spell them, so `timesta
 collation, so `text` against `text COLLATE "C"` is none either. This comparator, an Alembic
 plugin that comparison.py's options name, runs before Alembic's own type comparison: when the
 database's collation (pg_attribute.attcollation, None for the type's default) or precision
-differs from the models', the column's type is marked changed (the database's type carrying
-its collation, so the down file puts it back) and Alembic's comparison skipped. For every
-other column it steps aside.
+differs from the models', the column's type is marked changed and Alembic's comparison
+skipped. For every other column it steps aside, the database's type given its collation.
 """
-
-import copy
 
 from alembic.runtime.plugins import Plugin
 from alembic.util import PriorityDispatchResult
@@ -53,11 +50,12 @@ def compare(autogen_context, alter_column_op, schema, table, column, conn_col, m
     model_type, database_type = metadata_col.type, conn_col.type
     changed = False
     if hasattr(model_type, "collation") and hasattr(database_type, "collation"):
-        collation = database_collation(autogen_context.connection, schema, table, column)
-        if collation != model_type.collation:
-            database_type = copy.copy(database_type)
-            database_type.collation = collation
-            changed = True
+        # reflection reads none: the database's type gets its own, for Alembic's comparison
+        # after this one and for the existing_type a down file restores
+        database_type.collation = database_collation(
+            autogen_context.connection, schema, table, column
+        )
+        changed = database_type.collation != model_type.collation
     if isinstance(model_type, TEMPORAL) and isinstance(database_type, TEMPORAL):
         changed = changed or _precision(model_type) != _precision(database_type)
     if not changed:

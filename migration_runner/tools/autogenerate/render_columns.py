@@ -169,6 +169,14 @@ def alter_column(op: ops.AlterColumnOp, context: Context) -> None:
         return
     if op.modify_type is not None and collation_only(op.existing_type, op.modify_type):
         _collation(_only(op, "modify_type"), context)
+    elif op.modify_type is not None and collation_of(op.existing_type) != collation_of(
+        op.modify_type
+    ):  # PostgreSQL's locks and scans were measured for a collation on its own
+        raise MigrationError(
+            f"autogenerate does not write a new type and a new collation of "
+            f"{op.table_name}.{op.column_name} in one change yet: change the collation in one "
+            "revision and the type in the next."
+        )
     elif op.modify_type is not None:
         _plain_alter(_only(op, "modify_type"), context, rewrite_free=True)
     if op.modify_server_default is None:  # dropped: the old code may still rely on it
