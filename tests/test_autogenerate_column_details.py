@@ -8,6 +8,9 @@
 - A batched backfill's conditions are wrapped within sqlfluff's 100 characters, and stay on
   one line when they fit; an ALTER TABLE line too long puts its last name on the next line.
 - A retyped column's `<column>__new` is the model's column for a type-choice squawk-ignore.
+- A dropped default is written in the contract, a dropped NOT NULL in expand, each with its
+  squawk-ignore (the corpus's drop_server_default and drop_not_null run them under the old
+  code's writes); a new type and collation at once is refused in one line.
 """
 
 from sqlalchemy import Column, Integer, MetaData, Table, Text
@@ -157,3 +160,56 @@ def test_a_type_change_keeps_the_databases_collation_on_its_old_type(database_ur
     assert diff[0] == "modify_type"
     assert (diff[-2].length, diff[-2].collation) == (10, "C")
     assert (diff[-1].length, diff[-1].collation) == (20, "C")
+
+
+def _rendered(op):
+    from migration_runner.tools.autogenerate import render  # noqa: F401 - registers renderers
+    from migration_runner.tools.autogenerate.plan import Plan
+    from migration_runner.tools.autogenerate.renderers import Context, render_op
+
+    metadata = MetaData()
+    Table("people", metadata, Column("code", Text), Column("weight", Integer, nullable=True))
+    context = Context(metadata, Plan(), set())
+    render_op(op, context)
+    return {key: part for key, part in context.plan.parts.items() if part.up or part.down}
+
+
+def test_a_new_type_and_collation_at_once_is_refused_in_one_line():
+    import pytest
+    from alembic.operations import ops
+    from sqlalchemy import String
+
+    from migration_runner.errors import MigrationError
+
+    op = ops.AlterColumnOp(
+        "people", "code", existing_type=String(10), modify_type=String(20, collation="C")
+    )
+    with pytest.raises(MigrationError) as refusal:
+        _rendered(op)
+    assert "a new type and a new collation of people.code in one change" in str(refusal.value)
+    assert "\n" not in str(refusal.value)
+
+
+def test_a_dropped_default_waits_for_the_contract_a_dropped_not_null_does_not():
+    from alembic.operations import ops
+    from sqlalchemy import text
+
+    from migration_runner.steps.phases import CONTRACT, EXPAND
+
+    default = ops.AlterColumnOp(
+        "people", "weight", existing_type=Integer(), existing_server_default=text("1"),
+        modify_server_default=None,
+    )  # fmt: skip
+    ((key, part),) = _rendered(default).items()
+    assert key == (CONTRACT, False)
+    assert [(s.sql, s.squawk_ignore) for s in part.up] == [
+        ("ALTER TABLE people ALTER COLUMN weight DROP DEFAULT", "ban-drop-default")
+    ]
+    nullable = ops.AlterColumnOp(
+        "people", "weight", existing_type=Integer(), existing_nullable=False, modify_nullable=True
+    )
+    ((key, part),) = _rendered(nullable).items()
+    assert key == (EXPAND, False)
+    assert [(s.sql, s.squawk_ignore) for s in part.up] == [
+        ("ALTER TABLE people ALTER COLUMN weight DROP NOT NULL", "ban-drop-not-null")
+    ]
