@@ -337,9 +337,11 @@ def test_default_and_dropped_not_null_are_one_statement_each():
     ]
     assert [s.comment for s in up] == [
         f"Alter Scores.order: {describe('set_default', 'Scores')}.",
-        "Scores.order may be NULL: the old code, still running, writes a value in every row and "
-        "reads no NULL until the new code writes one (why the squawk rule is ignored here); "
-        f"{describe('drop_not_null', 'Scores')}.",
+        (
+            "Scores.order may be NULL: the old code, still running, writes a value in every row "
+            "and reads no NULL until the new code writes one (why the squawk rule is ignored "
+            f"here); {describe('drop_not_null', 'Scores')}."
+        ),
     ]
     assert up[1].squawk_ignore == "ban-drop-not-null"
     assert [s.sql for s in down] == [

@@ -24,7 +24,8 @@ from support.project import add_revision
 
 # A table with rows, a revision that drops it (a data loss, backed up first), and a revision
 # whose file fails on its second statement, so its run tries again one statement at a time.
-ROWS = "-- test-only\nCREATE TABLE test_only_rows (id integer PRIMARY KEY);\n" + (
+ROWS = (
+    "-- test-only\nCREATE TABLE test_only_rows (id integer PRIMARY KEY);\n"
     "INSERT INTO test_only_rows VALUES (1), (2), (3);\n"
 )
 DROP = "-- test-only\nDROP TABLE test_only_rows;\nCREATE TABLE test_only_after (id integer);\n"

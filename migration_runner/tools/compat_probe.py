@@ -251,7 +251,8 @@ def constraint_texts(probe: Probe, session: Session, table) -> dict[str, str]:
     """Every constraint and index of the table, by name, as PostgreSQL prints it (cached)."""
     if table.fullname not in probe.constraints:
         rows = session.execute(text(CONSTRAINT_TEXTS), {"t": table.fullname})
-        probe.constraints[table.fullname] = {name: definition for name, definition in rows}
+        # Not dict(rows): a CursorResult has keys(), so dict() would read it as a mapping.
+        probe.constraints[table.fullname] = {name: definition for name, definition in rows}  # noqa: C416
     return probe.constraints[table.fullname]
 
 

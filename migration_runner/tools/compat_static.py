@@ -264,7 +264,7 @@ def normalised(name: str, sizes: tuple[int, ...]) -> tuple[str, object]:
     if name in SIZED_TYPES:
         return SIZED_TYPES[name]
     if name == "numeric":
-        return "numeric", (sizes + (0,))[:2] if sizes else None
+        return "numeric", (*sizes, 0)[:2] if sizes else None
     return name, None
 
 

@@ -189,8 +189,16 @@ def migrate(tree: Path, url: str, revision: str, *options: str) -> None:
     }
     environ["DATABASE_URL"] = url
     result = subprocess.run(
-        [sys.executable, "-m", "alembic", "-c", str(tree / "alembic.ini"), *options]
-        + ["upgrade", revision],
+        [
+            sys.executable,
+            "-m",
+            "alembic",
+            "-c",
+            str(tree / "alembic.ini"),
+            *options,
+            "upgrade",
+            revision,
+        ],
         env=environ,
         cwd=tree,
         capture_output=True,

@@ -82,10 +82,8 @@ def _drop_column(table: Table, name: str) -> None:
     model, as deleting the mapped_column line (and its CheckConstraint) does."""
     column = table.c[name]
     for constraint in list(table.constraints):
-        if (
-            isinstance(constraint, CheckConstraint)
-            and name in str(constraint.sqltext)
-            or name in getattr(constraint, "columns", {})
+        if (isinstance(constraint, CheckConstraint) and name in str(constraint.sqltext)) or (
+            name in getattr(constraint, "columns", {})
             and not isinstance(constraint, PrimaryKeyConstraint)
         ):
             table.constraints.discard(constraint)

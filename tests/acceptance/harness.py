@@ -625,7 +625,7 @@ def _stages(corpus: Corpus, case, url: str, metadata: MetaData, outcome: Outcome
         if corpus.new_files() or corpus.new_shims():
             raise Wrong(
                 "autogenerate", f"refused but wrote {corpus.new_files() + corpus.new_shims()}"
-            )
+            ) from error
         outcome.kind, outcome.message = "refused", refusal
         return
     except (Exception, SystemExit) as error:  # noqa: BLE001

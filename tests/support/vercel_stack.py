@@ -201,7 +201,7 @@ def console(stack: VercelStack, command: str) -> list[dict]:
         with connection.cursor() as cursor:
             cursor.execute(command)
             names = [column[0] for column in cursor.description]
-            return [dict(zip(names, row)) for row in cursor.fetchall()]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     finally:
         connection.close()
 

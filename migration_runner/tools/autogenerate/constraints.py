@@ -178,7 +178,8 @@ def offending(wanted: Wanted) -> Offending:
         remote = [name.sval for name in node.pk_attrs]
         present = " AND ".join(f"checked.{quoted(c)} IS NOT NULL" for c in local)
         matched = " AND ".join(
-            f"referenced.{quoted(r)} = checked.{quoted(c)}" for c, r in zip(local, remote)
+            f"referenced.{quoted(r)} = checked.{quoted(c)}"
+            for c, r in zip(local, remote, strict=False)
         )
         parent = quoted(node.pktable.relname)
         key, named = _key(wanted.table, "checked", local)
@@ -523,7 +524,9 @@ def validated_not_null(table: str, column: str, fix: str | None = None) -> list[
 def validated(table: str, name: str, add_sql: str, what: str = "") -> list[Statement]:
     """add_sql (ALTER TABLE ... ADD CONSTRAINT name ...) as the rerunnable steps of added(); the
     comments name the constraint by its kind and name (what is the callers' old label)."""
-    definition = re.split(r"\bADD CONSTRAINT\s+(?:\"(?:[^\"]|\"\")+\"|\S+)\s+", add_sql, 1)[1]
+    definition = re.split(
+        r"\bADD CONSTRAINT\s+(?:\"(?:[^\"]|\"\")+\"|\S+)\s+", add_sql, maxsplit=1
+    )[1]
     return added(Wanted(table, name, definition))
 
 

@@ -323,7 +323,7 @@ def _write_swap_contract(plan: Plan, swap: ColumnSwap) -> None:
 def write_moved_objects(plan: Plan, table: str, moved: list[tuple[Dependent, Dependent]]) -> None:
     """Build the models' objects on the new columns (expand), then give them their final names
     (contract, once the old column's objects are gone)."""
-    for final, staged in moved:
+    for _final, staged in moved:
         plan.pair(_build(table, staged), [_unbuild(table, staged)], online=True)
     for final, staged in moved:
         if staged.name != final.name:
