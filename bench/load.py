@@ -113,8 +113,14 @@ def main(argv: list[str] | None = None) -> int:
         generation = time.monotonic() - started
         size = execute(url, "SELECT pg_size_pretty(pg_total_relation_size('responses'))")
         log(f"data set ready in {generation:.0f} s; responses is {size} with its indexes")
-        runs = [_measured(Run("no migration (an empty revision)", "baseline"),
-                          scenarios.Variant(scenarios.NO_MIGRATION), "", bench)]  # fmt: skip
+        runs = [
+            _measured(
+                Run("no migration (an empty revision)", "baseline"),
+                scenarios.Variant(scenarios.NO_MIGRATION),
+                "",
+                bench,
+            )
+        ]
         for name, pair in scenarios.PAIRS.items():
             if options.only and options.only not in name:
                 continue
@@ -122,9 +128,15 @@ def main(argv: list[str] | None = None) -> int:
                 runs.append(_measured(Run(name, way), variant, pair.undo, bench))
         minutes = (time.monotonic() - began) / 60
         lines = report.load_section(
-            runs, responses, major, generation, size, minutes, bench,
+            runs,
+            responses,
+            major,
+            generation,
+            size,
+            minutes,
+            bench,
             datetime.date.today().isoformat(),
-        )  # fmt: skip
+        )
         report.write_load_section(folder / "results.md", lines, major)
         if not options.no_plot:
             plots.load_latency(folder / load_plot_name(major), runs, major)

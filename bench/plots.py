@@ -71,10 +71,18 @@ def load_latency(target: Path, runs: list, major: int) -> None:
             color = {"naive": "tab:red", "safe": "tab:green"}.get(run.way, "tab:blue")
             seconds, _, p50, p99, worst = zip(*run.per_second(), strict=True)
             axis.plot(seconds, p99, label=f"{run.way} p99", color=color)
-            axis.plot(seconds, worst, label=f"{run.way} max", color=color, linestyle=":",
-                      linewidth=0.8)  # fmt: skip
-            axis.plot(seconds, p50, label=f"{run.way} p50", color=color, linestyle="--",
-                      linewidth=0.6, alpha=0.6)  # fmt: skip
+            axis.plot(
+                seconds, worst, label=f"{run.way} max", color=color, linestyle=":", linewidth=0.8
+            )
+            axis.plot(
+                seconds,
+                p50,
+                label=f"{run.way} p50",
+                color=color,
+                linestyle="--",
+                linewidth=0.6,
+                alpha=0.6,
+            )
             axis.axvspan(0, run.seconds, alpha=0.08, color=color)
         axis.axhline(500, color="grey", linewidth=0.6, linestyle="--")
         axis.set_yscale("log")

@@ -184,19 +184,47 @@ def paths_section(paths) -> list[str]:
     small, top, rehearsed = paths.rehearsal_size, max(paths.sizes), scenarios.REHEARSED
     rows = []
     for n in paths.sizes:
-        rows.append(("at-head check (a run at head)", n, "at-head check",
-                     "Alembic's revision map (imports every shim)", "revision map"))  # fmt: skip
-        rows.append(("checksum verification (a run at head)", n, "checksums",
-                     f"reading and hashing the {n} up files", "hashing floor"))  # fmt: skip
+        rows.append(
+            (
+                "at-head check (a run at head)",
+                n,
+                "at-head check",
+                "Alembic's revision map (imports every shim)",
+                "revision map",
+            )
+        )
+        rows.append(
+            (
+                "checksum verification (a run at head)",
+                n,
+                "checksums",
+                f"reading and hashing the {n} up files",
+                "hashing floor",
+            )
+        )
     rows += [
-        ("preflight (a run from base, less the revision map)", small, "preflight",
-         f"reading and hashing the {small} up files", "hashing floor"),
-        ("backup scan, -x allow-data-loss=true, nothing destructive", small, "backup scan",
-         f"reading and hashing the {small} up files", "hashing floor"),
-        (f"rehearsal of the last {rehearsed} revisions (a run each)", small,
-         "rehearsal, a run per revision", "one `alembic upgrade head` of the same revisions",
-         "one upgrade head"),
-    ]  # fmt: skip
+        (
+            "preflight (a run from base, less the revision map)",
+            small,
+            "preflight",
+            f"reading and hashing the {small} up files",
+            "hashing floor",
+        ),
+        (
+            "backup scan, -x allow-data-loss=true, nothing destructive",
+            small,
+            "backup scan",
+            f"reading and hashing the {small} up files",
+            "hashing floor",
+        ),
+        (
+            f"rehearsal of the last {rehearsed} revisions (a run each)",
+            small,
+            "rehearsal, a run per revision",
+            "one `alembic upgrade head` of the same revisions",
+            "one upgrade head",
+        ),
+    ]
     lines = [
         "### 5. Other paths a deploy pays for (median of interleaved rounds)",
         "",
@@ -391,5 +419,6 @@ def write_per_second(target: Path, runs: list) -> None:
         )
         for run in runs:
             for second, count, p50, p99, worst in run.per_second():
-                writer.writerow([run.pair, run.way, second, count, f"{p50:.2f}", f"{p99:.2f}",
-                                 f"{worst:.2f}"])  # fmt: skip
+                writer.writerow(
+                    [run.pair, run.way, second, count, f"{p50:.2f}", f"{p99:.2f}", f"{worst:.2f}"]
+                )

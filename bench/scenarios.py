@@ -329,53 +329,81 @@ PAIRS = {
     # Safe: the column without a default, then the default for new rows; existing
     # rows are filled by a batched backfill (the last pair), not by a table rewrite.
     "add column, volatile default": Pair(
-        Variant("ALTER TABLE responses ADD COLUMN token uuid DEFAULT gen_random_uuid();", options=NAIVE),
-        Variant("ALTER TABLE responses ADD COLUMN token uuid;\n"
-                "ALTER TABLE responses ALTER COLUMN token SET DEFAULT gen_random_uuid();"),
+        Variant(
+            "ALTER TABLE responses ADD COLUMN token uuid DEFAULT gen_random_uuid();", options=NAIVE
+        ),
+        Variant(
+            "ALTER TABLE responses ADD COLUMN token uuid;\n"
+            "ALTER TABLE responses ALTER COLUMN token SET DEFAULT gen_random_uuid();"
+        ),
         "ALTER TABLE responses DROP COLUMN IF EXISTS token;",
     ),
     # Safe: a NOT VALID CHECK validated without blocking writes lets SET NOT NULL skip its scan.
     "SET NOT NULL": Pair(
         Variant("ALTER TABLE responses ALTER COLUMN answered_by SET NOT NULL;", options=NAIVE),
-        Variant("ALTER TABLE responses ADD CONSTRAINT responses_answered_by_not_null"
-                " CHECK (answered_by IS NOT NULL) NOT VALID;\n"
-                "ALTER TABLE responses VALIDATE CONSTRAINT responses_answered_by_not_null;\n"
-                "ALTER TABLE responses ALTER COLUMN answered_by SET NOT NULL;\n"
-                "ALTER TABLE responses DROP CONSTRAINT responses_answered_by_not_null;", False),
+        Variant(
+            "ALTER TABLE responses ADD CONSTRAINT responses_answered_by_not_null"
+            " CHECK (answered_by IS NOT NULL) NOT VALID;\n"
+            "ALTER TABLE responses VALIDATE CONSTRAINT responses_answered_by_not_null;\n"
+            "ALTER TABLE responses ALTER COLUMN answered_by SET NOT NULL;\n"
+            "ALTER TABLE responses DROP CONSTRAINT responses_answered_by_not_null;",
+            False,
+        ),
         "ALTER TABLE responses ALTER COLUMN answered_by DROP NOT NULL;\n"
         + NEW_CONSTRAINT.format("responses_answered_by_not_null"),
     ),
     "foreign key": Pair(
-        Variant("ALTER TABLE responses ADD CONSTRAINT responses_answered_by_fkey FOREIGN KEY"
-                " (answered_by) REFERENCES users (id) ON DELETE SET NULL;", options=NAIVE),
-        Variant("ALTER TABLE responses ADD CONSTRAINT responses_answered_by_fkey FOREIGN KEY"
-                " (answered_by) REFERENCES users (id) ON DELETE SET NULL NOT VALID;\n"
-                "ALTER TABLE responses VALIDATE CONSTRAINT responses_answered_by_fkey;", False),
+        Variant(
+            "ALTER TABLE responses ADD CONSTRAINT responses_answered_by_fkey FOREIGN KEY"
+            " (answered_by) REFERENCES users (id) ON DELETE SET NULL;",
+            options=NAIVE,
+        ),
+        Variant(
+            "ALTER TABLE responses ADD CONSTRAINT responses_answered_by_fkey FOREIGN KEY"
+            " (answered_by) REFERENCES users (id) ON DELETE SET NULL NOT VALID;\n"
+            "ALTER TABLE responses VALIDATE CONSTRAINT responses_answered_by_fkey;",
+            False,
+        ),
         NEW_CONSTRAINT.format("responses_answered_by_fkey"),
     ),
     "CHECK": Pair(
-        Variant("ALTER TABLE responses ADD CONSTRAINT responses_answer_check"
-                " CHECK (jsonb_typeof(answer) = 'object');", options=NAIVE),
-        Variant("ALTER TABLE responses ADD CONSTRAINT responses_answer_check"
-                " CHECK (jsonb_typeof(answer) = 'object') NOT VALID;\n"
-                "ALTER TABLE responses VALIDATE CONSTRAINT responses_answer_check;", False),
+        Variant(
+            "ALTER TABLE responses ADD CONSTRAINT responses_answer_check"
+            " CHECK (jsonb_typeof(answer) = 'object');",
+            options=NAIVE,
+        ),
+        Variant(
+            "ALTER TABLE responses ADD CONSTRAINT responses_answer_check"
+            " CHECK (jsonb_typeof(answer) = 'object') NOT VALID;\n"
+            "ALTER TABLE responses VALIDATE CONSTRAINT responses_answer_check;",
+            False,
+        ),
         NEW_CONSTRAINT.format("responses_answer_check"),
     ),
     "index": Pair(
-        Variant("CREATE INDEX responses_answered_at_idx ON responses (answered_at);", options=NAIVE),
-        Variant("CREATE INDEX CONCURRENTLY responses_answered_at_idx ON responses (answered_at);",
-                False),
+        Variant(
+            "CREATE INDEX responses_answered_at_idx ON responses (answered_at);", options=NAIVE
+        ),
+        Variant(
+            "CREATE INDEX CONCURRENTLY responses_answered_at_idx ON responses (answered_at);", False
+        ),
         "DROP INDEX IF EXISTS responses_answered_at_idx;",
         # On a server with few cores: a build without parallel workers leaves the
         # application a core (PostgreSQL 11+ builds B-trees in parallel by default).
-        (("safe, one core", Variant(
-            "SET max_parallel_maintenance_workers = 0;\n"
-            "CREATE INDEX CONCURRENTLY responses_answered_at_idx ON responses (answered_at);",
-            False)),),
+        (
+            (
+                "safe, one core",
+                Variant(
+                    "SET max_parallel_maintenance_workers = 0;\n"
+                    "CREATE INDEX CONCURRENTLY responses_answered_at_idx ON responses (answered_at);",
+                    False,
+                ),
+            ),
+        ),
     ),
     "backfill a new column": Pair(
         Variant("UPDATE responses SET score = (answer ->> 'value')::integer;", options=NAIVE),
         Variant(BACKFILL_SAFE, False, ("-x", "batch-size=5000", "-x", "batch-pause=20ms")),
         "ALTER TABLE responses DROP COLUMN score;\nALTER TABLE responses ADD COLUMN score integer;",
     ),
-}  # fmt: skip
+}

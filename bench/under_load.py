@@ -123,10 +123,21 @@ def generate_dataset(url: str, major: int, sizes: dict) -> None:
     """scenarios.DATASET at these sizes, through psql."""
     connection, environ = libpq_arguments(url)
     subprocess.run(
-        [str(find_client("psql", major)), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-",
-         connection],
-        input=DATASET.format(**sizes), env=environ, text=True, check=True,
-    )  # fmt: skip
+        [
+            str(find_client("psql", major)),
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-f",
+            "-",
+            connection,
+        ],
+        input=DATASET.format(**sizes),
+        env=environ,
+        text=True,
+        check=True,
+    )
 
 
 class Load:
@@ -153,7 +164,7 @@ class Load:
              "-D", f"organizations={sizes['organizations']}",
              *scripts, "-l", f"--log-prefix={folder}/load", connection],
             cwd=folder, env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
+        )  # fmt: skip # argv: each option beside its value
 
     def stop(self) -> int:
         """Stop it; the number of transactions that failed or whose client gave up."""

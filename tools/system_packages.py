@@ -62,8 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"installing what make test needs: {' '.join(packages)}", file=sys.stderr)
     environ = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for step in (["apt-get", "update", "-qq"],
-                 ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages]):  # fmt: skip
+    for step in (
+        ["apt-get", "update", "-qq"],
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
+    ):
         if subprocess.run(step, env=environ, check=False).returncode != 0:
             print(f"could not install {', '.join(packages)}; try: {command}", file=sys.stderr)
             return 1

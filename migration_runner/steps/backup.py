@@ -86,8 +86,11 @@ def back_up_before_data_loss(ctx: MigrationContext, run: Run) -> None:
     if not destructive:
         return
     if ctx.as_sql:
-        emit(ctx, f"-- No backup: this script destroys data ({_names(destructive)}) and, unlike "
-                  "an online run, takes no pg_dump first. Back up before running it.")  # fmt: skip
+        emit(
+            ctx,
+            f"-- No backup: this script destroys data ({_names(destructive)}) and, unlike "
+            "an online run, takes no pg_dump first. Back up before running it.",
+        )
         return
     folder = Path(settings.backup_dir)
     folder = folder if folder.is_absolute() else run.tree / folder
@@ -214,10 +217,19 @@ def _write(ctx, folder: Path, revision: str, shown: str, items: list[dict], full
     tables = [] if full else [f"--table={t}" for t in dict.fromkeys(i["table"] for i in items)]
     uri, environ = libpq_arguments(url)
     dump = subprocess.run(
-        [str(pg_dump), "--format=custom", f"--lock-wait-timeout={LOCK_WAIT}", *tables,
-         f"--file={path}", f"--dbname={uri}"],
-        env=environ, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        [
+            str(pg_dump),
+            "--format=custom",
+            f"--lock-wait-timeout={LOCK_WAIT}",
+            *tables,
+            f"--file={path}",
+            f"--dbname={uri}",
+        ],
+        env=environ,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if dump.returncode != 0:
         path.unlink(missing_ok=True)
         reason = dump.stderr.strip().splitlines()[-1] if dump.stderr.strip() else "no message"
@@ -250,6 +262,10 @@ def _write(ctx, folder: Path, revision: str, shown: str, items: list[dict], full
         out.write(json.dumps(manifest, indent=2) + "\n")
     size = path.stat().st_size
     log.info(
-        "backup before %s: %s (%s bytes; %s; pg_dump %s)", revision, path, f"{size:,}", what,
+        "backup before %s: %s (%s bytes; %s; pg_dump %s)",
+        revision,
+        path,
+        f"{size:,}",
+        what,
         version,
-    )  # fmt: skip
+    )

@@ -59,6 +59,7 @@ def drop_invalid(ctx: MigrationContext, names: list[str], sql_file: SqlFile) -> 
     for name in names:
         log.warning(
             "index %s was left INVALID by an interrupted build; dropping it so %s builds it again",
-            name, sql_file.shown,
-        )  # fmt: skip
+            name,
+            sql_file.shown,
+        )
         emit(ctx, f"DROP INDEX CONCURRENTLY IF EXISTS {name};")

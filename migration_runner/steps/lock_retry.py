@@ -77,6 +77,10 @@ def run_with_lock_retries(
         delay = min(FIRST_DELAY * 2 ** (number - 1), LONGEST_DELAY) * random.uniform(0.8, 1.2)
         log.warning(
             "%s (lock_timeout %s); rolled back, attempt %d of %d in %.1fs",
-            failure, this_try.lock_timeout, number + 1, attempts, delay,
-        )  # fmt: skip
+            failure,
+            this_try.lock_timeout,
+            number + 1,
+            attempts,
+            delay,
+        )
         time.sleep(delay)

@@ -79,9 +79,10 @@ def run_recorded(
     if committed:
         log.info(
             "%s: %s committed in an earlier run (migration_statements); %s",
-            sql_file.shown, _lines(committed),
+            sql_file.shown,
+            _lines(committed),
             f"continuing at line {pending[0].line}" if pending else "nothing is left to run",
-        )  # fmt: skip
+        )
     done = list(committed)
     for statement in pending:
         where = f"{sql_file.shown} line {statement.line}"

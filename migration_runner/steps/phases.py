@@ -53,8 +53,9 @@ def limit_to_phase(ctx: MigrationContext, phase: str) -> None:
 
     def expand_steps(heads, context):
         steps = list(steps_of(heads, context))
-        found = first_contract(getattr(step, "revision", None) if step.is_upgrade else None
-                               for step in steps)  # fmt: skip
+        found = first_contract(
+            getattr(step, "revision", None) if step.is_upgrade else None for step in steps
+        )
         if found is None:
             return steps
         index, contract = found

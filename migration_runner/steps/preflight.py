@@ -23,8 +23,16 @@ from migration_runner.steps.run import Run
 # A statement whose parse tree can be a TransactionStmt starts with one of these words;
 # a file without any of them, even in a comment, needs no parsing here.
 TRANSACTION_CONTROL_WORDS = {
-    "BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT", "SAVEPOINT", "RELEASE", "PREPARE",
-}  # fmt: skip
+    "BEGIN",
+    "START",
+    "COMMIT",
+    "END",
+    "ROLLBACK",
+    "ABORT",
+    "SAVEPOINT",
+    "RELEASE",
+    "PREPARE",
+}
 ANY_TRANSACTION_CONTROL_WORD = re.compile(
     rf"\b({'|'.join(TRANSACTION_CONTROL_WORDS)})\b", re.IGNORECASE
 )

@@ -163,8 +163,10 @@ class Monitor(threading.Thread):
                 if blocks_total
                 else (tuples, tuples_total, "tuples")
             )
-            return (f"{watched.what}: building index {name or ''} ({phase}), {done:,} of {total:,} "
-                    f"{unit}{_percent(done, total)}, {elapsed:.0f} s so far")  # fmt: skip
+            return (
+                f"{watched.what}: building index {name or ''} ({phase}), {done:,} of {total:,} "
+                f"{unit}{_percent(done, total)}, {elapsed:.0f} s so far"
+            )
         if watched.latest_batch:
             return self._backfill_line(watched, elapsed)
         cursor.execute(WAITING, (self.pid,))
@@ -180,8 +182,10 @@ class Monitor(threading.Thread):
         span = when - first_when
         rate = (done - int(first.get("done", 0))) / span if span > 0 else done / max(elapsed, 1e-3)
         left = f", about {(total - done) / rate:.0f} s left" if rate > 0 and total > done else ""
-        return (f"{latest.get('what', watched.what)}: {done:,} of {total:,} rows{_percent(done, total)}, "
-                f"{rate:,.0f} rows/s{left}")  # fmt: skip
+        return (
+            f"{latest.get('what', watched.what)}: {done:,} of {total:,} rows{_percent(done, total)}, "
+            f"{rate:,.0f} rows/s{left}"
+        )
 
 
 @contextmanager

@@ -113,9 +113,11 @@ def extract(tree: Path, ref: str, folder: Path) -> Path:
     target = folder / "release"
     target.mkdir()
     archive = subprocess.Popen(
-        ["git", "archive", "--format=tar", ref], cwd=tree, stdout=subprocess.PIPE,
+        ["git", "archive", "--format=tar", ref],
+        cwd=tree,
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-    )  # fmt: skip
+    )
     unpacked = subprocess.run(
         ["tar", "-x", "-C", str(target)], stdin=archive.stdout, capture_output=True, check=False
     )
@@ -150,9 +152,14 @@ def probe(who: str, models: Path, url: str | None = None, seed: bool = False, re
     request = {"models": str(models), "url": url, "seed": seed, "recipes": recipes}
     environ = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     result = subprocess.run(
-        [sys.executable, str(PROBE)], input=json.dumps(request), capture_output=True, text=True,
-        env=environ, cwd=models, check=False,
-    )  # fmt: skip
+        [sys.executable, str(PROBE)],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        env=environ,
+        cwd=models,
+        check=False,
+    )
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["no output"])[-1]
         raise MigrationError(f"The ORM check of the {who} stopped: {last}")
@@ -181,9 +188,16 @@ def database_revision(url: str) -> str:
 def apply_phase(tree: Path, url: str, phase: str, backups: Path) -> Stage:
     """This tree's expand or contract phase on the scratch database; where it stopped."""
     schema_snapshot.migrate(
-        tree, url, "head", "-x", f"phase={phase}", "-x", "allow-data-loss=true",
-        "-x", f"backup-dir={backups}",
-    )  # fmt: skip
+        tree,
+        url,
+        "head",
+        "-x",
+        f"phase={phase}",
+        "-x",
+        "allow-data-loss=true",
+        "-x",
+        f"backup-dir={backups}",
+    )
     revision = database_revision(url)
     revisions = revision_ids(tree)
     return Stage(revision, phase, tuple(revisions[revisions.index(revision) + 1 :]))

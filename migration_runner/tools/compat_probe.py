@@ -458,18 +458,26 @@ def check_class(probe: Probe, mapper: Mapper) -> list[dict]:
             outcomes["DELETE"], _ = attempt(session, lambda: delete_row(session, row))
         session.rollback()
     return [
-        {"class": mapper.class_.__name__, "table": mapper.local_table.fullname,
-         "operation": operation, **outcomes[operation]}
+        {
+            "class": mapper.class_.__name__,
+            "table": mapper.local_table.fullname,
+            "operation": operation,
+            **outcomes[operation],
+        }
         for operation in OPERATIONS
-    ]  # fmt: skip
+    ]
 
 
 def seed(probe: Probe, mapper: Mapper) -> dict:
     """One committed row of the class: the data the migrations then run over."""
     with Session(probe.engine) as session, session.begin():
         outcome, _ = attempt(session, lambda: insert_row(probe, session, mapper))
-    return {"class": mapper.class_.__name__, "table": mapper.local_table.fullname,
-            "operation": "SEED", **outcome}  # fmt: skip
+    return {
+        "class": mapper.class_.__name__,
+        "table": mapper.local_table.fullname,
+        "operation": "SEED",
+        **outcome,
+    }
 
 
 # --- the request -------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ SIZED_TYPES = {
     "int8": ("int", 8), "bigint": ("int", 8),
     "float4": ("float", 4), "real": ("float", 4),
     "float8": ("float", 8), "double precision": ("float", 8), "float": ("float", 8),
-}  # fmt: skip
+}  # fmt: skip # one line per type: its names, then what it holds
 SAME_TYPES = {
     "timestamptz": "timestamp with time zone",
     "timestamp": "timestamp without time zone",

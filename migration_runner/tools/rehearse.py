@@ -111,8 +111,12 @@ def pending_revisions(tree: Path, current: str | None, phase: str) -> list[str]:
     if found is not None:
         index, up = found
         held = ", ".join(rev.revision for rev in pending[index:])
-        log.info("phase expand: rehearsing up to %s; held back %s (%s is a contract "
-                 "revision)", pending[index - 1].revision if index else current, held, up.shown)  # fmt: skip
+        log.info(
+            "phase expand: rehearsing up to %s; held back %s (%s is a contract revision)",
+            pending[index - 1].revision if index else current,
+            held,
+            up.shown,
+        )
         pending = pending[:index]
     return [rev.revision for rev in pending]
 
@@ -174,8 +178,10 @@ def _end_sessions(url: URL, application_name: str) -> None:
         log.warning(
             "could not end %s's session on the target (%s): look for application_name = '%s'"
             " in pg_stat_activity",
-            application_name, str(error.orig).strip(), application_name,
-        )  # fmt: skip
+            application_name,
+            str(error.orig).strip(),
+            application_name,
+        )
 
 
 def scratch_server_of(target: URL, scratch_server: URL | None) -> URL:
@@ -195,8 +201,11 @@ def copy_target(target: URL, scratch_server: URL | None, name: str) -> URL:
             " AND pid <> pg_backend_pid()",
         )
         if not others:
-            log.info("copying %s MB with CREATE DATABASE ... TEMPLATE (about %.0f s)",
-                     size >> 20, size / TEMPLATE_RATE)  # fmt: skip
+            log.info(
+                "copying %s MB with CREATE DATABASE ... TEMPLATE (about %.0f s)",
+                size >> 20,
+                size / TEMPLATE_RATE,
+            )
             try:
                 _scalar(server, f'CREATE DATABASE "{name}" TEMPLATE "{target.database}"')
                 return server.set(database=name)
@@ -262,8 +271,12 @@ def rehearse_revision(tree: Path, scratch: URL, revision: str) -> Step:
         started = time.monotonic()
         run = subprocess.run(
             [sys.executable, "-m", "alembic", "-c", str(tree / "alembic.ini"), "upgrade", revision],
-            env=environ, cwd=tree, capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            env=environ,
+            cwd=tree,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         step.seconds = time.monotonic() - started
         step.ok = run.returncode == 0
         failed = [line for line in run.stdout.splitlines() if line.startswith("FAILED:")]
@@ -283,8 +296,9 @@ def _describe(step: Step) -> str:
     result = "applied" if step.ok else "FAILED"
     locks = ", ".join(f"{table} {mode}" for table, mode in step.locks) or "none held to commit"
     rows = ", ".join(f"{table} {count:,}" for table, count in step.rows.items()) or "none"
-    return (f"{step.revision}: {result} in {step.seconds:.2f} s; locks: {locks}; "
-            f"rows written: {rows}")  # fmt: skip
+    return (
+        f"{step.revision}: {result} in {step.seconds:.2f} s; locks: {locks}; rows written: {rows}"
+    )
 
 
 def require_createdb(server: URL) -> None:
@@ -391,8 +405,10 @@ def rehearse(tree: Path, scratch_server: URL | None) -> int:
             )
             return 1
         total = sum(step.seconds for step in steps)
-        print(f"rehearsal passed: {len(steps)} revision(s) applied in {total:.2f} s, no drift; "
-              f"{target.shown} was not changed")  # fmt: skip
+        print(
+            f"rehearsal passed: {len(steps)} revision(s) applied in {total:.2f} s, no drift; "
+            f"{target.shown} was not changed"
+        )
         return 0
     finally:
         _ignore_signals()  # the outcome is decided: a late Ctrl-C must not leave the copy behind

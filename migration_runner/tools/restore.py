@@ -102,8 +102,14 @@ def _columns(connection: Connection, table: str) -> list[tuple[str, str, str | N
 def _stage(connection: Connection, program: Path, dump: Path, item: dict) -> tuple[list[str], int]:
     """Stream the table's rows from the dump into the temporary table restore_staging, every
     column text; the backup's column names and its row count."""
-    command = [str(program), "--data-only", f"--schema={item['schema']}",
-               f"--table={item['name']}", "--file=-", str(dump)]  # fmt: skip
+    command = [
+        str(program),
+        "--data-only",
+        f"--schema={item['schema']}",
+        f"--table={item['name']}",
+        "--file=-",
+        str(dump),
+    ]
     names: list[str] = []
     data = None
     with tempfile.TemporaryFile() as errors:
@@ -170,8 +176,12 @@ def _restore_table(
                 f"SELECT count(*) FROM {table} AS t INNER JOIN restore_staging AS r ON {match}"
                 f" WHERE t.{_quoted(name)} IS DISTINCT FROM {value(name)}"
             ).scalar()
-            log.warning("--overwrite: %s of the backup's rows of %s hold another %s now",
-                        f"{differing:,}", table, name)  # fmt: skip
+            log.warning(
+                "--overwrite: %s of the backup's rows of %s hold another %s now",
+                f"{differing:,}",
+                table,
+                name,
+            )
         done = connection.exec_driver_sql(
             f"UPDATE {table} AS t SET {_quoted(name)} = {value(name)}"
             f" FROM restore_staging AS r WHERE {match}"
@@ -300,8 +310,9 @@ def restore(dump: Path, overwrite: bool = False) -> list[str]:
             if differences and not overwrite:
                 raise _refusal(dump, differences, manifest)
             if differences:
-                log.warning("--overwrite: %s; restoring anyway, which %s",
-                            differences, _effects(manifest))  # fmt: skip
+                log.warning(
+                    "--overwrite: %s; restoring anyway, which %s", differences, _effects(manifest)
+                )
             done = [
                 _restore_table(connection, program, dump, item, overwrite)
                 for item in manifest["destroys"]
