@@ -39,9 +39,17 @@ def pending_backfill(database_url, tree_copy):
 def test_backfill_fills_every_row_in_batches_and_reports_progress(pending_backfill):
     url, tree, backfill = pending_backfill
     result = run_alembic(
-        "-x", "batch-size=250", "-x", "batch-pause=20ms", "-x", "progress-interval=0.1",
-        "upgrade", "head", url=url, tree=tree,
-    )  # fmt: skip
+        "-x",
+        "batch-size=250",
+        "-x",
+        "batch-pause=20ms",
+        "-x",
+        "progress-interval=0.1",
+        "upgrade",
+        "head",
+        url=url,
+        tree=tree,
+    )
     assert result.returncode == 0, result.stdout
     assert query(url, FILLED) == [(ROWS, ROWS)]
     assert current_version(url) == backfill

@@ -97,13 +97,17 @@ def ledger(database_url, tree_copy):
     """Two test-only revisions on top of head, the first creating test_ledger, the second
     dropping it; the database at the first. (url, tree, created, dropped)."""
     created = add_revision(
-        tree_copy, "create_ledger", "-- test-only: creates a table.\n" + LEDGER,
+        tree_copy,
+        "create_ledger",
+        "-- test-only: creates a table.\n" + LEDGER,
         "DROP TABLE test_ledger;\n",
-    )  # fmt: skip
+    )
     dropped = add_revision(
-        tree_copy, "drop_ledger",
-        "-- test-only: drops the table.\n-- Destructive: yes\nDROP TABLE test_ledger;\n", LEDGER,
-    )  # fmt: skip
+        tree_copy,
+        "drop_ledger",
+        "-- test-only: drops the table.\n-- Destructive: yes\nDROP TABLE test_ledger;\n",
+        LEDGER,
+    )
     assert run_alembic("upgrade", created, url=database_url, tree=tree_copy).returncode == 0
     return database_url, tree_copy, created, dropped
 
@@ -111,9 +115,13 @@ def ledger(database_url, tree_copy):
 def restore(url: str, backup_file, *options: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "migration_runner.cli", "restore", *options, str(backup_file)],
-        env=clean_environ(DATABASE_URL=url), cwd=ROOT,
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        env=clean_environ(DATABASE_URL=url),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def only_backup(folder):
@@ -125,9 +133,14 @@ def only_backup(folder):
 def destroy_with_backup(url, tree, command: str, revision: str, folder):
     """`alembic COMMAND REVISION` allowed to destroy rows; the backup it wrote, and its manifest."""
     result = run_alembic(
-        "-x", "allow-data-loss=true", command, revision,
-        url=url, tree=tree, env={"MIGRATION_BACKUP_DIR": str(folder)},
-    )  # fmt: skip
+        "-x",
+        "allow-data-loss=true",
+        command,
+        revision,
+        url=url,
+        tree=tree,
+        env={"MIGRATION_BACKUP_DIR": str(folder)},
+    )
     assert result.returncode == 0, result.stdout
     return only_backup(folder)
 
@@ -142,18 +155,27 @@ def paste(command: str, pg_restore, url: str) -> subprocess.CompletedProcess:
         DATABASE_URL=libpq_dsn(url), PATH=f"{pg_restore.parent}{os.pathsep}{os.environ['PATH']}"
     )
     return subprocess.run(
-        ["bash", "-c", command], env=environ, capture_output=True, text=True, timeout=120,
+        ["bash", "-c", command],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
         check=False,
-    )  # fmt: skip
+    )
 
 
 def test_dropped_column_is_backed_up_and_restored_value_for_value(with_plans, tmp_path):
     url, tree, added = with_plans
     before = query(url, "SELECT id, plan FROM organizations ORDER BY id")
     result = run_alembic(
-        "-x", "allow-data-loss=true", "upgrade", "head",
-        url=url, tree=tree, env={"MIGRATION_BACKUP_DIR": str(tmp_path)},
-    )  # fmt: skip
+        "-x",
+        "allow-data-loss=true",
+        "upgrade",
+        "head",
+        url=url,
+        tree=tree,
+        env={"MIGRATION_BACKUP_DIR": str(tmp_path)},
+    )
     assert result.returncode == 0, result.stdout
     dump, manifest = only_backup(tmp_path)
     assert dump.name.startswith(f"{added}-") and f"backup before {added}: {dump}" in result.stdout
@@ -178,9 +200,13 @@ def test_dropped_tables_are_backed_up_and_restored_row_for_row(with_plans, tmp_p
     # Down to 001 first (the revisions above it may destroy rows too: their backups go
     # elsewhere), so that the backup below is the one of 001's downgrade alone.
     to_001 = run_alembic(
-        "-x", "allow-data-loss=true", "downgrade", "001",
-        url=url, env={"MIGRATION_BACKUP_DIR": str(tmp_path / "above-001")},
-    )  # fmt: skip
+        "-x",
+        "allow-data-loss=true",
+        "downgrade",
+        "001",
+        url=url,
+        env={"MIGRATION_BACKUP_DIR": str(tmp_path / "above-001")},
+    )
     assert to_001.returncode == 0, to_001.stdout
     query(
         url,
@@ -275,9 +301,14 @@ def test_a_backup_by_a_newer_pg_dump_says_which_pg_restore_reads_it(
         backup, "find_client", lambda program, server_major, same_major=False: find_client(program)
     )
     result = run_alembic(
-        "-x", "allow-data-loss=true", "upgrade", "head",
-        url=url, tree=tree, env={"MIGRATION_BACKUP_DIR": str(tmp_path)},
-    )  # fmt: skip
+        "-x",
+        "allow-data-loss=true",
+        "upgrade",
+        "head",
+        url=url,
+        tree=tree,
+        env={"MIGRATION_BACKUP_DIR": str(tmp_path)},
+    )
     assert result.returncode == 0, result.stdout
     dump, manifest = only_backup(tmp_path)
     assert (
@@ -288,8 +319,10 @@ def test_a_backup_by_a_newer_pg_dump_says_which_pg_restore_reads_it(
     assert manifest["note"] in result.stdout
     listed = subprocess.run(
         [str(find_client("pg_restore", newest, same_major=True)), "--list", str(dump)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert listed.returncode == 0, listed.stderr
 
 
@@ -300,13 +333,17 @@ def test_restore_refuses_a_backup_from_another_revision_until_told_to_overwrite(
     refuses in one line that says what --overwrite would overwrite; --overwrite does it."""
     url, tree = database_url, tree_copy
     tiered = add_revision(
-        tree, "add_tier", "-- test-only: adds a column.\nALTER TABLE organizations ADD COLUMN tier text;\n",
+        tree,
+        "add_tier",
+        "-- test-only: adds a column.\nALTER TABLE organizations ADD COLUMN tier text;\n",
         "-- Destructive: yes\nALTER TABLE organizations DROP COLUMN tier;\n",
-    )  # fmt: skip
+    )
     gold = add_revision(
-        tree, "gold_tier", "-- test-only: rewrites it.\nUPDATE organizations SET tier = 'gold';\n",
+        tree,
+        "gold_tier",
+        "-- test-only: rewrites it.\nUPDATE organizations SET tier = 'gold';\n",
         "UPDATE organizations SET tier = NULL;\n",
-    )  # fmt: skip
+    )
     assert run_alembic("upgrade", tiered, url=url, tree=tree).returncode == 0
     seed_organizations(url, 6)
     query(url, "UPDATE organizations SET tier = 'tier-' || slug")
@@ -364,13 +401,14 @@ def test_a_table_destroyed_twice_by_one_revision_is_named_and_dumped_once(
     assert run_alembic("upgrade", "head", url=url).returncode == 0
     seed_organizations(url, 3)
     twice = add_revision(
-        tree, "drop_two_columns",
+        tree,
+        "drop_two_columns",
         "-- test-only: drops two columns of one table.\n-- Destructive: yes\n"
         "ALTER TABLE organizations DROP COLUMN created_at;\n"
         "ALTER TABLE organizations DROP COLUMN updated_at;\n",
         "ALTER TABLE organizations ADD COLUMN created_at timestamptz NOT NULL DEFAULT now();\n"
         "ALTER TABLE organizations ADD COLUMN updated_at timestamptz NOT NULL DEFAULT now();\n",
-    )  # fmt: skip
+    )
     dump, manifest = destroy_with_backup(url, tree, "upgrade", twice, tmp_path)
     assert dump.name.startswith(f"{twice}-") and dump.name.endswith("Z-organizations.dump")
     assert [item["destroys"] for item in manifest["destroys"]] == [
@@ -390,7 +428,8 @@ def test_tables_of_one_name_in_two_schemas_are_named_with_their_schemas(
     query(url, "CREATE TABLE archive.organizations (id integer PRIMARY KEY, slug text)")
     query(url, "INSERT INTO archive.organizations VALUES (1, 'old')")
     both = add_revision(
-        tree, "drop_slugs",
+        tree,
+        "drop_slugs",
         "-- test-only: drops a column of two tables of one name.\n-- Destructive: yes\n"
         "ALTER TABLE organizations DROP COLUMN created_at;\n"
         "ALTER TABLE archive.organizations DROP COLUMN slug;\n"
@@ -398,7 +437,7 @@ def test_tables_of_one_name_in_two_schemas_are_named_with_their_schemas(
         "ALTER TABLE archive.organizations ADD COLUMN slug text;\n"
         "ALTER TABLE organizations ADD COLUMN created_at timestamptz NOT NULL DEFAULT now();\n"
         "ALTER TABLE organizations ADD COLUMN updated_at timestamptz NOT NULL DEFAULT now();\n",
-    )  # fmt: skip
+    )
     dump, manifest = destroy_with_backup(url, tree, "upgrade", both, tmp_path)
     assert dump.name.endswith("Z-public.organizations+archive.organizations.dump")
     assert len(manifest["restore_commands"]["data_only"]) == 2
@@ -417,14 +456,15 @@ def test_a_table_whose_name_needs_quotes_is_backed_up_and_restored(
     )
     before = query(url, 'SELECT id, note, "Score" FROM "foobar fk" ORDER BY id')
     dropped = add_revision(
-        tree, "drop_foobar_columns",
+        tree,
+        "drop_foobar_columns",
         "-- test-only: drops two columns of a table whose name needs quotes.\n"
         "-- Destructive: yes\n"
         'ALTER TABLE "foobar fk" DROP COLUMN note;\n'
         'ALTER TABLE public."foobar fk" DROP COLUMN "Score";\n',
         'ALTER TABLE "foobar fk" ADD COLUMN note text;\n'
         'ALTER TABLE "foobar fk" ADD COLUMN "Score" integer;\n',
-    )  # fmt: skip
+    )
     refused = run_alembic("upgrade", "head", url=url, tree=tree)
     assert refused.returncode != 0 and 'drops column note of "foobar fk" (5 rows)' in refused.stdout
     dump, manifest = destroy_with_backup(url, tree, "upgrade", dropped, tmp_path)
@@ -450,9 +490,14 @@ def test_restore_streams_the_rows_instead_of_holding_the_table_in_memory(ledger,
     dump, _ = destroy_with_backup(url, tree, "upgrade", dropped, tmp_path)
     assert run_alembic("downgrade", created, url=url, tree=tree).returncode == 0
     measured = subprocess.run(
-        [sys.executable, "-c", PEAK_GROWTH, str(dump)], env=clean_environ(DATABASE_URL=url),
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+        [sys.executable, "-c", PEAK_GROWTH, str(dump)],
+        env=clean_environ(DATABASE_URL=url),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert measured.returncode == 0, measured.stderr
     assert query(url, "SELECT count(*), sum(entry_length) FROM test_ledger") == [(20000, 40960000)]
     assert int(measured.stdout.split()[-1]) < 20_000, measured.stdout
@@ -461,9 +506,14 @@ def test_restore_streams_the_rows_instead_of_holding_the_table_in_memory(ledger,
 def test_backup_that_cannot_be_written_stops_the_run_before_any_change(with_plans):
     url, tree, _added = with_plans
     result = run_alembic(
-        "-x", "allow-data-loss=true", "upgrade", "head",
-        url=url, tree=tree, env={"MIGRATION_BACKUP_DIR": "/dev/null/backups"},
-    )  # fmt: skip
+        "-x",
+        "allow-data-loss=true",
+        "upgrade",
+        "head",
+        url=url,
+        tree=tree,
+        env={"MIGRATION_BACKUP_DIR": "/dev/null/backups"},
+    )
     assert result.returncode != 0
     failed = [line for line in result.stdout.splitlines() if line.startswith("FAILED:")]
     assert len(failed) == 1 and "nothing was changed" in failed[0]

@@ -25,10 +25,28 @@ def test_load_benchmark_reports_naive_and_safe_and_leaves_the_table_as_it_was(
     committed = {path: path.read_bytes() for path in (ROOT / "bench").glob("*.*")}
     with fresh_database(postgres_server) as url:
         bench = subprocess.run(
-            [sys.executable, "-m", "bench.load", "--url", url, "--responses", str(RESPONSES),
-             "--only", "index", "--lead", "1", "--tail", "0.5", "--no-plot"],
-            cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "bench.load",
+                "--url",
+                url,
+                "--responses",
+                str(RESPONSES),
+                "--only",
+                "index",
+                "--lead",
+                "1",
+                "--tail",
+                "0.5",
+                "--no-plot",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
         assert bench.returncode == 0, bench.stdout + bench.stderr
         results = Path(re.search(r"done in [\d.]+ min: (\S+)", bench.stdout).group(1))
         assert results.parent.parent == ROOT / "bench" / "runs"  # a run folder, git-ignored

@@ -19,17 +19,32 @@ from support.project import HEAD, ROOT
 
 MIGRATIONS = Path(sys.executable).with_name("migrations")  # pyproject.toml's [project.scripts]
 SUBCOMMANDS = [
-    "rehearse", "drift", "adopt", "restore", "status", "schema", "compat",
-    "linear-history", "sql-headers", "phase-order", "db", "vercel-local",
-]  # fmt: skip
+    "rehearse",
+    "drift",
+    "adopt",
+    "restore",
+    "status",
+    "schema",
+    "compat",
+    "linear-history",
+    "sql-headers",
+    "phase-order",
+    "db",
+    "vercel-local",
+]
 PASSWORD = "cli-secret-pw"
 
 
 def migrations(*args: str, cwd=ROOT, **variables: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [str(MIGRATIONS), *args], cwd=cwd, env=clean_environ(**variables),
-        capture_output=True, text=True, timeout=180, check=False,
-    )  # fmt: skip
+        [str(MIGRATIONS), *args],
+        cwd=cwd,
+        env=clean_environ(**variables),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
 
 
 def one_failed_line(result: subprocess.CompletedProcess) -> str:
@@ -131,9 +146,14 @@ def test_make_targets_run_the_entry_point(project_copy, postgres_server):
 
     def make(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
-            ["make", "-s", *args], cwd=project_copy, env=environ,
-            capture_output=True, text=True, timeout=300, check=False,
-        )  # fmt: skip
+            ["make", "-s", *args],
+            cwd=project_copy,
+            env=environ,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
 
     checked = make("check-schema")
     assert checked.returncode == 0, checked.stdout + checked.stderr

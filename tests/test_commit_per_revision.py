@@ -27,10 +27,11 @@ def _runner_sleeping(url) -> int | None:
 def test_first_revisions_lock_is_released_before_the_next_revision_works(database_url, tree_copy):
     assert run_alembic("upgrade", "head", url=database_url, tree=tree_copy).returncode == 0
     noted = add_revision(
-        tree_copy, "add_test_only_note",
+        tree_copy,
+        "add_test_only_note",
         "ALTER TABLE organizations ADD COLUMN test_only_note text;\n",
         "ALTER TABLE organizations DROP COLUMN test_only_note;\n",
-    )  # fmt: skip
+    )
     slow = add_revision(tree_copy, "slow", SLOW_UP, "SELECT 1;\n")
     migration = start_alembic("upgrade", "head", url=database_url, tree=tree_copy)
     deadline, pid = time.monotonic() + 30, None
@@ -87,10 +88,11 @@ def test_a_file_may_end_without_a_semicolon_or_a_newline(database_url, tree_copy
         tree_copy, "bare", "CREATE TABLE test_only_bare (id integer)", "DROP TABLE test_only_bare"
     )
     commented = add_revision(
-        tree_copy, "commented",
+        tree_copy,
+        "commented",
         "CREATE TABLE test_only_commented (id integer);\n-- the last line, a comment",
         "DROP TABLE test_only_commented;\n-- the last line, a comment",
-    )  # fmt: skip
+    )
     result = run_alembic("upgrade", "head", url=database_url, tree=tree_copy)
     assert result.returncode == 0, result.stdout
     assert "one statement at a time" not in result.stdout  # each went in its one string
@@ -112,11 +114,12 @@ def test_a_version_table_changed_under_the_run_fails_the_revision(database_url, 
     revision's string: a file that moved the version itself fails, and nothing of it stays."""
     assert run_alembic("upgrade", "head", url=database_url, tree=tree_copy).returncode == 0
     add_revision(
-        tree_copy, "moves_version",
+        tree_copy,
+        "moves_version",
         "-- test-only\nCREATE TABLE test_only_moved (id integer);\n"
         "UPDATE alembic_version SET version_num = 'elsewhere';\n",
         "SELECT 1;\n",
-    )  # fmt: skip
+    )
     result = run_alembic("upgrade", "head", url=database_url, tree=tree_copy)
 
     assert result.returncode != 0

@@ -56,13 +56,14 @@ def test_differences_in_words(database_url):
     )
     metadata = MetaData()
     Table(
-        "test_only_people", metadata,
+        "test_only_people",
+        metadata,
         Column("full_name", Text, nullable=False, server_default=text("'x'")),
         Column("nick", String(40)),
         Column("note", Text, nullable=False, comment="new"),
         Column("added", Text),
         Index("test_only_people_added_idx", "added"),
-    )  # fmt: skip
+    )
     Table("test_only_new", metadata, Column("id", Text))
     found = words(database_url, metadata)
     joined = "\n".join(found)

@@ -54,10 +54,24 @@ def compat(project, server, *args: str) -> subprocess.CompletedProcess:
     environ = clean_environ()
     environ.pop("COMPAT_REF", None)
     return subprocess.run(
-        [sys.executable, "-m", "migration_runner.cli", "compat", "--tree", str(project),
-         "--scratch-url", server.admin_url, *args],
-        cwd=ROOT, env=environ, capture_output=True, text=True, timeout=180, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "migration_runner.cli",
+            "compat",
+            "--tree",
+            str(project),
+            "--scratch-url",
+            server.admin_url,
+            *args,
+        ],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
 
 
 def scratch_databases(server) -> set[str]:
@@ -230,22 +244,33 @@ def test_without_a_release_to_compare_with_it_says_to_set_compat_ref(release, po
     assert failed_lines(unknown) == [not_found]
 
 
-OLD_MODELS = compat_static.OldModels([
-    {"class": "User", "table": "users", "columns": {
-        "id": {"type": "UUID", "nullable": False, "default": True},
-        "email": {"type": "TEXT", "nullable": False, "default": False},
-        "full_name": {"type": "VARCHAR(100)", "nullable": True, "default": False},
-        "role": {"type": "TEXT", "nullable": False, "default": True},
-        "logins": {"type": "INTEGER", "nullable": False, "default": True},
-        "handle": {"type": "TEXT", "nullable": True, "default": False},
-        "bio": {"type": "TEXT", "nullable": True, "default": False},
-        "legacy": {"type": "TEXT", "nullable": True, "default": False},
-        # The ORM always writes it (a Python default): its server default may go.
-        "kind": {"type": "TEXT", "nullable": False, "default": True, "python_default": True},
-    }},
-    {"class": "Organization", "table": "organizations", "columns": {}},
-    {"class": "Framework", "table": "frameworks", "columns": {}},
-])  # fmt: skip
+OLD_MODELS = compat_static.OldModels(
+    [
+        {
+            "class": "User",
+            "table": "users",
+            "columns": {
+                "id": {"type": "UUID", "nullable": False, "default": True},
+                "email": {"type": "TEXT", "nullable": False, "default": False},
+                "full_name": {"type": "VARCHAR(100)", "nullable": True, "default": False},
+                "role": {"type": "TEXT", "nullable": False, "default": True},
+                "logins": {"type": "INTEGER", "nullable": False, "default": True},
+                "handle": {"type": "TEXT", "nullable": True, "default": False},
+                "bio": {"type": "TEXT", "nullable": True, "default": False},
+                "legacy": {"type": "TEXT", "nullable": True, "default": False},
+                # The ORM always writes it (a Python default): its server default may go.
+                "kind": {
+                    "type": "TEXT",
+                    "nullable": False,
+                    "default": True,
+                    "python_default": True,
+                },
+            },
+        },
+        {"class": "Organization", "table": "organizations", "columns": {}},
+        {"class": "Framework", "table": "frameworks", "columns": {}},
+    ]
+)
 DROPPED_DEFAULT = "drops the default of this NOT NULL column: the old code's INSERT leaves it out"
 BREAKING = """\
 ALTER TABLE users ALTER COLUMN full_name TYPE varchar(50);

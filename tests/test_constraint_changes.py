@@ -87,16 +87,31 @@ def generate(tree, url, scratch, message: str) -> list:
 def change_three_constraints(tree) -> None:
     """ON DELETE SET NULL becomes CASCADE; a CHECK's bound 200 becomes 150; frameworks' unique
     key becomes unique with its version, under the same name."""
-    edit(tree, "assessments.py", '_fk("users.id", "SET NULL", index=True)\n    title',
-         '_fk("users.id", "CASCADE", index=True)\n    title')  # fmt: skip
-    edit(tree, "tenancy.py", '"char_length(btrim(name)) BETWEEN 1 AND 200", name="name"',
-         '"char_length(btrim(name)) BETWEEN 1 AND 150", name="name"')  # fmt: skip
-    edit(tree, "assessments.py", "    key: Mapped[str] = mapped_column(Text, unique=True)",
-         "    key: Mapped[str] = mapped_column(Text)")  # fmt: skip
-    edit(tree, "assessments.py",
-         '        CheckConstraint("char_length(btrim(version)) BETWEEN 1 AND 50", name="version"),',
-         '        CheckConstraint("char_length(btrim(version)) BETWEEN 1 AND 50", name="version"),\n'
-         '        UniqueConstraint("key", "version", name="frameworks_key_key"),')  # fmt: skip
+    edit(
+        tree,
+        "assessments.py",
+        '_fk("users.id", "SET NULL", index=True)\n    title',
+        '_fk("users.id", "CASCADE", index=True)\n    title',
+    )
+    edit(
+        tree,
+        "tenancy.py",
+        '"char_length(btrim(name)) BETWEEN 1 AND 200", name="name"',
+        '"char_length(btrim(name)) BETWEEN 1 AND 150", name="name"',
+    )
+    edit(
+        tree,
+        "assessments.py",
+        "    key: Mapped[str] = mapped_column(Text, unique=True)",
+        "    key: Mapped[str] = mapped_column(Text)",
+    )
+    edit(
+        tree,
+        "assessments.py",
+        '        CheckConstraint("char_length(btrim(version)) BETWEEN 1 AND 50", name="version"),',
+        '        CheckConstraint("char_length(btrim(version)) BETWEEN 1 AND 50", name="version"),\n'
+        '        UniqueConstraint("key", "version", name="frameworks_key_key"),',
+    )
 
 
 def online_up(files) -> SqlFile:
@@ -189,8 +204,10 @@ def test_changed_constraints_hold_at_every_statement_and_end_under_their_names(s
         found = constraints(url)
         for name in (FK, CHECK, UNIQUE):  # the old one, or the new one, never neither
             assert found[name][0], (done, name)
-            assert found[name][1] in (before[name][1], {FK: NEW_FK, CHECK: NEW_CHECK,
-                                                        UNIQUE: NEW_UNIQUE}[name]), done  # fmt: skip
+            assert found[name][1] in (
+                before[name][1],
+                {FK: NEW_FK, CHECK: NEW_CHECK, UNIQUE: NEW_UNIQUE}[name],
+            ), done
         assert refused(url, VIOLATIONS[FK]) == "23503", done
         assert refused(url, VIOLATIONS[CHECK]) == "23514", done
         assert refused(url, VIOLATIONS[UNIQUE]) == "23505", done
@@ -227,18 +244,33 @@ def test_offending_rows_stop_the_run_before_anything_exists_and_a_rerun_finishes
     """A CHECK, a foreign key, a unique constraint and a NOT NULL, each with rows that fail it:
     each refusal names the count, the first keys and the fix, and leaves nothing behind."""
     url, tree, scratch = seeded
-    edit(tree, "tenancy.py", '"char_length(btrim(name)) BETWEEN 1 AND 200", name="name"',
-         '"char_length(btrim(name)) BETWEEN 1 AND 150", name="name"')  # fmt: skip
-    edit(tree, "assessments.py",
-         '        CheckConstraint("char_length(btrim(version)) BETWEEN 1 AND 50", name="version"),',
-         '        CheckConstraint("char_length(btrim(version)) BETWEEN 1 AND 50", name="version"),\n'
-         '        UniqueConstraint("name", "version"),')  # fmt: skip
-    edit(tree, "tenancy.py", "full_name: Mapped[str | None] = mapped_column(Text)",
-         "full_name: Mapped[str] = mapped_column(Text)")  # fmt: skip
+    edit(
+        tree,
+        "tenancy.py",
+        '"char_length(btrim(name)) BETWEEN 1 AND 200", name="name"',
+        '"char_length(btrim(name)) BETWEEN 1 AND 150", name="name"',
+    )
+    edit(
+        tree,
+        "assessments.py",
+        '        CheckConstraint("char_length(btrim(version)) BETWEEN 1 AND 50", name="version"),',
+        '        CheckConstraint("char_length(btrim(version)) BETWEEN 1 AND 50", name="version"),\n'
+        '        UniqueConstraint("name", "version"),',
+    )
+    edit(
+        tree,
+        "tenancy.py",
+        "full_name: Mapped[str | None] = mapped_column(Text)",
+        "full_name: Mapped[str] = mapped_column(Text)",
+    )
     # A new foreign key on a column that had none: two audit entries name no assessment.
-    edit(tree, "audit.py", "    entity_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))",
-         '    entity_id: Mapped[uuid.UUID | None] = mapped_column(\n'
-         '        UUID(as_uuid=True), ForeignKey("assessments.id", ondelete="RESTRICT")\n    )')  # fmt: skip
+    edit(
+        tree,
+        "audit.py",
+        "    entity_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))",
+        "    entity_id: Mapped[uuid.UUID | None] = mapped_column(\n"
+        '        UUID(as_uuid=True), ForeignKey("assessments.id", ondelete="RESTRICT")\n    )',
+    )
     long_name = query(
         url,
         "INSERT INTO organizations (name, slug) VALUES (repeat('x', 180), 'long') RETURNING id",
@@ -330,10 +362,18 @@ def test_a_check_whose_text_changes_only_with_its_columns_type_is_not_dropped(se
     """text to varchar needs no rewrite; PostgreSQL then prints the CHECK on the column with a
     cast (btrim((name)::text)), as the models' does: the constraint stays as it is."""
     url, tree, scratch = seeded
-    edit(tree, "tenancy.py", "    name: Mapped[str] = mapped_column(Text)\n    slug",
-         "    name: Mapped[str] = mapped_column(String)\n    slug")  # fmt: skip
-    edit(tree, "tenancy.py", "from sqlalchemy import CheckConstraint,",
-         "from sqlalchemy import CheckConstraint, String,")  # fmt: skip
+    edit(
+        tree,
+        "tenancy.py",
+        "    name: Mapped[str] = mapped_column(Text)\n    slug",
+        "    name: Mapped[str] = mapped_column(String)\n    slug",
+    )
+    edit(
+        tree,
+        "tenancy.py",
+        "from sqlalchemy import CheckConstraint,",
+        "from sqlalchemy import CheckConstraint, String,",
+    )
     before = query(
         url, f"SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = '{CHECK}'"
     )
@@ -360,10 +400,18 @@ def test_dropped_constraints_come_back_online_in_the_down_file(seeded):
         """        CheckConstraint("plan IN ('free', 'team', 'enterprise')", name="plan"),\n""",
         "",
     )
-    edit(tree, "assessments.py", "    key: Mapped[str] = mapped_column(Text, unique=True)",
-         "    key: Mapped[str] = mapped_column(Text)")  # fmt: skip
-    edit(tree, "assessments.py", '_fk("users.id", "SET NULL", index=True)\n    title',
-         'mapped_column(UUID(as_uuid=True), index=True)\n    title')  # fmt: skip
+    edit(
+        tree,
+        "assessments.py",
+        "    key: Mapped[str] = mapped_column(Text, unique=True)",
+        "    key: Mapped[str] = mapped_column(Text)",
+    )
+    edit(
+        tree,
+        "assessments.py",
+        '_fk("users.id", "SET NULL", index=True)\n    title',
+        "mapped_column(UUID(as_uuid=True), index=True)\n    title",
+    )
     before = constraints(url)
     files = generate(tree, url, scratch, "drop three constraints")
     online = online_up(files)
@@ -388,10 +436,13 @@ def test_a_duplicate_written_after_the_refusal_step_leaves_no_index_behind(seede
     check every write against it), so the running code's duplicates are accepted as before;
     once they are fixed, a rerun finishes."""
     url, tree, scratch = seeded
-    edit(tree, "assessments.py",
-         '        CheckConstraint("char_length(btrim(version)) BETWEEN 1 AND 50", name="version"),',
-         '        CheckConstraint("char_length(btrim(version)) BETWEEN 1 AND 50", name="version"),\n'
-         '        UniqueConstraint("name", "version"),')  # fmt: skip
+    edit(
+        tree,
+        "assessments.py",
+        '        CheckConstraint("char_length(btrim(version)) BETWEEN 1 AND 50", name="version"),',
+        '        CheckConstraint("char_length(btrim(version)) BETWEEN 1 AND 50", name="version"),\n'
+        '        UniqueConstraint("name", "version"),',
+    )
     online = online_up(generate(tree, url, scratch, "unique framework names"))
     apply(url, online.statements[:1], online)  # the refusal step: no duplicate yet
     duplicate = "INSERT INTO frameworks (key, name, version) VALUES ('iso-{}', 'ISO', '1')"
@@ -413,9 +464,13 @@ def test_a_duplicate_written_after_the_refusal_step_leaves_no_index_behind(seede
 
 def test_a_new_column_with_unique_gets_its_constraint_on_an_index_built_concurrently(seeded):
     url, tree, scratch = seeded
-    edit(tree, "tenancy.py", "    plan: Mapped[str] = mapped_column(Text, server_default",
-         "    test_only_domain: Mapped[str | None] = mapped_column(Text, unique=True)\n"
-         "    plan: Mapped[str] = mapped_column(Text, server_default")  # fmt: skip
+    edit(
+        tree,
+        "tenancy.py",
+        "    plan: Mapped[str] = mapped_column(Text, server_default",
+        "    test_only_domain: Mapped[str | None] = mapped_column(Text, unique=True)\n"
+        "    plan: Mapped[str] = mapped_column(Text, server_default",
+    )
     online = online_up(generate(tree, url, scratch, "organization domain"))
     texts = [s.text for s in online.statements]
     assert any(

@@ -126,8 +126,9 @@ def test_tables_whose_names_need_quotes_are_found_and_named(migrated, tree_copy,
     assert f"drops column note of {spelled} (4 rows)" in result.stdout
     assert "Traceback" not in result.stdout
     assert query(migrated, f"SELECT count(note) FROM {spelled}") == [(4,)]
-    allowed = run_alembic("-x", "allow-data-loss=true", "upgrade", "head", url=migrated,
-                          tree=tree_copy)  # fmt: skip
+    allowed = run_alembic(
+        "-x", "allow-data-loss=true", "upgrade", "head", url=migrated, tree=tree_copy
+    )
     assert allowed.returncode == 0, allowed.stdout
     assert query(
         migrated, "SELECT count(*) FROM information_schema.columns WHERE table_name = :t", t=name
@@ -151,15 +152,23 @@ def test_the_offline_guard_finds_a_table_whose_name_needs_quotes(migrated, tree_
     assert "'\"foobar fk\"'" in guard
     psql = subprocess.run(
         ["psql", "--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", libpq_dsn(migrated)],
-        input=guard, capture_output=True, text=True, check=False, timeout=60,
-    )  # fmt: skip
+        input=guard,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
     assert psql.returncode != 0
     assert '"foobar fk" holds rows' in psql.stderr
     query(migrated, 'DELETE FROM "foobar fk"')
     psql = subprocess.run(
         ["psql", "--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", libpq_dsn(migrated)],
-        input=guard, capture_output=True, text=True, check=False, timeout=60,
-    )  # fmt: skip
+        input=guard,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
     assert psql.returncode == 0, psql.stderr
 
 

@@ -143,8 +143,13 @@ def test_the_first_migration_page_runs_as_written(tmp_path, project_copy):
         saved = shlex.quote(str(state))  # the shell's variables, from one block to the next
         result = subprocess.run(
             ["bash", "-c", f"source {saved} 2>/dev/null || true\n{script}\nexport -p > {saved}"],
-            cwd=project, env=environ, capture_output=True, text=True, timeout=600, check=False,
-        )  # fmt: skip
+            cwd=project,
+            env=environ,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
         assert result.returncode == 0, f"{block}\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
         return result.stdout + result.stderr
 

@@ -88,8 +88,12 @@ def test_a_stopped_dev_server_restarts_without_migrating_and_alembic_names_make_
         )
         assert time.monotonic() - started < 5  # no retrying a server that is not there
 
-        add_revision(project, "add_test_only_note", "ALTER TABLE organizations ADD test_only_note text;\n",
-                     "ALTER TABLE organizations DROP COLUMN test_only_note;\n")  # fmt: skip
+        add_revision(
+            project,
+            "add_test_only_note",
+            "ALTER TABLE organizations ADD test_only_note text;\n",
+            "ALTER TABLE organizations DROP COLUMN test_only_note;\n",
+        )
         restarted = make("db-start")
         assert restarted.returncode == 0, restarted.stderr
         assert f"local PostgreSQL started: {url}" in restarted.stdout

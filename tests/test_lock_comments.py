@@ -32,10 +32,15 @@ def test_an_added_columns_comment_says_its_default_does_not_rewrite(
     models.write_text(source.replace(PLAN, PLAN + JOINED, 1))
     scratch = make_url(postgres_server.admin_url).render_as_string(hide_password=False)
     result = run_alembic(
-        "revision", "--autogenerate", "-m", "add joined at",
-        url=url, tree=tree, fresh_interpreter=True,
+        "revision",
+        "--autogenerate",
+        "-m",
+        "add joined at",
+        url=url,
+        tree=tree,
+        fresh_interpreter=True,
         env={"PYTHONPATH": str(tree), "SCHEMA_SCRATCH_URL": scratch},
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stdout
     [up] = [p for p in (tree / "sql" / "up").glob("*.sql") if p.name[:3] not in REVISIONS]
     comments = " ".join(

@@ -257,8 +257,10 @@ def test_what_each_mode_blocks(postgres_server, mode):
         run(one, filled(f"LOCK TABLE {{table}} IN {mode} MODE"))
         run(two, "SET lock_timeout = '200ms'")
         blocked = set()
-        for action, sql in (("reads", "SELECT count(*) FROM {table}"),
-                            ("writes", "INSERT INTO {table} (id) VALUES (1)")):  # fmt: skip
+        for action, sql in (
+            ("reads", "SELECT count(*) FROM {table}"),
+            ("writes", "INSERT INTO {table} (id) VALUES (1)"),
+        ):
             try:
                 run(two, filled(sql))
             except psycopg2.errors.LockNotAvailable:
@@ -311,8 +313,13 @@ def test_add_column_kind_names_the_fact_of_each_column():
     assert add_column_kind(identity=True, not_null=True) == "add_column_identity"
     assert add_column_kind(generated=True) == "add_column_generated_stored"
     assert add_column_kind(serial=True) == "add_column_serial"
-    rewriting = {"add_column_volatile_default", "add_column_random_uuid_default",
-                 "add_column_identity", "add_column_generated_stored", "add_column_serial"}  # fmt: skip
+    rewriting = {
+        "add_column_volatile_default",
+        "add_column_random_uuid_default",
+        "add_column_identity",
+        "add_column_generated_stored",
+        "add_column_serial",
+    }
     assert {kind for kind in FACTS if kind.startswith("add_column") and FACTS[kind].rewrites} == (
         rewriting
     )
@@ -362,10 +369,12 @@ def test_a_models_column_is_asked_as_autogenerate_adds_it(database_url):
     columns = {
         Column("Plan", Text, server_default="free", nullable=False): False,
         Column("seen at", DateTime(timezone=True), server_default=sql_text("now()")): False,
-        Column("seen at", DateTime(timezone=True), server_default=sql_text("clock_timestamp()")): True,
+        Column(
+            "seen at", DateTime(timezone=True), server_default=sql_text("clock_timestamp()")
+        ): True,
         Column("key", Uuid, server_default=sql_text("gen_random_uuid()")): True,
         Column("note", Text): False,
-    }  # fmt: skip
+    }
     engine = engine_for(database_url)
     try:
         with engine.begin() as connection:

@@ -107,9 +107,14 @@ def test_backup_folder_that_cannot_be_written_is_named(dropping_plan, folder):
     url, tree = dropping_plan
     before = Unchanged(url)
     result = run_alembic(
-        "-x", "allow-data-loss=true", "upgrade", "head",
-        url=url, tree=tree, env={"MIGRATION_BACKUP_DIR": folder},
-    )  # fmt: skip
+        "-x",
+        "allow-data-loss=true",
+        "upgrade",
+        "head",
+        url=url,
+        tree=tree,
+        env={"MIGRATION_BACKUP_DIR": folder},
+    )
     assert_one_failed_line(result, folder, "nothing was changed")
     before.check()
     assert query(url, "SELECT count(*) FROM organizations WHERE plan IS NOT NULL") == [(6,)]
@@ -153,15 +158,30 @@ def test_lock_report_that_cannot_be_a_file_is_refused_before_connecting(at_head,
 @pytest.mark.parametrize(
     "arguments, named",
     [
-        (("-x", "lock-retries=1751", "upgrade", "head", "--sql"), "-x lock-retries must be from 0 to 1,000"),
-        (("-x", "connect-timeout=99999999999999999999", "upgrade", "head"), "-x connect-timeout must be from 0 s to 3,600 s"),
-        (("-x", "lock-timeout=30d", "upgrade", "head"), "-x lock-timeout must be from 0ms to 2,147,483,647ms"),
-        (("-x", "statement-timeout=3000000000", "upgrade", "head"), "-x statement-timeout must be from"),
+        (
+            ("-x", "lock-retries=1751", "upgrade", "head", "--sql"),
+            "-x lock-retries must be from 0 to 1,000",
+        ),
+        (
+            ("-x", "connect-timeout=99999999999999999999", "upgrade", "head"),
+            "-x connect-timeout must be from 0 s to 3,600 s",
+        ),
+        (
+            ("-x", "lock-timeout=30d", "upgrade", "head"),
+            "-x lock-timeout must be from 0ms to 2,147,483,647ms",
+        ),
+        (
+            ("-x", "statement-timeout=3000000000", "upgrade", "head"),
+            "-x statement-timeout must be from",
+        ),
         (("-x", "batch-size=0", "upgrade", "head"), "-x batch-size must be from 1 to 1,000,000"),
-        (("-x", "progress-interval=0", "upgrade", "head"), "-x progress-interval must be from 0.1 s"),
+        (
+            ("-x", "progress-interval=0", "upgrade", "head"),
+            "-x progress-interval must be from 0.1 s",
+        ),
         (("-x", "lock-retries=2²", "upgrade", "head"), "-x lock-retries must be a whole number"),
     ],
-)  # fmt: skip
+)
 def test_option_out_of_range_is_refused_naming_the_range(database_url, arguments, named):
     result = run_alembic(*arguments, url=database_url)
     line = assert_one_failed_line(result, named)
@@ -207,12 +227,13 @@ def test_duplicate_key_of_a_concurrent_unique_index_is_named(at_head, tree_copy)
     """CREATE UNIQUE INDEX CONCURRENTLY on values that repeat: PostgreSQL's DETAIL, which
     names the key, is in the line."""
     added = add_revision(
-        tree_copy, "test_only_unique_name",
+        tree_copy,
+        "test_only_unique_name",
         "-- Transaction: none\n"
         "CREATE UNIQUE INDEX CONCURRENTLY test_only_organizations_name_key"
         " ON organizations (name);\n",
         "DROP INDEX CONCURRENTLY IF EXISTS test_only_organizations_name_key;\n",
-    )  # fmt: skip
+    )
     result = run_alembic("upgrade", "head", url=at_head, tree=tree_copy)
     assert_one_failed_line(
         result,

@@ -28,10 +28,23 @@ def test_revision_sensitive_tests_pass_with_three_more_revisions(postgres_server
     environ.pop("PYTHONPATH", None)
     environ.pop(SPLIT_VARIABLE, None)  # the copy runs every file it is given
     inner = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs",
-         *(os.path.join("tests", name) for name in REVISION_SENSITIVE)],
-        cwd=copy, env=environ, capture_output=True, text=True, timeout=900, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-rs",
+            *(os.path.join("tests", name) for name in REVISION_SENSITIVE),
+        ],
+        cwd=copy,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
 
     summary = inner.stdout.strip().splitlines()[-1] if inner.stdout.strip() else inner.stderr
     assert inner.returncode == 0, inner.stdout[-6000:] + inner.stderr[-2000:]

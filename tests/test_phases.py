@@ -102,8 +102,14 @@ def test_phase_lint_refuses_an_expand_revision_after_a_contract_one(project_copy
     later = add_revision(project_copy, "index_test_only_new", LATER_UP, LATER_DOWN)
     lint = [sys.executable, "-m", "migration_runner.cli", "phase-order", str(project_copy)]
 
-    refused = subprocess.run(lint, cwd=ROOT, env=clean_environ(COMPAT_REF=release),
-                             capture_output=True, text=True, check=False)  # fmt: skip
+    refused = subprocess.run(
+        lint,
+        cwd=ROOT,
+        env=clean_environ(COMPAT_REF=release),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
     assert refused.returncode == 1
     assert refused.stderr.strip() == (
@@ -117,6 +123,12 @@ def test_phase_lint_refuses_an_expand_revision_after_a_contract_one(project_copy
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
     subprocess.run([*git, "add", "-A"], cwd=project_copy, check=True)
     subprocess.run([*git, "commit", "-qm", "release"], cwd=project_copy, check=True)
-    shipped = subprocess.run(lint, cwd=ROOT, env=clean_environ(COMPAT_REF="HEAD"), text=True,
-                             capture_output=True, check=False)  # fmt: skip
+    shipped = subprocess.run(
+        lint,
+        cwd=ROOT,
+        env=clean_environ(COMPAT_REF="HEAD"),
+        text=True,
+        capture_output=True,
+        check=False,
+    )
     assert shipped.returncode == 0, shipped.stderr

@@ -57,9 +57,13 @@ def test_a_run_at_head_loads_no_progress_monitor(database_url):
     assert run_alembic("upgrade", "head", url=database_url).returncode == 0
     result = subprocess.run(
         [sys.executable, "-c", LOADED_AT_HEAD],
-        cwd=ROOT, env=clean_environ(DATABASE_URL=database_url),
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=clean_environ(DATABASE_URL=database_url),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert "nothing to apply" in result.stderr
     assert result.stdout.split("\n")[-2] == "[] 0", result.stdout

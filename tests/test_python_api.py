@@ -61,9 +61,14 @@ def python_api(
     if scratch:
         extra["SCHEMA_SCRATCH_URL"] = scratch
     return subprocess.run(
-        [sys.executable, "-c", script], cwd=tree, env=clean_environ(**extra),
-        capture_output=True, text=True, check=False, timeout=300,
-    )  # fmt: skip
+        [sys.executable, "-c", script],
+        cwd=tree,
+        env=clean_environ(**extra),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
 
 
 @pytest.fixture

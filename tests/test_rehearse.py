@@ -67,19 +67,24 @@ def target(database_url, tree_copy):
 def rehearse(url, tree) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "migration_runner.cli", "rehearse", "--tree", str(tree)],
-        env=clean_environ(DATABASE_URL=url), cwd=tree,
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+        env=clean_environ(DATABASE_URL=url),
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def test_good_revision_is_reported_and_the_target_is_left_identical(target):
     url, tree = target
     added = add_revision(
-        tree, "add_test_only_country",
+        tree,
+        "add_test_only_country",
         "-- test-only\nALTER TABLE organizations ADD COLUMN test_only_country text;\n"
         "UPDATE organizations SET test_only_country = 'NZ';\n",
         "ALTER TABLE organizations DROP COLUMN test_only_country;\n",
-    )  # fmt: skip
+    )
     schema_before, rows_before = snapshot(url), query(url, ROW_COUNTS)
     result = rehearse(url, tree)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -97,12 +102,13 @@ def test_good_revision_is_reported_and_the_target_is_left_identical(target):
 def test_revision_failing_on_the_targets_rows_fails_the_rehearsal_naming_it(target):
     url, tree = target
     added = add_revision(
-        tree, "short_names",
+        tree,
+        "short_names",
         "-- test-only: rows with long names violate it.\n"
         "ALTER TABLE organizations ADD CONSTRAINT organizations_test_only_short_name_check"
         " CHECK (length(name) <= 100);\n",
         "ALTER TABLE organizations DROP CONSTRAINT organizations_test_only_short_name_check;\n",
-    )  # fmt: skip
+    )
     schema_before = snapshot(url)
     result = rehearse(url, tree)
     assert result.returncode == 1, result.stdout + result.stderr
@@ -117,10 +123,11 @@ def test_copy_falls_back_to_pg_dump_while_someone_is_connected_to_the_target(tar
     """CREATE DATABASE ... TEMPLATE needs the target to itself; an open session must not stop us."""
     url, tree = target
     add_revision(
-        tree, "add_test_only_country",
+        tree,
+        "add_test_only_country",
         "ALTER TABLE organizations ADD COLUMN test_only_country text;\n",
         "ALTER TABLE organizations DROP COLUMN test_only_country;\n",
-    )  # fmt: skip
+    )
     engine = engine_for(url)
     with engine.connect():
         result = rehearse(url, tree)
@@ -133,9 +140,12 @@ def test_copy_falls_back_to_pg_dump_while_someone_is_connected_to_the_target(tar
 def start_rehearsal(url, tree) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "migration_runner.cli", "rehearse", "--tree", str(tree)],
-        env=clean_environ(DATABASE_URL=url), cwd=tree,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        env=clean_environ(DATABASE_URL=url),
+        cwd=tree,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def wait_for(rehearsal: subprocess.Popen, url: str, sql: str, what: str) -> None:
@@ -216,20 +226,24 @@ def test_sigterm_during_the_copy_stops_pg_dump_and_releases_the_targets_tables(t
     """A pg_dump left waiting for a table lock keeps ACCESS SHARE on every table it locked
     before: a deploy started meanwhile would time out behind it."""
     url, tree = target
-    add_revision(tree, "add_test_only_country",
-                 "ALTER TABLE organizations ADD COLUMN test_only_country text;\n",
-                 "ALTER TABLE organizations DROP COLUMN test_only_country;\n")  # fmt: skip
+    add_revision(
+        tree,
+        "add_test_only_country",
+        "ALTER TABLE organizations ADD COLUMN test_only_country text;\n",
+        "ALTER TABLE organizations DROP COLUMN test_only_country;\n",
+    )
     engine = engine_for(url)
     with engine.connect() as holder:
         holder.execute(text("LOCK TABLE users IN ACCESS EXCLUSIVE MODE"))  # pg_dump waits
         holder_pid = holder.execute(text("SELECT pg_backend_pid()")).scalar()
         rehearsal = start_rehearsal(url, tree)
         wait_for(
-            rehearsal, url,
+            rehearsal,
+            url,
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
             " AND backend_type = 'client backend' AND wait_event_type = 'Lock'",
             "pg_dump waiting for the locked table",
-        )  # fmt: skip
+        )
         children = descendants(rehearsal.pid)
         assert {"pg_dump", "pg_restore"} <= programs(children)
         output, seconds = interrupt(rehearsal, signal.SIGTERM)
@@ -249,11 +263,12 @@ def test_sigint_during_a_revision_stops_it_and_drops_the_copy(target):
     add_revision(tree, "slow", "-- test-only\nSELECT pg_sleep(30);\n", "SELECT 1;\n")
     rehearsal = start_rehearsal(url, tree)
     wait_for(
-        rehearsal, url,
+        rehearsal,
+        url,
         "SELECT count(*) FROM pg_stat_activity WHERE state = 'active'"
         " AND pid <> pg_backend_pid() AND query LIKE '%pg_sleep(30)%'",
         "the slow revision",
-    )  # fmt: skip
+    )
     children = descendants(rehearsal.pid)
     output, seconds = interrupt(rehearsal, signal.SIGINT)
     assert rehearsal.returncode == 130, output
@@ -266,18 +281,20 @@ def test_sigint_during_a_revision_stops_it_and_drops_the_copy(target):
 def test_sigterm_during_the_drift_check_drops_both_scratch_databases(target):
     url, tree = target
     add_revision(
-        tree, "slow_in_the_drift_check",
+        tree,
+        "slow_in_the_drift_check",
         "-- test-only: slow only where the drift check builds head's schema.\n"
         "SELECT pg_sleep(CASE WHEN starts_with(current_database(), 'scratch_') THEN 30 ELSE 0 END);\n",
         "SELECT 1;\n",
-    )  # fmt: skip
+    )
     rehearsal = start_rehearsal(url, tree)
     wait_for(
-        rehearsal, url,
+        rehearsal,
+        url,
         "SELECT count(*) FROM pg_stat_activity WHERE state = 'active'"
         " AND starts_with(datname, 'scratch_') AND query LIKE '%pg_sleep(CASE%'",
         "the drift check",
-    )  # fmt: skip
+    )
     children = descendants(rehearsal.pid)
     output, seconds = interrupt(rehearsal, signal.SIGTERM)
     assert rehearsal.returncode == 130, output
@@ -313,11 +330,12 @@ def hold_a_session_in_the_copy(rehearsal, server):
     """A superuser's session in the rehearsal's copy, once its slow revision runs: one that
     the rehearsal's role may not terminate, as autovacuum's."""
     wait_for(
-        rehearsal, server.admin_url,
+        rehearsal,
+        server.admin_url,
         "SELECT count(*) FROM pg_stat_activity WHERE state = 'active'"
         " AND starts_with(datname, 'rehearsal_') AND query LIKE '%pg_sleep(CASE%'",
         "the slow revision",
-    )  # fmt: skip
+    )
     copy = query(
         server.admin_url, "SELECT datname FROM pg_database WHERE starts_with(datname, 'rehearsal_')"
     )
@@ -335,10 +353,11 @@ def test_copy_is_dropped_without_force_once_another_roles_session_leaves(
     rehearsal = start_rehearsal(url, tree)
     engine, session = hold_a_session_in_the_copy(rehearsal, postgres_server)
     wait_for(
-        rehearsal, postgres_server.admin_url,
+        rehearsal,
+        postgres_server.admin_url,
         "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'DROP DATABASE \"rehearsal\\_%'",
         "dropping its copy",
-    )  # fmt: skip
+    )
     session.close()
     engine.dispose()
     output, _ = rehearsal.communicate(timeout=60)
@@ -381,9 +400,12 @@ def test_role_without_createdb_gets_one_failed_line_with_the_fix(
     url, tree = target
     role, password = make_role()
     query(postgres_server.admin_url, f"GRANT pg_read_all_data TO {role}")
-    add_revision(tree, "add_test_only_country",
-                 "ALTER TABLE organizations ADD COLUMN test_only_country text;\n",
-                 "ALTER TABLE organizations DROP COLUMN test_only_country;\n")  # fmt: skip
+    add_revision(
+        tree,
+        "add_test_only_country",
+        "ALTER TABLE organizations ADD COLUMN test_only_country text;\n",
+        "ALTER TABLE organizations DROP COLUMN test_only_country;\n",
+    )
     result = rehearse(as_role(postgres_server, url, role, password), tree)
     output = result.stdout + result.stderr
     assert result.returncode == 2, output
@@ -397,21 +419,27 @@ def test_role_without_createdb_gets_one_failed_line_with_the_fix(
 def test_expand_phase_rehearses_the_revisions_before_the_first_contract_one(target):
     url, tree = target
     expand = add_revision(
-        tree, "add_test_only_short_name",
+        tree,
+        "add_test_only_short_name",
         "ALTER TABLE organizations ADD COLUMN test_only_short_name text;\n",
         "-- Destructive: yes\nALTER TABLE organizations DROP COLUMN test_only_short_name;\n",
-    )  # fmt: skip
+    )
     contract = add_revision(
-        tree, "drop_test_only_short_name",
+        tree,
+        "drop_test_only_short_name",
         "-- Phase: contract\n-- Destructive: yes\n"
         "ALTER TABLE organizations DROP COLUMN test_only_short_name;\n",
         "ALTER TABLE organizations ADD COLUMN test_only_short_name text;\n",
-    )  # fmt: skip
+    )
     result = subprocess.run(
         [sys.executable, "-m", "migration_runner.cli", "rehearse", "--tree", str(tree)],
-        env=clean_environ(DATABASE_URL=url, MIGRATION_PHASE="expand"), cwd=tree,
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+        env=clean_environ(DATABASE_URL=url, MIGRATION_PHASE="expand"),
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"{expand}: applied in" in result.stdout and f"{contract}: applied" not in result.stdout
     assert f"held back {contract}" in result.stderr

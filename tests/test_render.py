@@ -66,7 +66,8 @@ def models() -> MetaData:
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     Table("parents", metadata, Column("id", BigInteger, primary_key=True))
     Table(
-        "Scores", metadata,
+        "Scores",
+        metadata,
         Column("id", BigInteger, primary_key=True),
         Column("Score", BigInteger, nullable=False, server_default=text("0")),
         Column("order", Text),
@@ -74,11 +75,13 @@ def models() -> MetaData:
         Column("label", Text, nullable=False),
         Index(None, "Score"),
         CheckConstraint('"Score" >= 0', name="Score"),
-    )  # fmt: skip
+    )
     Table(
-        "foobar fk", metadata,
-        Column("id", BigInteger, primary_key=True), Column("Note", Text),
-    )  # fmt: skip
+        "foobar fk",
+        metadata,
+        Column("id", BigInteger, primary_key=True),
+        Column("Note", Text),
+    )
     return metadata
 
 
@@ -142,13 +145,22 @@ def only(plan: Plan, key) -> tuple[list[Statement], list[Statement]]:
 @pytest.mark.parametrize(
     "target",
     [
-        ops.CreateTableOp, ops.DropTableOp, ops.AddColumnOp, ops.DropColumnOp,
-        ops.AlterColumnOp, ops.CreateIndexOp, ops.DropIndexOp, ops.CreateForeignKeyOp,
-        ops.DropConstraintOp, ops.CreateTableCommentOp, ops.DropTableCommentOp,
+        ops.CreateTableOp,
+        ops.DropTableOp,
+        ops.AddColumnOp,
+        ops.DropColumnOp,
+        ops.AlterColumnOp,
+        ops.CreateIndexOp,
+        ops.DropIndexOp,
+        ops.CreateForeignKeyOp,
+        ops.DropConstraintOp,
+        ops.CreateTableCommentOp,
+        ops.DropTableCommentOp,
         mismatch("CHECK", ADDED),
-        mismatch("index", ADDED), mismatch("index", DROPPED),
+        mismatch("index", ADDED),
+        mismatch("index", DROPPED),
     ],
-)  # fmt: skip
+)
 def test_each_op_type_has_its_renderer(target):
     assert callable(renderer_for(target))
 
@@ -233,8 +245,11 @@ def test_table_comment_is_one_statement_each_way():
     assert [s.sql for s in down] == ['COMMENT ON TABLE "Scores" IS NULL']
     plan = rendered(ops.DropTableCommentOp("Scores", existing_comment="Points"))
     assert parts(plan) == {
-        EXPAND_TX: (['COMMENT ON TABLE "Scores" IS NULL'], ["""COMMENT ON TABLE "Scores" IS 'Points'"""])
-    }  # fmt: skip
+        EXPAND_TX: (
+            ['COMMENT ON TABLE "Scores" IS NULL'],
+            ["""COMMENT ON TABLE "Scores" IS 'Points'"""],
+        )
+    }
 
 
 # -- columns --------------------------------------------------------------------------------------
@@ -311,9 +326,12 @@ def test_dropped_column_is_a_destructive_contract_step():
 
 def test_rewrite_free_type_change_is_one_statement_that_says_so():
     op = ops.AlterColumnOp(
-        "Scores", "order", existing_type=String(10), modify_type=String(20),
+        "Scores",
+        "order",
+        existing_type=String(10),
+        modify_type=String(20),
         existing_nullable=True,
-    )  # fmt: skip
+    )
     up, down = only(rendered(op), EXPAND_TX)
     assert [(s.sql, s.squawk_ignore) for s in up] == [
         ('ALTER TABLE "Scores" ALTER COLUMN "order" TYPE VARCHAR(20)', "changing-column-type")
@@ -327,9 +345,14 @@ def test_rewrite_free_type_change_is_one_statement_that_says_so():
 
 def test_default_and_dropped_not_null_are_one_statement_each():
     op = ops.AlterColumnOp(
-        "Scores", "order", existing_type=Text(), existing_nullable=False,
-        existing_server_default=None, modify_server_default=text("'none'"), modify_nullable=True,
-    )  # fmt: skip
+        "Scores",
+        "order",
+        existing_type=Text(),
+        existing_nullable=False,
+        existing_server_default=None,
+        modify_server_default=text("'none'"),
+        modify_nullable=True,
+    )
     up, down = only(rendered(op), EXPAND_TX)
     assert [s.sql for s in up] == [
         """ALTER TABLE "Scores" ALTER COLUMN "order" SET DEFAULT 'none'""",
@@ -352,9 +375,12 @@ def test_default_and_dropped_not_null_are_one_statement_each():
 
 def test_not_null_with_a_default_is_filled_in_expand_and_set_in_the_contract():
     op = ops.AlterColumnOp(
-        "Scores", "Score", existing_type=BigInteger(), existing_nullable=True,
+        "Scores",
+        "Score",
+        existing_type=BigInteger(),
+        existing_nullable=True,
         modify_nullable=False,
-    )  # fmt: skip
+    )
     plan = rendered(op)
     assert set(parts(plan)) == {EXPAND_TX, EXPAND_ONLINE, CONTRACT_ONLINE}
     trigger = [s.sql for s in plan.parts[EXPAND_TX].up]
@@ -369,21 +395,28 @@ def test_not_null_with_a_default_is_filled_in_expand_and_set_in_the_contract():
     assert 'WHERE "Scores".id = batch.batch_key AND "Score" IS NULL' in fill.sql
     contract = [s.sql for s in plan.parts[CONTRACT_ONLINE].up]
     assert 'ALTER TABLE "Scores" ALTER COLUMN "Score" SET NOT NULL' in contract
-    assert contract[-2:] == ['DROP TRIGGER "Scores_Score_fill" ON "Scores"',
-                             'DROP FUNCTION "Scores_Score_fill"()']  # fmt: skip
+    assert contract[-2:] == [
+        'DROP TRIGGER "Scores_Score_fill" ON "Scores"',
+        'DROP FUNCTION "Scores_Score_fill"()',
+    ]
     assert plan.warnings == []
 
 
 def test_column_of_a_new_table_is_altered_plainly():
     op = ops.AlterColumnOp(
-        "Scores", "Score", existing_type=BigInteger(), existing_nullable=True,
+        "Scores",
+        "Score",
+        existing_type=BigInteger(),
+        existing_nullable=True,
         modify_nullable=False,
-    )  # fmt: skip
+    )
     plan = rendered(op, new_tables={"Scores"})
     assert parts(plan) == {
-        EXPAND_TX: (['ALTER TABLE "Scores" ALTER COLUMN "Score" SET NOT NULL'],
-                    ['ALTER TABLE "Scores" ALTER COLUMN "Score" DROP NOT NULL'])
-    }  # fmt: skip
+        EXPAND_TX: (
+            ['ALTER TABLE "Scores" ALTER COLUMN "Score" SET NOT NULL'],
+            ['ALTER TABLE "Scores" ALTER COLUMN "Score" DROP NOT NULL'],
+        )
+    }
 
 
 # -- indexes --------------------------------------------------------------------------------------
@@ -407,17 +440,21 @@ def test_index_on_a_table_with_rows_is_built_concurrently_online():
 def test_index_on_a_new_table_is_built_in_its_transaction():
     plan = rendered(ops.CreateIndexOp.from_index(SCORE_INDEX), new_tables={"Scores"})
     assert parts(plan) == {
-        EXPAND_TX: (['CREATE INDEX "Scores_Score_idx" ON "Scores" ("Score")'],
-                    ['DROP INDEX "Scores_Score_idx"'])
-    }  # fmt: skip
+        EXPAND_TX: (
+            ['CREATE INDEX "Scores_Score_idx" ON "Scores" ("Score")'],
+            ['DROP INDEX "Scores_Score_idx"'],
+        )
+    }
 
 
 def test_dropped_index_goes_concurrently_and_comes_back_concurrently():
     up, down = only(rendered(ops.DropIndexOp.from_index(SCORE_INDEX)), EXPAND_ONLINE)
     assert [(s.sql, s.comment) for s in up] == [
-        ('DROP INDEX CONCURRENTLY IF EXISTS "Scores_Score_idx"',
-         f"Drop index Scores_Score_idx: {describe('drop_index_concurrently', 'Scores')}.")
-    ]  # fmt: skip
+        (
+            'DROP INDEX CONCURRENTLY IF EXISTS "Scores_Score_idx"',
+            f"Drop index Scores_Score_idx: {describe('drop_index_concurrently', 'Scores')}.",
+        )
+    ]
     assert [s.sql for s in down] == [
         'CREATE INDEX CONCURRENTLY IF NOT EXISTS "Scores_Score_idx" ON "Scores" ("Score")'
     ]
@@ -470,10 +507,12 @@ CHECK = ModelMismatch(
     "CHECK", "Scores", "Scores_Score_check", 'CHECK (("Score" > 0))', 'CHECK (("Score" >= 0))'
 )
 INDEX = ModelMismatch(
-    "index", "Scores", "Scores_order_idx",
+    "index",
+    "Scores",
+    "Scores_order_idx",
     'CREATE INDEX "Scores_order_idx" ON "Scores" USING btree (lower("order"))',
     'CREATE INDEX "Scores_order_idx" ON "Scores" USING btree (upper("order"))',
-)  # fmt: skip
+)
 
 
 def mismatch_plan(difference: ModelMismatch, direction: str) -> Plan:
@@ -513,10 +552,17 @@ def test_index_definitions_are_dropped_and_built_concurrently():
     ]
     up, down = only(mismatch_plan(INDEX, ADDED), EXPAND_ONLINE)
     assert [(s.sql, s.comment) for s in up] == [
-        (('CREATE INDEX CONCURRENTLY IF NOT EXISTS "Scores_order_idx" ON "Scores" USING btree '
-          '(upper("order"))'), ("Build index Scores_order_idx without blocking writes: "
-          f"{describe('create_index_concurrently', 'Scores')}."))
-    ]  # fmt: skip
+        (
+            (
+                'CREATE INDEX CONCURRENTLY IF NOT EXISTS "Scores_order_idx" ON "Scores" USING btree '
+                '(upper("order"))'
+            ),
+            (
+                "Build index Scores_order_idx without blocking writes: "
+                f"{describe('create_index_concurrently', 'Scores')}."
+            ),
+        )
+    ]
     assert [s.sql for s in down] == ['DROP INDEX CONCURRENTLY IF EXISTS "Scores_order_idx"']
 
 

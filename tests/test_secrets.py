@@ -186,9 +186,13 @@ def tool(module: str, target: Target, tree: Path, tmp_path: Path) -> subprocess.
     (tmp_path / "tmp").mkdir(exist_ok=True)
     return subprocess.run(
         [sys.executable, "-m", "migration_runner.cli", module, "--tree", str(tree)],
-        env=clean_environ(**target.environ, TMPDIR=str(tmp_path / "tmp")), cwd=tree,
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+        env=clean_environ(**target.environ, TMPDIR=str(tmp_path / "tmp")),
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def assert_ran(watch: CommandLines, *programs: str) -> None:
@@ -206,10 +210,14 @@ def test_backup_before_data_loss_shows_the_password_nowhere(target, tree_copy, t
     backups = tmp_path / "backups"
     with watched() as watch:
         result = run_alembic(
-            "-x", "allow-data-loss=true", "upgrade", "head",
-            tree=tree_copy, env={**target.environ, "MIGRATION_BACKUP_DIR": str(backups)},
+            "-x",
+            "allow-data-loss=true",
+            "upgrade",
+            "head",
+            tree=tree_copy,
+            env={**target.environ, "MIGRATION_BACKUP_DIR": str(backups)},
             fresh_interpreter=True,  # no fork of a process whose watch thread is running
-        )  # fmt: skip
+        )
     assert result.returncode == 0, result.stdout
     assert [dump.name.endswith("test_only_notes.dump") for dump in backups.glob("*.dump")] == [True]
     assert len(list(backups.glob("*.json"))) == 1

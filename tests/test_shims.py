@@ -55,10 +55,11 @@ def test_a_shims_own_code_runs_where_it_stands(database_url, tree_copy):
     code says so: the file does not wait for the revision's commit string."""
     assert run_alembic("upgrade", "head", url=database_url, tree=tree_copy).returncode == 0
     added = add_revision(
-        tree_copy, "with_code",
+        tree_copy,
+        "with_code",
         "-- test-only\nCREATE TABLE test_only_made (id integer);\n",
         "DROP TABLE test_only_made;\n",
-    )  # fmt: skip
+    )
     shim = next((tree_copy / "alembic" / "versions").glob(f"{added}_*.py"))
     shim.write_text(
         shim.read_text(encoding="utf-8")

@@ -17,10 +17,12 @@ def test_new_and_dropped_tables_are_one_difference_each(database_url):
         if table.name != "audit_logs":
             table.to_metadata(metadata)
     Table(
-        "test_only_widgets", metadata,
-        Column("id", BigInteger, Identity(), primary_key=True), Column("name", Text),
+        "test_only_widgets",
+        metadata,
+        Column("id", BigInteger, Identity(), primary_key=True),
+        Column("name", Text),
         CheckConstraint("name <> ''", name="name"),
-    )  # fmt: skip
+    )
     engine = engine_for(database_url)
     try:
         with engine.connect() as connection:

@@ -36,12 +36,16 @@ def run_alembic(
     env: dict[str, str] | None = None,
     timeout: float = 120,
     fresh_interpreter: bool = False,
+    python: str | Path | None = None,
 ) -> subprocess.CompletedProcess:
-    """`alembic -c <tree>/alembic.ini ARGS` as a user runs it, in its own process.
+    """`alembic -c <tree>/alembic.ini ARGS` as a user runs it, in its own process (see
+    start_alembic).
 
     Alembic prints FAILED: ... on stdout and logs on stderr; both land in .stdout here.
     """
-    process = start_alembic(*args, url=url, tree=tree, env=env, fresh_interpreter=fresh_interpreter)
+    process = start_alembic(
+        *args, url=url, tree=tree, env=env, fresh_interpreter=fresh_interpreter, python=python
+    )
     stdout, _ = process.communicate(timeout=timeout)
     return subprocess.CompletedProcess(process.args, process.returncode, stdout)
 
