@@ -31,17 +31,13 @@ from migration_runner.steps.connect import connect
 from migration_runner.steps.database_url import DatabaseTarget, resolve_target
 from migration_runner.steps.history import verify_checksums
 from migration_runner.steps.lock_report import write_lock_report
-from migration_runner.steps.lock_retry import one_attempt, run_with_lock_retries
+from migration_runner.steps.lock_retry import describe_blockers, one_attempt, run_with_lock_retries
 from migration_runner.steps.offline_start import check_starting_revision
 from migration_runner.steps.phases import limit_to_phase
 from migration_runner.steps.run import Run
 from migration_runner.steps.settings import RunSettings, read_settings
 from migration_runner.steps.shims import shims_read_as_data
-from migration_runner.steps.transaction import (
-    describe_blockers,
-    one_round_trip_per_revision,
-    take_migration_lock,
-)
+from migration_runner.steps.transaction import one_round_trip_per_revision, take_migration_lock
 from migration_runner.tools.model_compare import (
     compares_models,
     comparison_options,

@@ -25,10 +25,29 @@ log = logging.getLogger(__name__)
 FIRST_DELAY = 0.5
 LONGEST_DELAY = 10.0
 GROWTH = 1.5
-BLOCKERS_QUERY = (
-    "SELECT pid, state, xact_start, query FROM pg_stat_activity "
-    "WHERE pid <> pg_backend_pid() AND xact_start IS NOT NULL ORDER BY xact_start"
-)
+# The oldest open transactions that hold table locks: listed in a lock-timeout failure, and
+# given whole in its message to run by hand.
+BLOCKERS = """
+SELECT a.pid, coalesce(nullif(a.application_name, ''), a.usename) AS who, a.state,
+       round(extract(epoch FROM now() - a.xact_start)) AS seconds, left(a.query, 80) AS query
+FROM pg_stat_activity AS a
+WHERE a.pid <> pg_backend_pid() AND a.datname = current_database() AND a.xact_start IS NOT NULL
+  AND EXISTS (SELECT FROM pg_locks AS l WHERE l.pid = a.pid AND l.locktype = 'relation' AND l.granted)
+ORDER BY a.xact_start
+LIMIT 3
+"""
+
+
+def describe_blockers(connection) -> str:
+    """The oldest open transactions that hold table locks, for a lock-timeout failure."""
+    try:
+        rows = connection.exec_driver_sql(BLOCKERS).fetchall()
+    except Exception:  # noqa: BLE001  (only an aid to the message; the failure stands)
+        return ""
+    return "; ".join(
+        f"pid {pid} ({who}, {state}, transaction open {seconds:.0f} s): {query}"
+        for pid, who, state, seconds, query in rows
+    )
 
 
 def lock_timeout_for(attempt: int, settings: RunSettings) -> str:
@@ -71,7 +90,7 @@ def run_with_lock_retries(
                 f"{settings.lock_timeout} growing to {this_try.lock_timeout}); the run was rolled "
                 "back. "
                 + (f"Holding tables: {blockers}. " if blockers else "")
-                + f"Find long transactions with `{BLOCKERS_QUERY}`, end them, then run again "
+                + f"Find long transactions with `{' '.join(BLOCKERS.split())}`, end them, then run again "
                 "(or raise -x lock-retries / -x lock-timeout-max)."
             ) from None
         delay = min(FIRST_DELAY * 2 ** (number - 1), LONGEST_DELAY) * random.uniform(0.8, 1.2)

@@ -234,26 +234,3 @@ def one_round_trip_per_revision(ctx: MigrationContext, run: "Run") -> Iterator[N
     finally:
         migration.HeadMaintainer = original
         run.held = None
-
-
-BLOCKERS = """
-SELECT a.pid, coalesce(nullif(a.application_name, ''), a.usename) AS who, a.state,
-       round(extract(epoch FROM now() - a.xact_start)) AS seconds, left(a.query, 80) AS query
-FROM pg_stat_activity AS a
-WHERE a.pid <> pg_backend_pid() AND a.datname = current_database() AND a.xact_start IS NOT NULL
-  AND EXISTS (SELECT FROM pg_locks AS l WHERE l.pid = a.pid AND l.locktype = 'relation' AND l.granted)
-ORDER BY a.xact_start
-LIMIT 3
-"""
-
-
-def describe_blockers(connection) -> str:
-    """The oldest open transactions that hold table locks, for a lock-timeout failure."""
-    try:
-        rows = connection.exec_driver_sql(BLOCKERS).fetchall()
-    except Exception:  # noqa: BLE001  (only an aid to the message; the failure stands)
-        return ""
-    return "; ".join(
-        f"pid {pid} ({who}, {state}, transaction open {seconds:.0f} s): {query}"
-        for pid, who, state, seconds, query in rows
-    )
