@@ -25,37 +25,15 @@ from support.database import (
     VERSION,
     Server,
     admin,
-    current_version,
     docker_engine_answers,
-    engine_for,
     fresh_database,
     query,
 )
 from support.past_head import SPLIT_VARIABLE, clone_project, left_out
-from support.processes import clean_environ, run_alembic
-from support.project import HEAD, REVISIONS, ROOT, V001_TABLES, add_revision
+from support.project import ROOT
 
 # The Vercel group's fixtures (tests/test_vercel_*.py), imported here to exist once a session.
 from support.vercel_stack import vercel_database, vercel_stack  # noqa: F401
-
-# The helpers live in tests/support/. These names are still imported from here by files
-# that have not moved to support.* yet (tests/acceptance/, tests/test_autogenerate*.py);
-# each goes once the last of them imports it from support.
-__all__ = [
-    "HEAD",
-    "REVISIONS",
-    "ROOT",
-    "V001_TABLES",
-    "VERSION",
-    "Server",
-    "add_revision",
-    "admin",
-    "clean_environ",
-    "current_version",
-    "engine_for",
-    "query",
-    "run_alembic",
-]
 
 
 @pytest.fixture(scope="session")

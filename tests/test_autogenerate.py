@@ -12,10 +12,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from conftest import HEAD, REVISIONS, ROOT, query, run_alembic
 from migration_runner.tools.autogenerate.draft import same_but_column_order
 from migration_runner.tools.scaffold import revision_ids
 from migration_runner.tools.schema_snapshot import snapshot
+from support.database import query
+from support.processes import run_alembic
+from support.project import HEAD, REVISIONS, ROOT
 
 # The venv running the suite (not necessarily ROOT's: a copy of the project may have none).
 VENV_BIN = Path(sys.executable).parent

@@ -16,11 +16,11 @@
 from sqlalchemy import Column, Integer, MetaData, Table, Text
 from sqlalchemy.dialects import postgresql
 
-from conftest import engine_for, query
 from migration_runner.tools import comparison
 from migration_runner.tools.autogenerate import draft
 from migration_runner.tools.autogenerate.backfill import MAX_LINE, batched_update
 from migration_runner.tools.autogenerate.type_changes import collation_only, rewrites
+from support.database import engine_for, query
 
 
 def differences(url: str, metadata: MetaData) -> list[str]:

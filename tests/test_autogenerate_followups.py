@@ -15,7 +15,6 @@ from test_autogenerate import (  # noqa: F401 - at_head: a fixture
     next_ids,
 )
 
-from conftest import HEAD, query
 from migration_runner.steps.sql_files import SqlFile
 from migration_runner.tools.autogenerate import constraints, expand_contract, primary_keys, triggers
 from migration_runner.tools.autogenerate.catalog import _model_statements
@@ -23,6 +22,8 @@ from migration_runner.tools.autogenerate.draft import same_but_column_order
 from migration_runner.tools.autogenerate.identifiers import fitted_name
 from migration_runner.tools.autogenerate.renderers import alembic_sql
 from migration_runner.tools.schema_snapshot import snapshot
+from support.database import query
+from support.project import HEAD
 
 
 def run(tree, url, scratch, *args):

@@ -11,9 +11,11 @@ import pytest
 from sqlalchemy.engine import make_url
 from test_autogenerate import edit, in_tree, lint, new_files
 
-from conftest import HEAD, V001_TABLES, add_revision, query, run_alembic
 from migration_runner.tools.autogenerate.draft import same_but_column_order
 from migration_runner.tools.schema_snapshot import snapshot
+from support.database import query
+from support.processes import run_alembic
+from support.project import HEAD, V001_TABLES, add_revision
 
 ALLOW_LOSS = ("-x", "allow-data-loss=true")
 ROWS = 60

@@ -17,11 +17,13 @@ from sqlalchemy.engine import make_url
 from test_autogenerate import edit, in_tree, lint, new_files, shims
 
 import assessment_models
-from conftest import HEAD, ROOT, add_revision, clean_environ, query, run_alembic
 from migration_runner.errors import MigrationError
 from migration_runner.tools.autogenerate import draft
 from migration_runner.tools.autogenerate.plan import SPECIAL_NAMES_MEANT, Statement
 from migration_runner.tools.schema_snapshot import snapshot
+from support.database import query
+from support.processes import clean_environ, run_alembic
+from support.project import HEAD, ROOT, add_revision
 
 LONG_COMMENT = (
     "What the organization calls itself on printed reports and in the exports it sends to "

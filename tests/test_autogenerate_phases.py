@@ -27,7 +27,6 @@ from test_autogenerate import edit, in_tree, lint, new_files, next_ids
 
 from assessment_models.assessments import Framework
 from assessment_models.tenancy import User
-from conftest import HEAD, current_version, engine_for, query, run_alembic
 from migration_runner.tools.autogenerate.catalog import Dependent
 from migration_runner.tools.autogenerate.draft import same_but_column_order
 from migration_runner.tools.autogenerate.type_changes import (
@@ -37,6 +36,9 @@ from migration_runner.tools.autogenerate.type_changes import (
     type_name,
 )
 from migration_runner.tools.schema_snapshot import snapshot
+from support.database import current_version, engine_for, query
+from support.processes import run_alembic
+from support.project import HEAD
 
 ROWS = 1200
 # Small batches, so that the backfill takes several while the old code writes.

@@ -10,9 +10,10 @@ from sqlalchemy.engine import make_url
 from test_autogenerate import edit, in_tree, new_files, next_ids, shims
 
 import assessment_models
-from conftest import ROOT, run_alembic
 from migration_runner.errors import MigrationError
 from migration_runner.tools.autogenerate import draft
+from support.processes import run_alembic
+from support.project import ROOT
 
 
 @pytest.fixture

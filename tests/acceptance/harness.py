@@ -57,11 +57,12 @@ from assessment_models import (
     Response,
     User,
 )
-from conftest import ROOT, Server, admin, engine_for, query
 from migration_runner.errors import MigrationError
 from migration_runner.steps.sql_files import SqlFile
 from migration_runner.tools.autogenerate.draft import same_but_column_order
 from migration_runner.tools.schema_snapshot import differences, snapshot
+from support.database import Server, admin, engine_for, query
+from support.project import ROOT
 
 VENV_BIN = Path(sys.executable).parent
 HEADER = re.compile(r"^-- (Phase|Transaction): (\w+)$", re.MULTILINE)

@@ -26,7 +26,8 @@ import pytest
 from cases import CASES, GAPS, REFUSED, WRITTEN, doc_table, version_of
 from harness import Corpus, lint_drafts, run_case
 
-from conftest import ROOT, VERSION
+from support.database import VERSION
+from support.project import ROOT
 
 DOC = ROOT / "docs" / "autogenerate.md"
 TABLE_START = "<!-- corpus table: generated from tests/acceptance/cases.py -->\n"
