@@ -22,7 +22,7 @@ from migration_runner.tools.autogenerate import draft
 from migration_runner.tools.autogenerate.plan import SPECIAL_NAMES_MEANT, Statement
 from migration_runner.tools.schema_snapshot import snapshot
 from support.database import query
-from support.processes import clean_environ, run_alembic
+from support.processes import run_alembic
 from support.project import HEAD, ROOT, add_revision
 
 LONG_COMMENT = (
@@ -293,14 +293,18 @@ def test_missing_linter_is_one_failed_line_saying_how_to_install_it(at_head, tmp
         PLAN_LINE,
         PLAN_LINE + "\n    region: Mapped[str | None] = mapped_column(Text)",
     )
-    result = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "alembic", "-c", str(tree / "alembic.ini"),
-         "revision", "--autogenerate", "-m", "add region"],
-        env=clean_environ(DATABASE_URL=url, SCHEMA_SCRATCH_URL=scratch, PATH=path,
-                          PYTHONPATH=str(tree)),
-        cwd=tree, capture_output=True, text=True, check=False, timeout=300,
-    )  # fmt: skip
-    output = result.stdout + result.stderr
+    result = run_alembic(
+        "revision",
+        "--autogenerate",
+        "-m",
+        "add region",
+        url=url,
+        tree=tree,
+        env={"SCHEMA_SCRATCH_URL": scratch, "PATH": path, "PYTHONPATH": str(tree)},
+        python=venv / "bin" / "python",
+        timeout=300,
+    )
+    output = result.stdout
     assert result.returncode != 0, output
     failed = [line for line in output.splitlines() if line.startswith("FAILED:")]
     assert len(failed) == 1 and "Traceback" not in output, output
@@ -323,13 +327,17 @@ def test_squawk_on_path_serves_when_none_is_beside_python(at_head, tmp_path):
     )
     edit(tree, "tenancy.py", "from sqlalchemy import CheckConstraint,",
          TYPES_IMPORT + "from sqlalchemy import CheckConstraint,")  # fmt: skip
-    result = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "alembic", "-c", str(tree / "alembic.ini"),
-         "revision", "--autogenerate", "-m", "add seats"],
-        env=clean_environ(DATABASE_URL=url, SCHEMA_SCRATCH_URL=scratch, PATH=path,
-                          PYTHONPATH=str(tree)),
-        cwd=tree, capture_output=True, text=True, check=False, timeout=300,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
+    result = run_alembic(
+        "revision",
+        "--autogenerate",
+        "-m",
+        "add seats",
+        url=url,
+        tree=tree,
+        env={"SCHEMA_SCRATCH_URL": scratch, "PATH": path, "PYTHONPATH": str(tree)},
+        python=venv / "bin" / "python",
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout
     (up,) = (f for f in new_files(tree) if f.parent.name == "up")
     assert "-- squawk-ignore prefer-bigint-over-int\n" in up.read_text()
