@@ -41,9 +41,12 @@ def edit(tree, module: str, old: str, new: str) -> None:
 def in_tree(tree, url, scratch, *args):
     """alembic in a fresh interpreter that imports the tree's own models."""
     return run_alembic(
-        *args, url=url, tree=tree, fresh_interpreter=True,
+        *args,
+        url=url,
+        tree=tree,
+        fresh_interpreter=True,
         env={"PYTHONPATH": str(tree), "SCHEMA_SCRATCH_URL": scratch},
-    )  # fmt: skip
+    )
 
 
 def new_files(tree) -> list:
@@ -65,8 +68,11 @@ def lint(tree, files) -> None:
     """sqlfluff on every new file; squawk on the up files as the project runs it."""
     sqlfluff = subprocess.run(
         [sys.executable, "-m", "sqlfluff", "lint", *map(str, files)],
-        cwd=tree, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert sqlfluff.returncode == 0, sqlfluff.stdout
     for up in (f for f in files if f.parent.name == "up"):
         options = ["--no-assume-in-transaction"] if "-- Transaction: none" in up.read_text() else []
@@ -100,17 +106,33 @@ def test_additions_become_an_online_safe_pair_that_round_trips(at_head):
     foreign key, and a foreign key column on an existing table, in one model change."""
     url, tree, scratch = at_head
     first, second, third = next_ids(tree, 3)
-    edit(tree, "tenancy.py", '''    plan: Mapped[str] = mapped_column(Text, server_default=text("'free'"))''',
-         '''    plan: Mapped[str] = mapped_column(Text, server_default=text("'free'"))
-    test_only_country: Mapped[str | None] = mapped_column(Text, index=True)''')  # fmt: skip
-    edit(tree, "tenancy.py", "full_name: Mapped[str | None] = mapped_column(Text)",
-         "full_name: Mapped[str] = mapped_column(Text)")  # fmt: skip
-    edit(tree, "assessments.py", '''        CheckConstraint("char_length(btrim(version)) BETWEEN 1 AND 50", name="version"),''',
-         '''        CheckConstraint("char_length(btrim(version)) BETWEEN 1 AND 50", name="version"),
-        CheckConstraint("char_length(description) <= 2000", name="test_only_description"),''')  # fmt: skip
-    edit(tree, "assessments.py", '''    title: Mapped[str] = mapped_column(Text)''',
-         '''    title: Mapped[str] = mapped_column(Text)
-    test_only_reviewed_by: Mapped[uuid.UUID | None] = _fk("users.id", "SET NULL", index=True)''')  # fmt: skip
+    edit(
+        tree,
+        "tenancy.py",
+        """    plan: Mapped[str] = mapped_column(Text, server_default=text("'free'"))""",
+        """    plan: Mapped[str] = mapped_column(Text, server_default=text("'free'"))
+    test_only_country: Mapped[str | None] = mapped_column(Text, index=True)""",
+    )
+    edit(
+        tree,
+        "tenancy.py",
+        "full_name: Mapped[str | None] = mapped_column(Text)",
+        "full_name: Mapped[str] = mapped_column(Text)",
+    )
+    edit(
+        tree,
+        "assessments.py",
+        """        CheckConstraint("char_length(btrim(version)) BETWEEN 1 AND 50", name="version"),""",
+        """        CheckConstraint("char_length(btrim(version)) BETWEEN 1 AND 50", name="version"),
+        CheckConstraint("char_length(description) <= 2000", name="test_only_description"),""",
+    )
+    edit(
+        tree,
+        "assessments.py",
+        """    title: Mapped[str] = mapped_column(Text)""",
+        """    title: Mapped[str] = mapped_column(Text)
+    test_only_reviewed_by: Mapped[uuid.UUID | None] = _fk("users.id", "SET NULL", index=True)""",
+    )
     (tree / "assessment_models" / "test_only_tags.py").write_text(
         "import uuid\n\nfrom sqlalchemy import ForeignKey, Text\n"
         "from sqlalchemy.dialects.postgresql import UUID\n"
@@ -125,9 +147,13 @@ def test_additions_become_an_online_safe_pair_that_round_trips(at_head):
         "    )\n"
         "    name: Mapped[str] = mapped_column(Text)\n"
     )
-    edit(tree, "__init__.py", "from assessment_models.base import Base\n",
-         "from assessment_models.base import Base\n"
-         "from assessment_models.test_only_tags import TestOnlyTag  # noqa: F401\n")  # fmt: skip
+    edit(
+        tree,
+        "__init__.py",
+        "from assessment_models.base import Base\n",
+        "from assessment_models.base import Base\n"
+        "from assessment_models.test_only_tags import TestOnlyTag  # noqa: F401\n",
+    )
 
     result = in_tree(tree, url, scratch, "revision", "--autogenerate", "-m", "add country and tags")
     assert result.returncode == 0, result.stdout
@@ -185,8 +211,12 @@ def test_dropped_column_is_a_destructive_contract_and_a_likely_rename_is_flagged
     """The old code may still read the column: its drop waits for the contract phase."""
     url, tree, scratch = at_head
     added, dropped = next_ids(tree, 2)
-    edit(tree, "tenancy.py", "    full_name: Mapped[str | None] = mapped_column(Text)\n",
-         "    test_only_display_name: Mapped[str | None] = mapped_column(Text)\n")  # fmt: skip
+    edit(
+        tree,
+        "tenancy.py",
+        "    full_name: Mapped[str | None] = mapped_column(Text)\n",
+        "    test_only_display_name: Mapped[str | None] = mapped_column(Text)\n",
+    )
     result = in_tree(tree, url, scratch, "revision", "--autogenerate", "-m", "rename full name")
     assert result.returncode == 0, result.stdout
     assert "if this is a rename" in result.stdout and '"renamed_from": "full_name"' in result.stdout
@@ -213,10 +243,14 @@ def test_no_model_change_writes_nothing(at_head):
 
 def test_unreachable_database_is_one_failed_line(tree_copy):
     result = run_alembic(
-        "revision", "--autogenerate", "-m", "x",
-        url="postgresql://nobody:secret@127.0.0.1:9/none", tree=tree_copy,
+        "revision",
+        "--autogenerate",
+        "-m",
+        "x",
+        url="postgresql://nobody:secret@127.0.0.1:9/none",
+        tree=tree_copy,
         env={"MIGRATION_CONNECT_TIMEOUT": "1"},
-    )  # fmt: skip
+    )
     assert result.returncode != 0
     assert len([line for line in result.stdout.splitlines() if line.startswith("FAILED:")]) == 1
     assert "Traceback" not in result.stdout and "secret" not in result.stdout
@@ -227,9 +261,14 @@ def test_without_a_database_url_it_compares_a_scratch_database_at_head(at_head):
     """No URL set: a scratch database migrated to head stands for the schema; nothing to do."""
     _url, tree, scratch = at_head
     result = run_alembic(
-        "revision", "--autogenerate", "-m", "nothing", tree=tree, fresh_interpreter=True,
+        "revision",
+        "--autogenerate",
+        "-m",
+        "nothing",
+        tree=tree,
+        fresh_interpreter=True,
         env={"PYTHONPATH": str(tree), "SCHEMA_SCRATCH_URL": scratch},
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stdout
     assert "No changes: the models and the database at head agree" in result.stdout
     assert query(scratch, "SELECT count(*) FROM pg_database WHERE datname LIKE 'scratch%'") == [

@@ -35,10 +35,12 @@ def differences(url: str, metadata: MetaData) -> list[str]:
 def models(name_type, at_type) -> MetaData:
     metadata = MetaData()
     Table(
-        "test_only_details", metadata,
+        "test_only_details",
+        metadata,
         Column("id", Integer, primary_key=True, autoincrement=False),
-        Column("name", name_type), Column("at", at_type),
-    )  # fmt: skip
+        Column("name", name_type),
+        Column("at", at_type),
+    )
     return metadata
 
 
@@ -85,13 +87,17 @@ def test_a_collation_change_keeps_the_rows_and_rebuilds_an_index(database_url):
 
 def test_backfill_conditions_fit_in_a_line():
     table = Table(
-        "assessment_results", MetaData(), Column("id", Integer, primary_key=True),
+        "assessment_results",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
         Column("maturity_level", Integer),
-    )  # fmt: skip
+    )
     long = batched_update(
-        table, "maturity_level__new", "maturity_level::integer",
+        table,
+        "maturity_level__new",
+        "maturity_level::integer",
         "maturity_level__new IS NULL AND maturity_level IS NOT NULL AND (a IS NULL AND b = 'x')",
-    )  # fmt: skip
+    )
     assert max(len(line) for line in long.splitlines()) <= MAX_LINE
     assert "\n                AND (a IS NULL AND b = 'x')" in long  # no split inside brackets
     short = batched_update(table, "x", "1", "x IS NULL")
@@ -131,9 +137,11 @@ def test_an_intervals_precision_is_compared_as_either_type_spells_it(database_ur
     def spans(type_) -> MetaData:
         metadata = MetaData()
         Table(
-            "test_only_spans", metadata,
-            Column("id", Integer, primary_key=True, autoincrement=False), Column("span", type_),
-        )  # fmt: skip
+            "test_only_spans",
+            metadata,
+            Column("id", Integer, primary_key=True, autoincrement=False),
+            Column("span", type_),
+        )
         return metadata
 
     assert differences(database_url, spans(Interval(second_precision=3))) == []
@@ -197,9 +205,12 @@ def test_a_dropped_default_waits_for_the_contract_a_dropped_not_null_does_not():
     from migration_runner.steps.phases import CONTRACT, EXPAND
 
     default = ops.AlterColumnOp(
-        "people", "weight", existing_type=Integer(), existing_server_default=text("1"),
+        "people",
+        "weight",
+        existing_type=Integer(),
+        existing_server_default=text("1"),
         modify_server_default=None,
-    )  # fmt: skip
+    )
     ((key, part),) = _rendered(default).items()
     assert key == (CONTRACT, False)
     assert [(s.sql, s.squawk_ignore) for s in part.up] == [

@@ -46,16 +46,23 @@ def test_a_percent_sign_in_a_check_is_written_once(at_head):  # noqa: F811 - the
     table with rows and `alembic check` is clean: the models' side is not read as `%%`."""
     url, tree, scratch = at_head
     query(url, "INSERT INTO organizations (name, slug) VALUES ('Org', 'org')")
-    edit(tree, "tenancy.py", '        CheckConstraint("plan IN (\'free\', \'team\', \'enterprise\')", name="plan"),\n',
-         '        CheckConstraint("plan IN (\'free\', \'team\', \'enterprise\')", name="plan"),\n'
-         '        CheckConstraint("char_length(slug) % 100 < 64 OR slug LIKE \'x%\'", name="slug_mod"),\n')  # fmt: skip
+    edit(
+        tree,
+        "tenancy.py",
+        "        CheckConstraint(\"plan IN ('free', 'team', 'enterprise')\", name=\"plan\"),\n",
+        "        CheckConstraint(\"plan IN ('free', 'team', 'enterprise')\", name=\"plan\"),\n"
+        '        CheckConstraint("char_length(slug) % 100 < 64 OR slug LIKE \'x%\'", name="slug_mod"),\n',
+    )
     run(tree, url, scratch, "revision", "--autogenerate", "-m", "percent check")
     written = "".join(p.read_text() for p in new_files(tree))
     assert "%%" not in written
     lint(tree, new_files(tree))
     run(tree, url, scratch, "upgrade", "head")
-    definition = query(url, "SELECT pg_get_constraintdef(oid) FROM pg_constraint"
-                       " WHERE conname = 'organizations_slug_mod_check'")[0][0]  # fmt: skip
+    definition = query(
+        url,
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint"
+        " WHERE conname = 'organizations_slug_mod_check'",
+    )[0][0]
     assert "% 100" in definition and "'x%'" in definition and "%%" not in definition
     run(tree, url, scratch, "check")
 
@@ -75,20 +82,37 @@ def test_the_down_of_a_dropped_column_rebuilds_its_constraints_online(at_head): 
     rebuilds them NOT VALID + VALIDATE, USING INDEX, CONCURRENTLY, NOT NULL by a CHECK."""
     url, tree, scratch = at_head
     _, _, first, contract = next_ids(tree, 4)
-    query(url, "INSERT INTO organizations (name, slug) SELECT 'Org ' || i, 'org-' || i"
-               " FROM generate_series(1, 50) AS i")  # fmt: skip
-    query(url, "INSERT INTO users (organization_id, email) SELECT o.id, o.slug || '@example.com'"
-               " FROM organizations AS o")  # fmt: skip
-    edit(tree, "tenancy.py", "slug ~ '^[a-z0-9]+(-[a-z0-9]+)*$' AND char_length(slug) <= 63\", "
-         'name="slug"', "handle ~ '^[a-z0-9]+(-[a-z0-9]+)*$' AND char_length(handle) <= 63\", "
-         'name="handle"')  # fmt: skip
-    edit(tree, "tenancy.py", "    slug: Mapped[str] = mapped_column(Text, unique=True)",
-         '    slug: Mapped[str] = mapped_column("handle", Text, unique=True, '
-         'info={"renamed_from": "slug"})')  # fmt: skip
-    edit(tree, "tenancy.py", "        UUID(as_uuid=True), ForeignKey(\"organizations.id\", "
-         'ondelete="CASCADE"), index=True\n',
-         '        "org_id", UUID(as_uuid=True), ForeignKey("organizations.id", ondelete="CASCADE"),'
-         '\n        index=True, info={"renamed_from": "organization_id"},\n')  # fmt: skip
+    query(
+        url,
+        "INSERT INTO organizations (name, slug) SELECT 'Org ' || i, 'org-' || i"
+        " FROM generate_series(1, 50) AS i",
+    )
+    query(
+        url,
+        "INSERT INTO users (organization_id, email) SELECT o.id, o.slug || '@example.com'"
+        " FROM organizations AS o",
+    )
+    edit(
+        tree,
+        "tenancy.py",
+        'slug ~ \'^[a-z0-9]+(-[a-z0-9]+)*$\' AND char_length(slug) <= 63", name="slug"',
+        'handle ~ \'^[a-z0-9]+(-[a-z0-9]+)*$\' AND char_length(handle) <= 63", name="handle"',
+    )
+    edit(
+        tree,
+        "tenancy.py",
+        "    slug: Mapped[str] = mapped_column(Text, unique=True)",
+        '    slug: Mapped[str] = mapped_column("handle", Text, unique=True, '
+        'info={"renamed_from": "slug"})',
+    )
+    edit(
+        tree,
+        "tenancy.py",
+        '        UUID(as_uuid=True), ForeignKey("organizations.id", '
+        'ondelete="CASCADE"), index=True\n',
+        '        "org_id", UUID(as_uuid=True), ForeignKey("organizations.id", ondelete="CASCADE"),'
+        '\n        index=True, info={"renamed_from": "organization_id"},\n',
+    )
     run(tree, url, scratch, "revision", "--autogenerate", "-m", "handles")
     files = new_files(tree)
     first_down = (tree / f"sql/down/{first}_handles_contract_first_online_steps.sql").read_text()
@@ -128,13 +152,19 @@ def test_a_plain_dropped_columns_constraints_come_back_online(at_head):  # noqa:
     the column back) builds them online: the index CONCURRENTLY, then USING INDEX; the CHECK
     NOT VALID, then VALIDATE."""
     url, tree, scratch = at_head
-    edit(tree, "tenancy.py", "        CheckConstraint(\n            r\"slug ~ '^[a-z0-9]+(-[a-z0-9]+)*$' "
-         "AND char_length(slug) <= 63\", name=\"slug\"\n        ),\n", "")  # fmt: skip
+    edit(
+        tree,
+        "tenancy.py",
+        "        CheckConstraint(\n            r\"slug ~ '^[a-z0-9]+(-[a-z0-9]+)*$' "
+        'AND char_length(slug) <= 63", name="slug"\n        ),\n',
+        "",
+    )
     edit(tree, "tenancy.py", "    slug: Mapped[str] = mapped_column(Text, unique=True)\n", "")
     run(tree, url, scratch, "revision", "--autogenerate", "-m", "no slug")
     files = new_files(tree)
-    (online_down,) = [p for p in files if "-- Transaction: none" in p.read_text()
-                      and p.parent.name == "down"]  # fmt: skip
+    (online_down,) = [
+        p for p in files if "-- Transaction: none" in p.read_text() and p.parent.name == "down"
+    ]
     assert "UNIQUE USING INDEX organizations_slug_key;" in online_down.read_text()
     assert "VALIDATE CONSTRAINT organizations_slug_check;" in online_down.read_text()
     for path in files:
@@ -193,12 +223,15 @@ def test_fitted_names_are_within_63_bytes_stable_and_distinct():
 
 def _names(url: str) -> set[str]:
     """The table's constraints, triggers and columns, as PostgreSQL stores their names."""
-    rows = query(url, f"""
+    rows = query(
+        url,
+        f"""
         SELECT conname FROM pg_constraint WHERE conrelid = '{TABLE}'::regclass
         UNION ALL SELECT tgname FROM pg_trigger WHERE tgrelid = '{TABLE}'::regclass
         UNION ALL SELECT attname FROM pg_attribute
             WHERE attrelid = '{TABLE}'::regclass AND attnum > 0 AND NOT attisdropped
-    """)  # fmt: skip
+    """,
+    )
     return {row[0] for row in rows}
 
 
@@ -217,14 +250,25 @@ def test_names_made_from_long_table_and_column_names_fit(at_head):  # noqa: F811
     path.write_text(path.read_text() + LONG_TABLE)
     run(tree, url, scratch, "revision", "--autogenerate", "-m", "long table")
     run(tree, url, scratch, "upgrade", "head")
-    query(url, f"INSERT INTO {TABLE} (code, label, {COLUMN})"
-               " SELECT 'c' || i, 'l' || i, i FROM generate_series(1, 300) AS i")  # fmt: skip
+    query(
+        url,
+        f"INSERT INTO {TABLE} (code, label, {COLUMN})"
+        " SELECT 'c' || i, 'l' || i, i FROM generate_series(1, 300) AS i",
+    )
     readings = dict(query(url, f"SELECT code, {COLUMN} FROM {TABLE}"))
-    edit(tree, "tenancy.py", f'(UniqueConstraint("code", name="{UNIQUE}"),)',
-         f'(UniqueConstraint("code", "label", name="{UNIQUE}"), '
-         'CheckConstraint("char_length(code) > 0", name="code"))')  # fmt: skip
-    edit(tree, "tenancy.py", f"{COLUMN}: Mapped[int | None] = mapped_column(Integer)",
-         f"{COLUMN}: Mapped[int] = mapped_column(BigInteger)")  # fmt: skip
+    edit(
+        tree,
+        "tenancy.py",
+        f'(UniqueConstraint("code", name="{UNIQUE}"),)',
+        f'(UniqueConstraint("code", "label", name="{UNIQUE}"), '
+        'CheckConstraint("char_length(code) > 0", name="code"))',
+    )
+    edit(
+        tree,
+        "tenancy.py",
+        f"{COLUMN}: Mapped[int | None] = mapped_column(Integer)",
+        f"{COLUMN}: Mapped[int] = mapped_column(BigInteger)",
+    )
     done = {p.name for p in new_files(tree)}
     run(tree, url, scratch, "revision", "--autogenerate", "-m", "long names")
     files = [p for p in new_files(tree) if p.name not in done]
@@ -256,8 +300,9 @@ def test_names_made_from_long_table_and_column_names_fit(at_head):  # noqa: F811
     run(tree, url, scratch, *CONTRACT, "upgrade", "head")
     assert check not in _names(url) and staging not in _names(url)
     assert dict(query(url, f"SELECT code, {COLUMN} FROM {TABLE}")) == readings
-    assert query(url, f"SELECT attnotnull, format_type(atttypid, atttypmod) FROM pg_attribute"
-                      f" WHERE attrelid = '{TABLE}'::regclass AND attname = '{COLUMN}'") == [
-        (True, "bigint")
-    ]  # fmt: skip
+    assert query(
+        url,
+        f"SELECT attnotnull, format_type(atttypid, atttypmod) FROM pg_attribute"
+        f" WHERE attrelid = '{TABLE}'::regclass AND attname = '{COLUMN}'",
+    ) == [(True, "bigint")]
     run(tree, url, scratch, "check")

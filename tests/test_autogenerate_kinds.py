@@ -157,9 +157,12 @@ def test_dropped_tables_take_their_triggers_and_only_their_functions(
     before = snapshot(url)  # with the comments on the function and the trigger
     edit(tree, "audit.py", "class AuditLog(Base):", "class AuditLog:  # no longer a model")
     edit(tree, "assessments.py", "class Evidence(Base):", "class Evidence:  # no longer a model")
-    edit(tree, "assessments.py",
-         '    evidence: Mapped[list[Evidence]] = relationship(back_populates="response", passive_deletes=True)\n',
-         "")  # fmt: skip
+    edit(
+        tree,
+        "assessments.py",
+        '    evidence: Mapped[list[Evidence]] = relationship(back_populates="response", passive_deletes=True)\n',
+        "",
+    )
     autogenerate(tree, url, server, "drop audit logs and evidence", head)
     contract = revisions(tree, head)["contract"]
     # One revision: the tables' indexes go with them, not in an expand step before.
@@ -182,8 +185,11 @@ def test_dropped_tables_take_their_triggers_and_only_their_functions(
 
     upgrade_and_check(tree, url, server)
     assert query(url, "SELECT to_regclass('audit_logs'), to_regclass('evidence')") == [(None, None)]
-    assert query(url, "SELECT proname FROM pg_proc WHERE proname IN"
-                 " ('audit_logs_reject_change', 'set_updated_at')") == [("set_updated_at",)]  # fmt: skip
+    assert query(
+        url,
+        "SELECT proname FROM pg_proc WHERE proname IN"
+        " ('audit_logs_reject_change', 'set_updated_at')",
+    ) == [("set_updated_at",)]
 
     downgrade(tree, url, server, head)
     assert snapshot(url) == before
@@ -197,8 +203,11 @@ def test_dropped_tables_take_their_triggers_and_only_their_functions(
         ("evidence", "evidence_set_updated_at"),
     ]
     # The app role may add to the log and read it, as before, not change it.
-    assert query(url, "SELECT has_table_privilege('assessment_app', 'audit_logs', 'INSERT'),"
-                 " has_table_privilege('assessment_app', 'audit_logs', 'UPDATE')") == [(True, False)]  # fmt: skip
+    assert query(
+        url,
+        "SELECT has_table_privilege('assessment_app', 'audit_logs', 'INSERT'),"
+        " has_table_privilege('assessment_app', 'audit_logs', 'UPDATE')",
+    ) == [(True, False)]
     query(url, "INSERT INTO audit_logs (action, entity_type) VALUES ('a.b', 'x')")
     with pytest.raises(Exception, match="append-only"):
         query(url, "UPDATE audit_logs SET action = 'c.d'")
@@ -218,18 +227,25 @@ def test_all_nine_tables_dropped_in_an_order_postgresql_accepts(database_url, tr
     ids = revisions(tree, HEAD)
     contract, contract_online = ids["contract"], ids["contract_online"]
     up = up_text(tree, contract)
-    references = query(url, "SELECT DISTINCT conrelid::regclass::text, confrelid::regclass::text"
-                       " FROM pg_constraint WHERE contype = 'f' AND conrelid <> confrelid")  # fmt: skip
+    references = query(
+        url,
+        "SELECT DISTINCT conrelid::regclass::text, confrelid::regclass::text"
+        " FROM pg_constraint WHERE contype = 'f' AND conrelid <> confrelid",
+    )
     assert len(references) >= 8
     for referencing, referenced in references:
         assert up.index(f"DROP TABLE {referencing};") < up.index(f"DROP TABLE {referenced};")
     assert "DROP FUNCTION set_updated_at();" in up_text(tree, contract_online)
 
     upgrade_and_check(tree, url, server)
-    assert query(url, "SELECT count(*) FROM pg_class WHERE relname = ANY(:names)",
-                 names=sorted(V001_TABLES)) == [(0,)]  # fmt: skip
-    assert query(url, "SELECT count(*) FROM pg_proc WHERE proname IN"
-                 " ('set_updated_at', 'audit_logs_reject_change')") == [(0,)]  # fmt: skip
+    assert query(
+        url, "SELECT count(*) FROM pg_class WHERE relname = ANY(:names)", names=sorted(V001_TABLES)
+    ) == [(0,)]
+    assert query(
+        url,
+        "SELECT count(*) FROM pg_proc WHERE proname IN"
+        " ('set_updated_at', 'audit_logs_reject_change')",
+    ) == [(0,)]
     downgrade(tree, url, server, HEAD)
     assert snapshot(url) == before
 
@@ -277,8 +293,12 @@ def test_enum_types_are_created_extended_and_dropped(database_url, tree_copy, se
     moods = query(url, "SELECT id, test_only_mood::text FROM users ORDER BY id")
     statuses = query(url, "SELECT id, status FROM assessments ORDER BY id")
     before = snapshot(url)
-    edit(tree, "tenancy.py", "from sqlalchemy import CheckConstraint,",
-         "from sqlalchemy import CheckConstraint, Enum,")  # fmt: skip
+    edit(
+        tree,
+        "tenancy.py",
+        "from sqlalchemy import CheckConstraint,",
+        "from sqlalchemy import CheckConstraint, Enum,",
+    )
     edit(
         tree,
         "tenancy.py",
@@ -306,16 +326,24 @@ def test_enum_types_are_created_extended_and_dropped(database_url, tree_copy, se
     )
     edit(tree, "tenancy.py", MOOD.format(values="'busy', 'calm'"), MOOD.format(values="'calm'"))
 
-    edit(tree, "tenancy.py", MOOD.format(values="'calm'"),
-         MOOD.format(values="'asleep', 'calm', 'idle', 'busy', 'away'")
-         + "    test_only_status: Mapped[str | None] = mapped_column(\n"
-         "        Enum('new', 'active', name='test_only_status'), server_default='new'\n    )\n")  # fmt: skip
+    edit(
+        tree,
+        "tenancy.py",
+        MOOD.format(values="'calm'"),
+        MOOD.format(values="'asleep', 'calm', 'idle', 'busy', 'away'")
+        + "    test_only_status: Mapped[str | None] = mapped_column(\n"
+        "        Enum('new', 'active', name='test_only_status'), server_default='new'\n    )\n",
+    )
     # A text column retyped to a new enum: the type exists before the swap's new column.
     edit(tree, "assessments.py", "    Integer,", "    Enum,\n    Integer,")
-    edit(tree, "assessments.py", '''    status: Mapped[str] = mapped_column(Text, server_default=text("'draft'"))''',
-         "    status: Mapped[str] = mapped_column(\n"
-         "        Enum('draft', 'in_progress', 'submitted', 'scored', 'archived', name='test_only_status_kind'),\n"
-         "        server_default=text(\"'draft'::test_only_status_kind\"),\n    )")  # fmt: skip
+    edit(
+        tree,
+        "assessments.py",
+        """    status: Mapped[str] = mapped_column(Text, server_default=text("'draft'"))""",
+        "    status: Mapped[str] = mapped_column(\n"
+        "        Enum('draft', 'in_progress', 'submitted', 'scored', 'archived', name='test_only_status_kind'),\n"
+        "        server_default=text(\"'draft'::test_only_status_kind\"),\n    )",
+    )
     (tree / "assessment_models" / "tenancy.py").write_text(
         (tree / "assessment_models" / "tenancy.py").read_text() + "\n\nclass TestOnlyTag(Base):\n"
         '    __tablename__ = "test_only_tags"\n'
@@ -410,26 +438,45 @@ def test_keys_identities_and_not_null_with_a_default_on_tables_with_rows(
     positions = query(url, "SELECT id, position FROM questions ORDER BY id")
     logs = query(url, "SELECT id, occurred_at FROM audit_logs ORDER BY id")
     before = snapshot(url)
-    edit(tree, "audit.py", '''DateTime(timezone=True), server_default=text("now()")''',
-         '''DateTime(timezone=True), server_default=text("now()"), primary_key=True''')  # fmt: skip
+    edit(
+        tree,
+        "audit.py",
+        """DateTime(timezone=True), server_default=text("now()")""",
+        """DateTime(timezone=True), server_default=text("now()"), primary_key=True""",
+    )
     edit(tree, "assessments.py", "    Index,", "    Identity,\n    Index,")
-    edit(tree, "assessments.py", "    position: Mapped[int] = mapped_column(Integer)",
-         "    position: Mapped[int] = mapped_column(Integer, Identity(always=True))")  # fmt: skip
-    edit(tree, "assessments.py", "    description: Mapped[str | None] = mapped_column(Text)\n",
-         "    description: Mapped[str | None] = mapped_column(Text)\n"
-         "    test_only_number: Mapped[int] = mapped_column(BigInteger, Identity())\n")  # fmt: skip
-    edit(tree, "tenancy.py",
-         "    last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))",
-         "    last_login_at: Mapped[datetime] = mapped_column(\n"
-         "        DateTime(timezone=True), server_default=func.now()\n    )")  # fmt: skip
+    edit(
+        tree,
+        "assessments.py",
+        "    position: Mapped[int] = mapped_column(Integer)",
+        "    position: Mapped[int] = mapped_column(Integer, Identity(always=True))",
+    )
+    edit(
+        tree,
+        "assessments.py",
+        "    description: Mapped[str | None] = mapped_column(Text)\n",
+        "    description: Mapped[str | None] = mapped_column(Text)\n"
+        "    test_only_number: Mapped[int] = mapped_column(BigInteger, Identity())\n",
+    )
+    edit(
+        tree,
+        "tenancy.py",
+        "    last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))",
+        "    last_login_at: Mapped[datetime] = mapped_column(\n"
+        "        DateTime(timezone=True), server_default=func.now()\n    )",
+    )
     # A new serial key on assessment_results (ADD COLUMN ... serial would rewrite the table).
-    edit(tree, "assessments.py", """    id: Mapped[uuid.UUID] = uuid_key()
+    edit(
+        tree,
+        "assessments.py",
+        """    id: Mapped[uuid.UUID] = uuid_key()
     # One current result per assessment; rescoring updates it in place.""",
-         """    id: Mapped[uuid.UUID] = mapped_column(
+        """    id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), server_default=text("gen_random_uuid()")
     )
     seq: Mapped[int] = mapped_column(primary_key=True)
-    # One current result per assessment; rescoring updates it in place.""")  # fmt: skip
+    # One current result per assessment; rescoring updates it in place.""",
+    )
     autogenerate(tree, url, server, "keys and identities")
     expand, online, contract, contract_online = map(revisions(tree, HEAD).get, PARTS)
 
@@ -461,8 +508,11 @@ def test_keys_identities_and_not_null_with_a_default_on_tables_with_rows(
     assert one_value(url, KEY) == ["id", "occurred_at"]
     assert one_value(url, KEY.replace("'audit_logs'", "'assessment_results'")) == ["seq"]
     assert query(url, "SELECT count(DISTINCT seq), count(*) FROM assessment_results") == [(20, 20)]
-    assert query(url, "SELECT d.deptype::text FROM pg_depend AS d WHERE d.objid ="
-                 " 'assessment_results_seq_seq'::regclass AND d.refobjsubid > 0") == [("a",)]  # fmt: skip
+    assert query(
+        url,
+        "SELECT d.deptype::text FROM pg_depend AS d WHERE d.objid ="
+        " 'assessment_results_seq_seq'::regclass AND d.refobjsubid > 0",
+    ) == [("a",)]
     assert query(url, IDENTITY) == [
         ("frameworks", "test_only_number", "d", True),
         ("questions", "position", "a", True),
@@ -472,16 +522,22 @@ def test_keys_identities_and_not_null_with_a_default_on_tables_with_rows(
     assert query(url, "SELECT to_regclass('frameworks_test_only_number_fill_seq')") == [(None,)]
     query(url, "INSERT INTO frameworks (key, name, version) VALUES ('fw-3', 'H', '1')")
     assert one_value(url, "SELECT test_only_number FROM frameworks WHERE key = 'fw-3'") == 3
-    query(url, "INSERT INTO questions (framework_id, code, prompt, category, answer_type)"
-          " SELECT id, 'new', 'Why?', 'c', 'text' FROM frameworks WHERE key = 'fw-1'")  # fmt: skip
+    query(
+        url,
+        "INSERT INTO questions (framework_id, code, prompt, category, answer_type)"
+        " SELECT id, 'new', 'Why?', 'c', 'text' FROM frameworks WHERE key = 'fw-1'",
+    )
     assert one_value(url, "SELECT position FROM questions WHERE code = 'new'") == 301
     assert one_value(url, "SELECT count(*) FROM users WHERE last_login_at IS NULL") == 0
 
     downgrade(tree, url, server, head)
     assert snapshot(url) == before
     assert query(url, "SELECT id, email, full_name FROM users ORDER BY id") == users
-    assert [row for row in query(url, "SELECT id, position FROM questions ORDER BY id")
-            if row in positions] == positions  # fmt: skip
+    assert [
+        row
+        for row in query(url, "SELECT id, position FROM questions ORDER BY id")
+        if row in positions
+    ] == positions
     assert query(url, "SELECT id, occurred_at FROM audit_logs ORDER BY id") == logs
 
 
@@ -491,9 +547,13 @@ def test_a_stored_generated_column_on_a_table_with_rows_is_refused(database_url,
     url, tree = database_url, tree_copy
     start(url, tree)
     edit(tree, "assessments.py", "    Index,", "    Computed,\n    Index,")
-    edit(tree, "assessments.py", "    description: Mapped[str | None] = mapped_column(Text)\n",
-         "    description: Mapped[str | None] = mapped_column(Text)\n"
-         "    test_only_key: Mapped[str | None] = mapped_column(Text, Computed('lower(key)', persisted=True))\n")  # fmt: skip
+    edit(
+        tree,
+        "assessments.py",
+        "    description: Mapped[str | None] = mapped_column(Text)\n",
+        "    description: Mapped[str | None] = mapped_column(Text)\n"
+        "    test_only_key: Mapped[str | None] = mapped_column(Text, Computed('lower(key)', persisted=True))\n",
+    )
     refused = in_tree(tree, url, server, "revision", "--autogenerate", "-m", "lower key")
     assert refused.returncode != 0
     failed = [line for line in refused.stdout.splitlines() if line.startswith("FAILED:")]
@@ -592,25 +652,45 @@ def test_serials_and_a_dropped_identity_and_what_is_refused(database_url, tree_c
     head = start(url, tree, SERIALS_UP, SERIALS_DOWN)
     models = tree / "assessment_models" / "tenancy.py"
     models.write_text(models.read_text() + SERIAL_MODELS)
-    edit(tree, "tenancy.py", "from sqlalchemy import CheckConstraint,",
-         "from sqlalchemy import CheckConstraint, Column, Integer, Table,")  # fmt: skip
+    edit(
+        tree,
+        "tenancy.py",
+        "from sqlalchemy import CheckConstraint,",
+        "from sqlalchemy import CheckConstraint, Column, Integer, Table,",
+    )
     counters = query(url, "SELECT id, label FROM test_only_counters ORDER BY id")
     before = snapshot(url)
 
-    edit(tree, "tenancy.py", "    rank: Mapped[int | None] = mapped_column()",
-         "    rank: Mapped[int] = mapped_column(Identity())")  # fmt: skip
-    edit(tree, "tenancy.py", "from sqlalchemy import CheckConstraint,",
-         "from sqlalchemy import CheckConstraint, Identity,")  # fmt: skip
+    edit(
+        tree,
+        "tenancy.py",
+        "    rank: Mapped[int | None] = mapped_column()",
+        "    rank: Mapped[int] = mapped_column(Identity())",
+    )
+    edit(
+        tree,
+        "tenancy.py",
+        "from sqlalchemy import CheckConstraint,",
+        "from sqlalchemy import CheckConstraint, Identity,",
+    )
     assert refused(tree, url, server, "rank identity").startswith(
         "FAILED: test_only_tickets.rank gets an identity but is nullable in the database: make "
         "it NOT NULL in a revision of its own first (autogenerate writes that), then add the "
         "identity."
     )
-    edit(tree, "tenancy.py", "    rank: Mapped[int] = mapped_column(Identity())",
-         "    rank: Mapped[int | None] = mapped_column()")  # fmt: skip
-    edit(tree, "tenancy.py", "    id: Mapped[uuid.UUID] = uuid_key()\n    name: Mapped[str] = mapped_column(Text)",
-         "    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), server_default=text(\"gen_random_uuid()\"), unique=True)\n"
-         "    name: Mapped[str] = mapped_column(Text, primary_key=True)")  # fmt: skip
+    edit(
+        tree,
+        "tenancy.py",
+        "    rank: Mapped[int] = mapped_column(Identity())",
+        "    rank: Mapped[int | None] = mapped_column()",
+    )
+    edit(
+        tree,
+        "tenancy.py",
+        "    id: Mapped[uuid.UUID] = uuid_key()\n    name: Mapped[str] = mapped_column(Text)",
+        '    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), server_default=text("gen_random_uuid()"), unique=True)\n'
+        "    name: Mapped[str] = mapped_column(Text, primary_key=True)",
+    )
     line = refused(tree, url, server, "organizations by name")
     assert line.startswith(
         "FAILED: The primary key organizations_pkey of organizations moves from (id) to (name), "
@@ -619,30 +699,62 @@ def test_serials_and_a_dropped_identity_and_what_is_refused(database_url, tree_c
     assert "users_organization_id_fkey on users" in line
     assert "move the foreign keys with it by hand (alembic revision -m ...)." in line
     edit(tree, "tenancy.py", "mapped_column(Text, primary_key=True)", "mapped_column(Text)")
-    edit(tree, "tenancy.py", "    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), server_default=text(\"gen_random_uuid()\"), unique=True)\n",
-         "    id: Mapped[uuid.UUID] = uuid_key()\n")  # fmt: skip
-    edit(tree, "audit.py", "    entity_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))",
-         "    entity_id: Mapped[int | None] = mapped_column(BigInteger)")  # fmt: skip
+    edit(
+        tree,
+        "tenancy.py",
+        '    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), server_default=text("gen_random_uuid()"), unique=True)\n',
+        "    id: Mapped[uuid.UUID] = uuid_key()\n",
+    )
+    edit(
+        tree,
+        "audit.py",
+        "    entity_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))",
+        "    entity_id: Mapped[int | None] = mapped_column(BigInteger)",
+    )
     assert refused(tree, url, server, "entity id as a number").startswith(
         "FAILED: audit_logs.entity_id changes from uuid to bigint, but PostgreSQL has no cast "
         "from uuid to bigint (USING entity_id::bigint cannot work): write the conversion by "
         "hand (alembic revision -m ...)."
     )
-    edit(tree, "audit.py", "    entity_id: Mapped[int | None] = mapped_column(BigInteger)",
-         "    entity_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))")  # fmt: skip
+    edit(
+        tree,
+        "audit.py",
+        "    entity_id: Mapped[int | None] = mapped_column(BigInteger)",
+        "    entity_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))",
+    )
     assert generated(tree, head) == []
 
-    edit(tree, "tenancy.py", "    id: Mapped[int] = mapped_column(primary_key=True)\n",
-         "    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)\n")  # fmt: skip
-    edit(tree, "tenancy.py", "    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)\n    label: Mapped[str] = mapped_column(Text)\n    rank",
-         "    id: Mapped[int] = mapped_column(primary_key=True)\n    label: Mapped[str] = mapped_column(Text)\n    rank")  # fmt: skip
-    edit(tree, "audit.py", "mapped_column(BigInteger, Identity(always=True), primary_key=True)",
-         "mapped_column(BigInteger, primary_key=True, autoincrement=False)")  # fmt: skip
+    edit(
+        tree,
+        "tenancy.py",
+        "    id: Mapped[int] = mapped_column(primary_key=True)\n",
+        "    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)\n",
+    )
+    edit(
+        tree,
+        "tenancy.py",
+        "    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)\n    label: Mapped[str] = mapped_column(Text)\n    rank",
+        "    id: Mapped[int] = mapped_column(primary_key=True)\n    label: Mapped[str] = mapped_column(Text)\n    rank",
+    )
+    edit(
+        tree,
+        "audit.py",
+        "mapped_column(BigInteger, Identity(always=True), primary_key=True)",
+        "mapped_column(BigInteger, primary_key=True, autoincrement=False)",
+    )
     # A primary key added to a table without one, and one taken off.
-    edit(tree, "tenancy.py", 'Column("id", Integer, nullable=False), Column("body", Text)',
-         'Column("id", Integer, primary_key=True, autoincrement=False), Column("body", Text)')  # fmt: skip
-    edit(tree, "tenancy.py", 'Column("id", Integer, primary_key=True, autoincrement=False)\n)',
-         'Column("id", Integer, nullable=False)\n)')  # fmt: skip
+    edit(
+        tree,
+        "tenancy.py",
+        'Column("id", Integer, nullable=False), Column("body", Text)',
+        'Column("id", Integer, primary_key=True, autoincrement=False), Column("body", Text)',
+    )
+    edit(
+        tree,
+        "tenancy.py",
+        'Column("id", Integer, primary_key=True, autoincrement=False)\n)',
+        'Column("id", Integer, nullable=False)\n)',
+    )
     autogenerate(tree, url, server, "serials", head)
     expand, online, contract, contract_online = map(revisions(tree, head).get, PARTS)
     up = up_text(tree, expand)

@@ -55,19 +55,28 @@ def test_label_column_long_comment_and_varchar_to_text_are_lint_clean(at_head):
     the comments stored whole."""
     url, tree, scratch = at_head
     code = add_revision(
-        tree, "test_only_code",
+        tree,
+        "test_only_code",
         "-- test-only: a varchar column the models make text.\n"
         "-- squawk-ignore prefer-text-field\n"
         "ALTER TABLE organizations ADD COLUMN test_only_code varchar(20);\n",
         "ALTER TABLE organizations DROP COLUMN test_only_code;\n",
-    )  # fmt: skip
+    )
     assert run_alembic("upgrade", "head", url=url, tree=tree).returncode == 0
-    edit(tree, "tenancy.py", '''    plan: Mapped[str] = mapped_column(Text, server_default=text("'free'"))''',
-         f'''    plan: Mapped[str] = mapped_column(Text, server_default=text("'free'"))
+    edit(
+        tree,
+        "tenancy.py",
+        """    plan: Mapped[str] = mapped_column(Text, server_default=text("'free'"))""",
+        f"""    plan: Mapped[str] = mapped_column(Text, server_default=text("'free'"))
     label: Mapped[str | None] = mapped_column(Text, comment={LONG_COMMENT!r})
-    test_only_code: Mapped[str | None] = mapped_column(Text)''')  # fmt: skip
-    edit(tree, "tenancy.py", "from sqlalchemy import CheckConstraint,",
-         "from sqlalchemy import BigInteger\nfrom sqlalchemy import CheckConstraint,")  # fmt: skip
+    test_only_code: Mapped[str | None] = mapped_column(Text)""",
+    )
+    edit(
+        tree,
+        "tenancy.py",
+        "from sqlalchemy import CheckConstraint,",
+        "from sqlalchemy import BigInteger\nfrom sqlalchemy import CheckConstraint,",
+    )
     path = tree / "assessment_models" / "tenancy.py"
     path.write_text(path.read_text() + BADGES)
     result = in_tree(tree, url, scratch, "revision", "--autogenerate", "-m", "add label")
@@ -121,13 +130,23 @@ def test_type_choices_are_written_each_with_its_reason(at_head):
     a line naming the column and its declared type, the files pass make lint's sqlfluff and
     squawk, and they round-trip."""
     url, tree, scratch = at_head
-    edit(tree, "tenancy.py", PLAN_LINE, PLAN_LINE + """
+    edit(
+        tree,
+        "tenancy.py",
+        PLAN_LINE,
+        PLAN_LINE
+        + """
     seats: Mapped[int | None] = mapped_column(Integer)
     code: Mapped[str | None] = mapped_column(String(50))
     country: Mapped[str | None] = mapped_column(CHAR(2))
-    number: Mapped[int] = mapped_column(BigInteger, Identity())""")  # fmt: skip
-    edit(tree, "tenancy.py", "from sqlalchemy import CheckConstraint,",
-         TYPES_IMPORT + "from sqlalchemy import CheckConstraint,")  # fmt: skip
+    number: Mapped[int] = mapped_column(BigInteger, Identity())""",
+    )
+    edit(
+        tree,
+        "tenancy.py",
+        "from sqlalchemy import CheckConstraint,",
+        TYPES_IMPORT + "from sqlalchemy import CheckConstraint,",
+    )
     path = tree / "assessment_models" / "tenancy.py"
     path.write_text(path.read_text() + COUNTERS)
     result = in_tree(tree, url, scratch, "revision", "--autogenerate", "-m", "add types")
@@ -136,18 +155,38 @@ def test_type_choices_are_written_each_with_its_reason(at_head):
     lint(tree, files)  # sqlfluff on every file, squawk on the up files, as make lint runs them
     up = comments_joined("".join(f.read_text() for f in files if f.parent.name == "up"))
     for column, declared, rules, sql in (
-        ("organizations.seats", "Integer", "prefer-bigint-over-int",
-         "ALTER TABLE organizations ADD COLUMN seats integer;"),
-        ("organizations.code", "String(length=50)", "prefer-text-field",
-         "ALTER TABLE organizations ADD COLUMN code varchar(50);"),
-        ("organizations.country", "CHAR(length=2)", "ban-char-field",
-         "ALTER TABLE organizations ADD COLUMN country char(2);"),
-        ("test_only_counters.id", "Integer", "prefer-bigint-over-int, prefer-identity",
-         "    id serial NOT NULL,"),
+        (
+            "organizations.seats",
+            "Integer",
+            "prefer-bigint-over-int",
+            "ALTER TABLE organizations ADD COLUMN seats integer;",
+        ),
+        (
+            "organizations.code",
+            "String(length=50)",
+            "prefer-text-field",
+            "ALTER TABLE organizations ADD COLUMN code varchar(50);",
+        ),
+        (
+            "organizations.country",
+            "CHAR(length=2)",
+            "ban-char-field",
+            "ALTER TABLE organizations ADD COLUMN country char(2);",
+        ),
+        (
+            "test_only_counters.id",
+            "Integer",
+            "prefer-bigint-over-int, prefer-identity",
+            "    id serial NOT NULL,",
+        ),
         ("test_only_counters.hits", "Integer", "prefer-bigint-over-int", "    hits integer,"),
-        ("test_only_counters.seen_at", "DateTime", "prefer-timestamp-tz",
-         "    seen_at timestamp without time zone,"),
-    ):  # fmt: skip
+        (
+            "test_only_counters.seen_at",
+            "DateTime",
+            "prefer-timestamp-tz",
+            "    seen_at timestamp without time zone,",
+        ),
+    ):
         serial = ", without Identity() (serial)" if "prefer-identity" in rules else ""
         said = (
             f"{column} is declared {declared} in the models{serial}: a type choice, not a lock "
@@ -172,17 +211,26 @@ def test_type_rule_joins_the_statements_own_squawk_ignore(at_head):
     one per line), the reason above it, and the file passes make lint's squawk."""
     url, tree, scratch = at_head
     add_revision(
-        tree, "test_only_code",
+        tree,
+        "test_only_code",
         "-- test-only: a varchar column the models widen.\n"
         "-- squawk-ignore prefer-text-field\n"
         "ALTER TABLE organizations ADD COLUMN test_only_code varchar(20);\n",
         "ALTER TABLE organizations DROP COLUMN test_only_code;\n",
-    )  # fmt: skip
+    )
     assert run_alembic("upgrade", "head", url=url, tree=tree).returncode == 0
-    edit(tree, "tenancy.py", PLAN_LINE,
-         PLAN_LINE + "\n    test_only_code: Mapped[str | None] = mapped_column(String(50))")  # fmt: skip
-    edit(tree, "tenancy.py", "from sqlalchemy import CheckConstraint,",
-         TYPES_IMPORT + "from sqlalchemy import CheckConstraint,")  # fmt: skip
+    edit(
+        tree,
+        "tenancy.py",
+        PLAN_LINE,
+        PLAN_LINE + "\n    test_only_code: Mapped[str | None] = mapped_column(String(50))",
+    )
+    edit(
+        tree,
+        "tenancy.py",
+        "from sqlalchemy import CheckConstraint,",
+        TYPES_IMPORT + "from sqlalchemy import CheckConstraint,",
+    )
     result = in_tree(tree, url, scratch, "revision", "--autogenerate", "-m", "widen code")
     assert result.returncode == 0, result.stdout
     files = new_files(tree)
@@ -205,10 +253,16 @@ def test_volatile_default_is_written_without_the_lock_hazard(at_head):
     nullable, SET DEFAULT, then the rows already there filled in batches and NOT NULL set by
     the CHECK route in the online steps."""
     url, tree, scratch = at_head
-    edit(tree, "tenancy.py", PLAN_LINE, PLAN_LINE + """
+    edit(
+        tree,
+        "tenancy.py",
+        PLAN_LINE,
+        PLAN_LINE
+        + """
     token: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), server_default=text("gen_random_uuid()")
-    )""")  # fmt: skip
+    )""",
+    )
     result = in_tree(tree, url, scratch, "revision", "--autogenerate", "-m", "add token")
     assert result.returncode == 0, result.stderr
     ups = [p.read_text() for p in new_files(tree) if p.parent.name == "up"]
@@ -236,9 +290,10 @@ def test_type_finding_on_a_name_beyond_ascii_is_ignored_for_its_column(tree_copy
     metadata = MetaData()
     Table("test_only_sizes", metadata, Column("Größe", Integer))
     up = (
-        "-- test-only\n\n" + SPECIAL_NAMES_MEANT
+        "-- test-only\n\n"
+        + SPECIAL_NAMES_MEANT
         + 'ALTER TABLE test_only_sizes ADD COLUMN "Größe" integer;\n'
-    )  # fmt: skip
+    )
     item = draft.DraftRevision("003", "sizes", up, "-- test-only\n", True)
     draft.check_lint(tree_copy, [item], metadata)  # no refusal: the finding is ignored
     assert (
@@ -325,8 +380,12 @@ def test_squawk_on_path_serves_when_none_is_beside_python(at_head, tmp_path):
         PLAN_LINE,
         PLAN_LINE + "\n    seats: Mapped[int | None] = mapped_column(Integer)",
     )
-    edit(tree, "tenancy.py", "from sqlalchemy import CheckConstraint,",
-         TYPES_IMPORT + "from sqlalchemy import CheckConstraint,")  # fmt: skip
+    edit(
+        tree,
+        "tenancy.py",
+        "from sqlalchemy import CheckConstraint,",
+        TYPES_IMPORT + "from sqlalchemy import CheckConstraint,",
+    )
     result = run_alembic(
         "revision",
         "--autogenerate",

@@ -150,8 +150,12 @@ def new_code(tree, url: str, body: str) -> None:
     driver_url = make_url(url).set(drivername="postgresql+psycopg2")
     result = subprocess.run(
         [sys.executable, "-c", NEW_CODE + body, driver_url.render_as_string(hide_password=False)],
-        env={"PYTHONPATH": str(tree)}, cwd=tree, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        env={"PYTHONPATH": str(tree)},
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -174,9 +178,13 @@ def user_id(url: str, email: str):
 def test_renamed_column_keeps_every_value_while_the_old_code_writes(at_head):
     url, tree, scratch = at_head
     expand, online, contract = next_ids(tree, 3)
-    edit(tree, "tenancy.py", "    full_name: Mapped[str | None] = mapped_column(Text)\n",
-         '    display_name: Mapped[str | None] = mapped_column(Text, info={"renamed_from": '
-         '"full_name"})\n')  # fmt: skip
+    edit(
+        tree,
+        "tenancy.py",
+        "    full_name: Mapped[str | None] = mapped_column(Text)\n",
+        '    display_name: Mapped[str | None] = mapped_column(Text, info={"renamed_from": '
+        '"full_name"})\n',
+    )
     run(tree, url, scratch, "revision", "--autogenerate", "-m", "rename full name")
     assert [p.name for p in new_files(tree) if p.parent.name == "up"] == [
         f"{expand}_rename_full_name.sql",
@@ -203,11 +211,15 @@ def test_renamed_column_keeps_every_value_while_the_old_code_writes(at_head):
     assert {k: v for k, v in column_values(url, "display_name").items() if k in written} == written
 
     run(tree, url, scratch, "-x", "phase=contract", *ALLOW_LOSS, "upgrade", "head")
-    new_code(tree, url, """\
+    new_code(
+        tree,
+        url,
+        """\
     session.add(User(organization_id=organization.id, email="new@example.com", display_name="New"))
     user = session.scalars(select(User).where(User.email == "user-1@example.com")).one()
     user.display_name = "Renamed"
-""")  # fmt: skip
+""",
+    )
     run(tree, url, scratch, "check")
     after = column_values(url, "display_name")
     assert {k: after[k] for k in written} == written | {
@@ -224,8 +236,9 @@ def column_type(url: str, table: str, column: str) -> tuple:
         url,
         "SELECT data_type, character_maximum_length, is_nullable FROM information_schema.columns"
         " WHERE table_name = :table AND column_name = :column",
-        table=table, column=column,
-    )[0]  # fmt: skip
+        table=table,
+        column=column,
+    )[0]
 
 
 def test_retyped_column_keeps_every_value_while_the_old_code_writes(at_head):
@@ -233,8 +246,12 @@ def test_retyped_column_keeps_every_value_while_the_old_code_writes(at_head):
     index built beside the old ones, swapped in by the contract."""
     url, tree, scratch = at_head
     expand, online, _, contract = next_ids(tree, 4)  # _: the contract's first online steps
-    edit(tree, "tenancy.py", "    email: Mapped[str] = mapped_column(Text)\n",
-         "    email: Mapped[str] = mapped_column(String(320))\n")  # fmt: skip
+    edit(
+        tree,
+        "tenancy.py",
+        "    email: Mapped[str] = mapped_column(Text)\n",
+        "    email: Mapped[str] = mapped_column(String(320))\n",
+    )
     edit(tree, "tenancy.py", "ForeignKey, Index, Text", "ForeignKey, Index, String, Text")
     run(tree, url, scratch, "revision", "--autogenerate", "-m", "email as varchar")
     up = (tree / f"sql/up/{expand}_email_as_varchar.sql").read_text()
@@ -259,11 +276,15 @@ def test_retyped_column_keeps_every_value_while_the_old_code_writes(at_head):
 
     run(tree, url, scratch, "-x", "phase=contract", *ALLOW_LOSS, "upgrade", "head")
     assert column_type(url, "users", "email") == ("character varying", 320, "NO")
-    new_code(tree, url, """\
+    new_code(
+        tree,
+        url,
+        """\
     session.add(User(organization_id=organization.id, email="new@example.com"))
     user = session.scalars(select(User).where(User.email == "user-1@example.com")).one()
     user.email = "renamed@example.com"
-""")  # fmt: skip
+""",
+    )
     run(tree, url, scratch, "check")
     after = column_values(url, "email")
     changed = user_id(url, "renamed@example.com")
@@ -280,8 +301,12 @@ def test_not_null_with_a_default_fills_the_old_codes_nulls(at_head):
     to come, into the default; contract sets NOT NULL."""
     url, tree, scratch = at_head
     expand, _, contract = next_ids(tree, 3)
-    edit(tree, "tenancy.py", "    full_name: Mapped[str | None] = mapped_column(Text)\n",
-         "    full_name: Mapped[str] = mapped_column(Text, server_default=text(\"''\"))\n")  # fmt: skip
+    edit(
+        tree,
+        "tenancy.py",
+        "    full_name: Mapped[str | None] = mapped_column(Text)\n",
+        "    full_name: Mapped[str] = mapped_column(Text, server_default=text(\"''\"))\n",
+    )
     run(tree, url, scratch, "revision", "--autogenerate", "-m", "full name required")
     up = (tree / f"sql/up/{expand}_full_name_required.sql").read_text()
     assert "SET DEFAULT ''" in up and "CREATE TRIGGER users_full_name_fill" in up
@@ -300,9 +325,13 @@ def test_not_null_with_a_default_fills_the_old_codes_nulls(at_head):
 
     run(tree, url, scratch, "-x", "phase=contract", "upgrade", "head")
     assert column_type(url, "users", "full_name") == ("text", None, "NO")
-    new_code(tree, url, """\
+    new_code(
+        tree,
+        url,
+        """\
     session.add(User(organization_id=organization.id, email="new@example.com"))
-""")  # fmt: skip
+""",
+    )
     run(tree, url, scratch, "check")
     after = column_values(url, "full_name")
     assert after[user_id(url, "new@example.com")] == ""
@@ -317,9 +346,13 @@ def test_new_not_null_column_without_default_waits_for_its_values(at_head):
     they have values; then it sets NOT NULL."""
     url, tree, scratch = at_head
     expand, contract = next_ids(tree, 2)
-    edit(tree, "tenancy.py", "    full_name: Mapped[str | None] = mapped_column(Text)\n",
-         "    full_name: Mapped[str | None] = mapped_column(Text)\n"
-         "    test_only_nickname: Mapped[str] = mapped_column(Text)\n")  # fmt: skip
+    edit(
+        tree,
+        "tenancy.py",
+        "    full_name: Mapped[str | None] = mapped_column(Text)\n",
+        "    full_name: Mapped[str | None] = mapped_column(Text)\n"
+        "    test_only_nickname: Mapped[str] = mapped_column(Text)\n",
+    )
     result = run(tree, url, scratch, "revision", "--autogenerate", "-m", "add nickname")
     assert (
         "users.test_only_nickname becomes NOT NULL with nothing to fill the rows left NULL"
@@ -345,8 +378,12 @@ def test_new_not_null_column_without_default_waits_for_its_values(at_head):
 def test_rewrite_free_type_change_stays_one_statement(at_head):
     url, tree, scratch = at_head
     (only,) = next_ids(tree, 1)
-    edit(tree, "tenancy.py", "    full_name: Mapped[str | None] = mapped_column(Text)\n",
-         "    full_name: Mapped[str | None] = mapped_column(String)\n")  # fmt: skip
+    edit(
+        tree,
+        "tenancy.py",
+        "    full_name: Mapped[str | None] = mapped_column(Text)\n",
+        "    full_name: Mapped[str | None] = mapped_column(String)\n",
+    )
     edit(tree, "tenancy.py", "ForeignKey, Index, Text", "ForeignKey, Index, String, Text")
     run(tree, url, scratch, "revision", "--autogenerate", "-m", "full name as varchar")
     assert [p.name for p in new_files(tree) if p.parent.name == "up"] == [
@@ -421,14 +458,24 @@ def test_swaps_carry_their_indexes_and_constraints_and_round_trip(at_head):
     the old ones with their columns, and the downgrade rebuilds them with every value."""
     url, tree, scratch = at_head
     _, online, first, contract = next_ids(tree, 4)
-    edit(tree, "tenancy.py", "slug ~ '^[a-z0-9]+(-[a-z0-9]+)*$' AND char_length(slug) <= 63\", "
-         'name="slug"', "handle ~ '^[a-z0-9]+(-[a-z0-9]+)*$' AND char_length(handle) <= 63\", "
-         'name="handle"')  # fmt: skip
-    edit(tree, "tenancy.py", "    slug: Mapped[str] = mapped_column(Text, unique=True)",
-         '    handle: Mapped[str] = mapped_column(Text, unique=True, info={"renamed_from": '
-         '"slug"})')  # fmt: skip
-    edit(tree, "assessments.py", "    position: Mapped[int] = mapped_column(Integer)",
-         "    position: Mapped[int] = mapped_column(BigInteger)")  # fmt: skip
+    edit(
+        tree,
+        "tenancy.py",
+        'slug ~ \'^[a-z0-9]+(-[a-z0-9]+)*$\' AND char_length(slug) <= 63", name="slug"',
+        'handle ~ \'^[a-z0-9]+(-[a-z0-9]+)*$\' AND char_length(handle) <= 63", name="handle"',
+    )
+    edit(
+        tree,
+        "tenancy.py",
+        "    slug: Mapped[str] = mapped_column(Text, unique=True)",
+        '    handle: Mapped[str] = mapped_column(Text, unique=True, info={"renamed_from": "slug"})',
+    )
+    edit(
+        tree,
+        "assessments.py",
+        "    position: Mapped[int] = mapped_column(Integer)",
+        "    position: Mapped[int] = mapped_column(BigInteger)",
+    )
     query(url, "INSERT INTO frameworks (key, name, version) VALUES ('iso', 'ISO', '1')")
     query(
         url,
@@ -492,9 +539,13 @@ def test_renamed_table_serves_the_old_code_through_a_view(at_head):
         '    __tablename__ = "frameworks"',
         '    __tablename__ = "standards"',
     )
-    edit(tree, "assessments.py", '        {"comment": "Assessment templates shared by all organizations, e.g. key iso-27001."},',
-         '        {"comment": "Assessment templates shared by all organizations, e.g. key iso-27001.",\n'
-         '         "info": {"renamed_from": "frameworks"}},')  # fmt: skip
+    edit(
+        tree,
+        "assessments.py",
+        '        {"comment": "Assessment templates shared by all organizations, e.g. key iso-27001."},',
+        '        {"comment": "Assessment templates shared by all organizations, e.g. key iso-27001.",\n'
+        '         "info": {"renamed_from": "frameworks"}},',
+    )
     edit(
         tree, "assessments.py", '_fk("frameworks.id", "CASCADE")', '_fk("standards.id", "CASCADE")'
     )
@@ -523,9 +574,13 @@ def test_renamed_table_serves_the_old_code_through_a_view(at_head):
     assert dict(query(url, "SELECT id, name FROM standards")) == written
     run(tree, url, scratch, "-x", "phase=contract", "upgrade", "head")
     assert query(url, "SELECT to_regclass('frameworks')") == [(None,)]
-    new_code(tree, url, """\
+    new_code(
+        tree,
+        url,
+        """\
     session.add(Framework(key="new", name="New", version="1"))
-""")  # fmt: skip
+""",
+    )
     run(tree, url, scratch, "check")
     after = dict(query(url, "SELECT id, name FROM standards"))
     assert {k: after[k] for k in written} == written and "New" in after.values()
@@ -540,9 +595,10 @@ def test_a_moved_object_names_the_new_column_and_nothing_else():
     index = Dependent("index", "t_lower_idx", "CREATE INDEX t_lower_idx ON t (lower(lower), b)")
     check = Dependent("check", "t_c_check", "ALTER TABLE t ADD CONSTRAINT t_c_check CHECK (c > 0)")
     key = Dependent(
-        "foreign key", "t_c_fkey",
+        "foreign key",
+        "t_c_fkey",
         "ALTER TABLE t ADD CONSTRAINT t_c_fkey FOREIGN KEY (c) REFERENCES other (c)",
-    )  # fmt: skip
+    )
     columns = {"lower": "lower__new", "c": "c__new"}
 
     assert index.moved(columns, "t_lower_idx__new").statement == (
@@ -563,24 +619,47 @@ def test_names_that_need_quotes_are_quoted_in_every_statement(at_head):
     table (a column swap). Every statement names the right object: both revisions apply,
     `alembic check` is clean after each, and the downgrade gives back head's schema and values."""
     url, tree, scratch = at_head
-    edit(tree, "assessments.py", '    __tablename__ = "frameworks"',
-         '    __tablename__ = "framework set"')  # fmt: skip
-    edit(tree, "assessments.py", '        {"comment": "Assessment templates shared by all organizations, e.g. key iso-27001."},',
-         '        {"comment": "Assessment templates shared by all organizations, e.g. key iso-27001.",\n'
-         '         "info": {"renamed_from": "frameworks"}},')  # fmt: skip
+    edit(
+        tree,
+        "assessments.py",
+        '    __tablename__ = "frameworks"',
+        '    __tablename__ = "framework set"',
+    )
+    edit(
+        tree,
+        "assessments.py",
+        '        {"comment": "Assessment templates shared by all organizations, e.g. key iso-27001."},',
+        '        {"comment": "Assessment templates shared by all organizations, e.g. key iso-27001.",\n'
+        '         "info": {"renamed_from": "frameworks"}},',
+    )
     for action in ('"CASCADE")', '"RESTRICT"'):
-        edit(tree, "assessments.py", f'_fk("frameworks.id", {action}',
-             f'_fk("framework set.id", {action}')  # fmt: skip
-    edit(tree, "tenancy.py", "    full_name: Mapped[str | None] = mapped_column(Text)\n",
-         '    order: Mapped[str | None] = mapped_column("order", Text, info={"renamed_from": '
-         '"full_name"})\n    score: Mapped[int | None] = mapped_column("Score", BigInteger, '
-         "index=True)\n")  # fmt: skip
-    edit(tree, "tenancy.py", 'CheckConstraint("role IN (\'owner\', \'admin\', \'member\', \'viewer\')", name="role"),',
-         'CheckConstraint("role IN (\'owner\', \'admin\', \'member\', \'viewer\')", name="role"),\n'
-         '        CheckConstraint(\'"Score" >= 0\', name="Score"),')  # fmt: skip
+        edit(
+            tree,
+            "assessments.py",
+            f'_fk("frameworks.id", {action}',
+            f'_fk("framework set.id", {action}',
+        )
+    edit(
+        tree,
+        "tenancy.py",
+        "    full_name: Mapped[str | None] = mapped_column(Text)\n",
+        '    order: Mapped[str | None] = mapped_column("order", Text, info={"renamed_from": '
+        '"full_name"})\n    score: Mapped[int | None] = mapped_column("Score", BigInteger, '
+        "index=True)\n",
+    )
+    edit(
+        tree,
+        "tenancy.py",
+        "CheckConstraint(\"role IN ('owner', 'admin', 'member', 'viewer')\", name=\"role\"),",
+        "CheckConstraint(\"role IN ('owner', 'admin', 'member', 'viewer')\", name=\"role\"),\n"
+        '        CheckConstraint(\'"Score" >= 0\', name="Score"),',
+    )
     edit(tree, "tenancy.py", "import CheckConstraint,", "import BigInteger, CheckConstraint,")
-    query(url, "INSERT INTO frameworks (key, name, version, description)"
-          " SELECT 'f-' || i, 'Framework ' || i, '1', 'About ' || i FROM generate_series(1, 300) AS i")  # fmt: skip
+    query(
+        url,
+        "INSERT INTO frameworks (key, name, version, description)"
+        " SELECT 'f-' || i, 'Framework ' || i, '1', 'About ' || i FROM generate_series(1, 300) AS i",
+    )
     full_names = column_values(url, "full_name")
     descriptions = dict(query(url, "SELECT id, description FROM frameworks"))
     before = snapshot(url)
@@ -597,11 +676,19 @@ def test_names_that_need_quotes_are_quoted_in_every_statement(at_head):
     assert dict(query(url, 'SELECT id, description FROM "framework set"')) == descriptions
 
     query(url, "UPDATE users SET \"Score\" = 7 WHERE email = 'user-1@example.com'")
-    edit(tree, "tenancy.py", 'mapped_column("Score", BigInteger, index=True)',
-         'mapped_column("Score", BigInteger, index=True, server_default=text("0"))')  # fmt: skip
+    edit(
+        tree,
+        "tenancy.py",
+        'mapped_column("Score", BigInteger, index=True)',
+        'mapped_column("Score", BigInteger, index=True, server_default=text("0"))',
+    )
     edit(tree, "tenancy.py", "score: Mapped[int | None]", "score: Mapped[int]")
-    edit(tree, "assessments.py", "    description: Mapped[str | None] = mapped_column(Text)",
-         "    description: Mapped[str | None] = mapped_column(String(2000))")  # fmt: skip
+    edit(
+        tree,
+        "assessments.py",
+        "    description: Mapped[str | None] = mapped_column(Text)",
+        "    description: Mapped[str | None] = mapped_column(String(2000))",
+    )
     edit(tree, "assessments.py", "    SmallInteger,\n", "    SmallInteger,\n    String,\n")
     second = next_ids(tree, 1)[0]
     run(tree, url, scratch, "revision", "--autogenerate", "-m", "quoted names again")

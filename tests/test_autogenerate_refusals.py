@@ -48,9 +48,13 @@ def test_change_it_does_not_write_shows_alembics_sql(at_head):
     """renamed_from naming a column the database does not have: refused before any draft
     of ours; Alembic's plain SQL of the change is the start shown."""
     url, tree, scratch = at_head
-    edit(tree, "tenancy.py", "    full_name: Mapped[str | None] = mapped_column(Text)\n",
-         "    full_name: Mapped[str | None] = mapped_column(Text)\n"
-         '    test_only_nick: Mapped[str | None] = mapped_column(Text, info={"renamed_from": "nick"})\n')  # fmt: skip
+    edit(
+        tree,
+        "tenancy.py",
+        "    full_name: Mapped[str | None] = mapped_column(Text)\n",
+        "    full_name: Mapped[str | None] = mapped_column(Text)\n"
+        '    test_only_nick: Mapped[str | None] = mapped_column(Text, info={"renamed_from": "nick"})\n',
+    )
     result = in_tree(tree, url, scratch, "revision", "--autogenerate", "-m", "add nick")
     line, (up, down) = assert_refused(result, tree, "add_nick", "says renamed_from nick")
     assert "Alembic's own SQL of the change (not online-safe)" in line
@@ -66,9 +70,12 @@ def test_draft_that_does_not_reach_the_models_is_refused_in_words(
     the draft in drafts/, nothing else written."""
     scratch = make_url(postgres_server.admin_url).render_as_string(hide_password=False)
     wrong = draft.DraftRevision(
-        "900", "add extra", "ALTER TABLE users ADD COLUMN test_only_extra text;\n",
-        "ALTER TABLE users DROP COLUMN test_only_extra;\n", True,
-    )  # fmt: skip
+        "900",
+        "add extra",
+        "ALTER TABLE users ADD COLUMN test_only_extra text;\n",
+        "ALTER TABLE users DROP COLUMN test_only_extra;\n",
+        True,
+    )
     metadata: MetaData = assessment_models.metadata
     try:
         draft.verify([wrong], tree_copy, metadata, scratch)

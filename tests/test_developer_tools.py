@@ -78,3 +78,16 @@ def test_make_fmt_runs_every_step_and_reports_each(project_copy):
     assert "fmt: ruff import order: ok" in fmt.stdout
     assert "fmt: ruff format: ok" in fmt.stdout
     assert messy.read_text() == "import os\nimport sys\n\nx = [1, 2]\n"  # ruff ran after it
+
+
+def test_every_fmt_skip_marker_gives_its_reason():
+    """ruff format lays out the code; a hand layout it must keep says why on its marker."""
+    marker = "# fmt" + ": skip"  # spelled in two parts, so this line is not one
+    listed = run("git", "ls-files", "*.py").stdout.split()
+    unexplained = [
+        f"{name}:{number}"
+        for name in listed
+        for number, line in enumerate((ROOT / name).read_text().splitlines(), 1)
+        if marker in line and not line.split(marker, 1)[1].strip().startswith("#")
+    ]
+    assert unexplained == []

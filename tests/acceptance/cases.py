@@ -139,14 +139,22 @@ def _tags_table(metadata: MetaData, name: str = "tags", key=None, **columns) -> 
     return Table(
         name,
         metadata,
-        key if key is not None else Column("id", UUID(as_uuid=True), primary_key=True,
-                                           server_default=text("gen_random_uuid()")),
-        Column("organization_id", UUID(as_uuid=True),
-               ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False, index=True),
+        key
+        if key is not None
+        else Column(
+            "id", UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")
+        ),
+        Column(
+            "organization_id",
+            UUID(as_uuid=True),
+            ForeignKey("organizations.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        ),
         Column("tag_name", Text, nullable=False),
         *columns.values(),
         comment="Labels an organization puts on its assessments.",
-    )  # fmt: skip
+    )
 
 
 def _t(name: str) -> Callable[[MetaData], Table]:
@@ -186,26 +194,40 @@ GAPS: list[Case] = []
 # -- columns ---------------------------------------------------------------------------
 
 
-@case("add_nullable_column", "column: add", "organizations.country text", [ORGS])  # fmt: skip
+@case("add_nullable_column", "column: add", "organizations.country text", [ORGS])
 def _(m):
     m.tables[ORGS].append_column(Column("country", Text))
 
 
-@case("add_column_constant_default_not_null", "column: add", "organizations.tier text NOT NULL DEFAULT 'basic'", [ORGS])  # fmt: skip
+@case(
+    "add_column_constant_default_not_null",
+    "column: add",
+    "organizations.tier text NOT NULL DEFAULT 'basic'",
+    [ORGS],
+)
 def _(m):
     m.tables[ORGS].append_column(
         Column("tier", Text, nullable=False, server_default=text("'basic'"))
     )
 
 
-@case("add_column_not_null_no_default", "column: add",
-      "users.nickname text NOT NULL, no default (rows filled between the phases)", [USERS],
-      before_contract="UPDATE users SET nickname = 'nick' WHERE nickname IS NULL")  # fmt: skip
+@case(
+    "add_column_not_null_no_default",
+    "column: add",
+    "users.nickname text NOT NULL, no default (rows filled between the phases)",
+    [USERS],
+    before_contract="UPDATE users SET nickname = 'nick' WHERE nickname IS NULL",
+)
 def _(m):
     m.tables[USERS].append_column(Column("nickname", Text, nullable=False))
 
 
-@case("add_column_volatile_default", "column: add", "frameworks.token uuid NOT NULL DEFAULT gen_random_uuid()", [FRAMEWORKS])  # fmt: skip
+@case(
+    "add_column_volatile_default",
+    "column: add",
+    "frameworks.token uuid NOT NULL DEFAULT gen_random_uuid()",
+    [FRAMEWORKS],
+)
 def _(m):
     m.tables[FRAMEWORKS].append_column(
         Column(
@@ -214,124 +236,236 @@ def _(m):
     )
 
 
-@case("drop_column", "column: drop", "frameworks.description removed", [FRAMEWORKS], columns_dropped=True)  # fmt: skip
+@case(
+    "drop_column",
+    "column: drop",
+    "frameworks.description removed",
+    [FRAMEWORKS],
+    columns_dropped=True,
+)
 def _(m):
     _drop_column(m.tables[FRAMEWORKS], "description")
 
 
-@case("drop_column_with_check", "column: drop", "evidence.sha256 (NOT NULL) and its CHECK removed", [EVIDENCE], columns_dropped=True,
-      fill_before_downgrade="UPDATE evidence SET sha256 = repeat('a', 64) WHERE sha256 IS NULL")  # fmt: skip
+@case(
+    "drop_column_with_check",
+    "column: drop",
+    "evidence.sha256 (NOT NULL) and its CHECK removed",
+    [EVIDENCE],
+    columns_dropped=True,
+    fill_before_downgrade="UPDATE evidence SET sha256 = repeat('a', 64) WHERE sha256 IS NULL",
+)
 def _(m):
     _drop_column(m.tables[EVIDENCE], "sha256")
 
 
-@case("set_server_default", "column: default", "questions.category gets DEFAULT 'general'", [QUESTIONS])  # fmt: skip
+@case(
+    "set_server_default",
+    "column: default",
+    "questions.category gets DEFAULT 'general'",
+    [QUESTIONS],
+)
 def _(m):
     m.tables[QUESTIONS].c.category.server_default = _default("'general'::text")
 
 
-@case("change_server_default", "column: default", "organizations.plan DEFAULT 'free' becomes 'team'", [ORGS])  # fmt: skip
+@case(
+    "change_server_default",
+    "column: default",
+    "organizations.plan DEFAULT 'free' becomes 'team'",
+    [ORGS],
+)
 def _(m):
     m.tables[ORGS].c.plan.server_default = _default("'team'::text")
 
 
-@case("drop_server_default", "column: default", "questions.weight loses DEFAULT 1 (the old code still omits it)", [QUESTIONS])  # fmt: skip
+@case(
+    "drop_server_default",
+    "column: default",
+    "questions.weight loses DEFAULT 1 (the old code still omits it)",
+    [QUESTIONS],
+)
 def _(m):
     m.tables[QUESTIONS].c.weight.server_default = None
 
 
-@case("drop_not_null", "column: nullability", "questions.category becomes nullable", [QUESTIONS])  # fmt: skip
+@case("drop_not_null", "column: nullability", "questions.category becomes nullable", [QUESTIONS])
 def _(m):
     m.tables[QUESTIONS].c.category.nullable = True
 
 
-@case("set_not_null_with_default", "column: nullability", "users.full_name NOT NULL DEFAULT '' (NULLs filled)", [USERS])  # fmt: skip
+@case(
+    "set_not_null_with_default",
+    "column: nullability",
+    "users.full_name NOT NULL DEFAULT '' (NULLs filled)",
+    [USERS],
+)
 def _(m):
     column = m.tables[USERS].c.full_name
     column.nullable = False
     column.server_default = _default("''::text")
 
 
-@case("set_not_null_no_default", "column: nullability",
-      "frameworks.description NOT NULL, no default (rows filled between the phases)",
-      [FRAMEWORKS],
-      before_contract="UPDATE frameworks SET description = '' WHERE description IS NULL")  # fmt: skip
+@case(
+    "set_not_null_no_default",
+    "column: nullability",
+    "frameworks.description NOT NULL, no default (rows filled between the phases)",
+    [FRAMEWORKS],
+    before_contract="UPDATE frameworks SET description = '' WHERE description IS NULL",
+)
 def _(m):
     m.tables[FRAMEWORKS].c.description.nullable = False
 
 
-@case("add_identity_column", "column: identity", "organizations.number bigint GENERATED BY DEFAULT AS IDENTITY", [ORGS])  # fmt: skip
+@case(
+    "add_identity_column",
+    "column: identity",
+    "organizations.number bigint GENERATED BY DEFAULT AS IDENTITY",
+    [ORGS],
+)
 def _(m):
     m.tables[ORGS].append_column(Column("number", BigInteger, Identity(), nullable=False))
 
 
-@case("identity_always_to_by_default", "column: identity", "audit_logs.id GENERATED ALWAYS becomes BY DEFAULT", [AUDIT])  # fmt: skip
+@case(
+    "identity_always_to_by_default",
+    "column: identity",
+    "audit_logs.id GENERATED ALWAYS becomes BY DEFAULT",
+    [AUDIT],
+)
 def _(m):
     m.tables[AUDIT].append_column(
         Column("id", BigInteger, Identity(always=False), primary_key=True), replace_existing=True
     )
 
 
-@case("add_generated_column", "column: generated", "organizations.slug_length bigint GENERATED ALWAYS AS (char_length(slug)) STORED", [ORGS])  # fmt: skip
+@case(
+    "add_generated_column",
+    "column: generated",
+    "organizations.slug_length bigint GENERATED ALWAYS AS (char_length(slug)) STORED",
+    [ORGS],
+)
 def _(m):
     m.tables[ORGS].append_column(
         Column("slug_length", BigInteger, Computed("char_length(slug)", persisted=True))
     )
 
 
-@case("add_column_with_collation", "column: collation", 'frameworks.sort_key text COLLATE "C"', [FRAMEWORKS])  # fmt: skip
+@case(
+    "add_column_with_collation",
+    "column: collation",
+    'frameworks.sort_key text COLLATE "C"',
+    [FRAMEWORKS],
+)
 def _(m):
     m.tables[FRAMEWORKS].append_column(Column("sort_key", Text(collation="C")))
 
 
-@case("change_column_collation", "column: collation", 'organizations.name text becomes text COLLATE "C"', [ORGS])  # fmt: skip
+@case(
+    "change_column_collation",
+    "column: collation",
+    'organizations.name text becomes text COLLATE "C"',
+    [ORGS],
+)
 def _(m):
     _retype(m.tables[ORGS], "name", Text(collation="C"))
 
 
-@case("type_text_to_varchar_limit", "column: type", "organizations.name text to varchar(200) (rewrite: shadow column)", [ORGS], columns_dropped=True)  # fmt: skip
+@case(
+    "type_text_to_varchar_limit",
+    "column: type",
+    "organizations.name text to varchar(200) (rewrite: shadow column)",
+    [ORGS],
+    columns_dropped=True,
+)
 def _(m):
     _retype(m.tables[ORGS], "name", String(200))
 
 
-@case("type_text_to_varchar", "column: type", "frameworks.version text to varchar (no rewrite)", [FRAMEWORKS])  # fmt: skip
+@case(
+    "type_text_to_varchar",
+    "column: type",
+    "frameworks.version text to varchar (no rewrite)",
+    [FRAMEWORKS],
+)
 def _(m):
     _retype(m.tables[FRAMEWORKS], "version", String())
 
 
-@case("type_integer_to_bigint", "column: type", "questions.position integer to bigint (rewrite)", [QUESTIONS], columns_dropped=True)  # fmt: skip
+@case(
+    "type_integer_to_bigint",
+    "column: type",
+    "questions.position integer to bigint (rewrite)",
+    [QUESTIONS],
+    columns_dropped=True,
+)
 def _(m):
     _retype(m.tables[QUESTIONS], "position", BigInteger())
 
 
-@case("type_smallint_to_integer", "column: type", "assessment_results.maturity_level smallint to integer (rewrite)", [RESULTS], columns_dropped=True)  # fmt: skip
+@case(
+    "type_smallint_to_integer",
+    "column: type",
+    "assessment_results.maturity_level smallint to integer (rewrite)",
+    [RESULTS],
+    columns_dropped=True,
+)
 def _(m):
     _retype(m.tables[RESULTS], "maturity_level", Integer())
 
 
-@case("type_numeric_more_digits", "column: type", "questions.weight numeric(6,3) to numeric(9,3) (no rewrite)", [QUESTIONS])  # fmt: skip
+@case(
+    "type_numeric_more_digits",
+    "column: type",
+    "questions.weight numeric(6,3) to numeric(9,3) (no rewrite)",
+    [QUESTIONS],
+)
 def _(m):
     _retype(m.tables[QUESTIONS], "weight", Numeric(9, 3))
 
 
-@case("type_jsonb_to_json", "column: type", "responses.answer jsonb to json (rewrite)", [RESPONSES], columns_dropped=True)  # fmt: skip
+@case(
+    "type_jsonb_to_json",
+    "column: type",
+    "responses.answer jsonb to json (rewrite)",
+    [RESPONSES],
+    columns_dropped=True,
+)
 def _(m):
     _retype(m.tables[RESPONSES], "answer", JSON())
 
 
-@case("type_timestamp_precision", "column: type", "assessments.started_at timestamptz to timestamptz(3) (rewrite)", [ASSESSMENTS], columns_dropped=True)  # fmt: skip
+@case(
+    "type_timestamp_precision",
+    "column: type",
+    "assessments.started_at timestamptz to timestamptz(3) (rewrite)",
+    [ASSESSMENTS],
+    columns_dropped=True,
+)
 def _(m):
     from sqlalchemy.dialects.postgresql import TIMESTAMP
 
     _retype(m.tables[ASSESSMENTS], "started_at", TIMESTAMP(timezone=True, precision=3))
 
 
-@case("rename_column", "column: rename", 'users.full_name to display_name (info renamed_from)', [USERS], columns_dropped=True)  # fmt: skip
+@case(
+    "rename_column",
+    "column: rename",
+    "users.full_name to display_name (info renamed_from)",
+    [USERS],
+    columns_dropped=True,
+)
 def _(m):
     _rename_column(m.tables[USERS], "full_name", "display_name")
 
 
-@case("rename_column_with_check", "column: rename", "questions.prompt (with its CHECK) to question_text", [QUESTIONS], columns_dropped=True)  # fmt: skip
+@case(
+    "rename_column_with_check",
+    "column: rename",
+    "questions.prompt (with its CHECK) to question_text",
+    [QUESTIONS],
+    columns_dropped=True,
+)
 def _(m):
     table = m.tables[QUESTIONS]
     _rename_column(table, "prompt", "question_text")
@@ -343,14 +477,19 @@ def _(m):
 # -- CHECK -----------------------------------------------------------------------------
 
 
-@case("add_check", "CHECK: add", "organizations: char_length(name) <= 150", [ORGS])  # fmt: skip
+@case("add_check", "CHECK: add", "organizations: char_length(name) <= 150", [ORGS])
 def _(m):
     m.tables[ORGS].append_constraint(
         CheckConstraint("char_length(name) <= 150", name="name_length")
     )
 
 
-@case("add_check_two_columns", "CHECK: add", "evidence: byte_size < 2^40 OR content_type LIKE 'video/%'", [EVIDENCE])  # fmt: skip
+@case(
+    "add_check_two_columns",
+    "CHECK: add",
+    "evidence: byte_size < 2^40 OR content_type LIKE 'video/%'",
+    [EVIDENCE],
+)
 def _(m):
     m.tables[EVIDENCE].append_constraint(
         CheckConstraint(
@@ -359,18 +498,27 @@ def _(m):
     )
 
 
-@case("drop_check", "CHECK: drop", "questions_weight_check removed", [QUESTIONS])  # fmt: skip
+@case("drop_check", "CHECK: drop", "questions_weight_check removed", [QUESTIONS])
 def _(m):
     _drop_check(m.tables[QUESTIONS], "questions_weight_check")
 
 
-@case("change_check", "CHECK: change", "users_role_check allows 'guest' too", [USERS])  # fmt: skip
+@case("change_check", "CHECK: change", "users_role_check allows 'guest' too", [USERS])
 def _(m):
-    _replace_check(m.tables[USERS], "users_role_check", "role",
-                   "role IN ('owner', 'admin', 'member', 'viewer', 'guest')")  # fmt: skip
+    _replace_check(
+        m.tables[USERS],
+        "users_role_check",
+        "role",
+        "role IN ('owner', 'admin', 'member', 'viewer', 'guest')",
+    )
 
 
-@case("add_column_with_check", "CHECK: add", "organizations.seats bigint with CHECK (seats > 0)", [ORGS])  # fmt: skip
+@case(
+    "add_column_with_check",
+    "CHECK: add",
+    "organizations.seats bigint with CHECK (seats > 0)",
+    [ORGS],
+)
 def _(m):
     table = m.tables[ORGS]
     table.append_column(Column("seats", BigInteger))
@@ -380,7 +528,12 @@ def _(m):
 # -- foreign keys ------------------------------------------------------------------------
 
 
-@case("add_fk_column", "FK: add", "assessments.reviewed_by uuid REFERENCES users ON DELETE SET NULL, indexed", [ASSESSMENTS])  # fmt: skip
+@case(
+    "add_fk_column",
+    "FK: add",
+    "assessments.reviewed_by uuid REFERENCES users ON DELETE SET NULL, indexed",
+    [ASSESSMENTS],
+)
 def _(m):
     m.tables[ASSESSMENTS].append_column(
         Column(
@@ -392,19 +545,26 @@ def _(m):
     )
 
 
-@case("add_fk_existing_column", "FK: add", "audit_logs.entity_id gets REFERENCES assessments", [AUDIT])  # fmt: skip
+@case(
+    "add_fk_existing_column", "FK: add", "audit_logs.entity_id gets REFERENCES assessments", [AUDIT]
+)
 def _(m):
     m.tables[AUDIT].append_constraint(
         ForeignKeyConstraint(["entity_id"], ["assessments.id"], name="audit_logs_entity_id_fkey")
     )
 
 
-@case("drop_fk", "FK: drop", "responses.answered_by loses its foreign key", [RESPONSES])  # fmt: skip
+@case("drop_fk", "FK: drop", "responses.answered_by loses its foreign key", [RESPONSES])
 def _(m):
     _drop_constraint(m.tables[RESPONSES], "responses_answered_by_fkey")
 
 
-@case("change_fk_ondelete", "FK: change", "responses.answered_by ON DELETE SET NULL becomes CASCADE", [RESPONSES])  # fmt: skip
+@case(
+    "change_fk_ondelete",
+    "FK: change",
+    "responses.answered_by ON DELETE SET NULL becomes CASCADE",
+    [RESPONSES],
+)
 def _(m):
     table = m.tables[RESPONSES]
     _drop_constraint(table, "responses_answered_by_fkey")
@@ -414,22 +574,27 @@ def _(m):
 # -- unique --------------------------------------------------------------------------------
 
 
-@case("add_unique", "unique: add", "UNIQUE (name) on organizations", [ORGS])  # fmt: skip
+@case("add_unique", "unique: add", "UNIQUE (name) on organizations", [ORGS])
 def _(m):
     m.tables[ORGS].append_constraint(UniqueConstraint("name"))
 
 
-@case("add_unique_two_columns", "unique: add", "UNIQUE (framework_id, position) on questions", [QUESTIONS])  # fmt: skip
+@case(
+    "add_unique_two_columns",
+    "unique: add",
+    "UNIQUE (framework_id, position) on questions",
+    [QUESTIONS],
+)
 def _(m):
     m.tables[QUESTIONS].append_constraint(UniqueConstraint("framework_id", "position"))
 
 
-@case("drop_unique", "unique: drop", "evidence.storage_key loses UNIQUE", [EVIDENCE])  # fmt: skip
+@case("drop_unique", "unique: drop", "evidence.storage_key loses UNIQUE", [EVIDENCE])
 def _(m):
     _drop_unique_flag(m.tables[EVIDENCE], "storage_key", "evidence_storage_key_key")
 
 
-@case("add_column_unique", "unique: add", "organizations.domain text UNIQUE (a new column)", [ORGS])  # fmt: skip
+@case("add_column_unique", "unique: add", "organizations.domain text UNIQUE (a new column)", [ORGS])
 def _(m):
     m.tables[ORGS].append_column(Column("domain", Text, unique=True))
 
@@ -437,30 +602,45 @@ def _(m):
 # -- indexes ---------------------------------------------------------------------------
 
 
-@case("add_index", "index: add", "frameworks (name)", [FRAMEWORKS])  # fmt: skip
+@case("add_index", "index: add", "frameworks (name)", [FRAMEWORKS])
 def _(m):
     table = m.tables[FRAMEWORKS]
     Index("frameworks_name_idx", table.c.name)
 
 
-@case("add_index_two_columns_desc", "index: add", "audit_logs (entity_type, occurred_at DESC)", [AUDIT])  # fmt: skip
+@case(
+    "add_index_two_columns_desc",
+    "index: add",
+    "audit_logs (entity_type, occurred_at DESC)",
+    [AUDIT],
+)
 def _(m):
     table = m.tables[AUDIT]
     Index("audit_logs_entity_type_occurred_at_idx", table.c.entity_type, table.c.occurred_at.desc())
 
 
-@case("add_partial_index", "index: partial", "assessments (status) WHERE archived_at IS NULL", [ASSESSMENTS])  # fmt: skip
+@case(
+    "add_partial_index",
+    "index: partial",
+    "assessments (status) WHERE archived_at IS NULL",
+    [ASSESSMENTS],
+)
 def _(m):
     table = m.tables[ASSESSMENTS]
     Index("assessments_status_idx", table.c.status, postgresql_where=text("archived_at IS NULL"))
 
 
-@case("add_expression_index", "index: expression", "organizations (lower(name))", [ORGS])  # fmt: skip
+@case("add_expression_index", "index: expression", "organizations (lower(name))", [ORGS])
 def _(m):
     Index("organizations_lower_name_idx", func.lower(m.tables[ORGS].c.name))
 
 
-@case("add_unique_index", "index: unique", "UNIQUE INDEX questions (framework_id, lower(code))", [QUESTIONS])  # fmt: skip
+@case(
+    "add_unique_index",
+    "index: unique",
+    "UNIQUE INDEX questions (framework_id, lower(code))",
+    [QUESTIONS],
+)
 def _(m):
     table = m.tables[QUESTIONS]
     Index(
@@ -471,7 +651,7 @@ def _(m):
     )
 
 
-@case("add_index_include", "index: add", "evidence (response_id) INCLUDE (byte_size)", [EVIDENCE])  # fmt: skip
+@case("add_index_include", "index: add", "evidence (response_id) INCLUDE (byte_size)", [EVIDENCE])
 def _(m):
     table = m.tables[EVIDENCE]
     Index(
@@ -479,17 +659,27 @@ def _(m):
     )
 
 
-@case("drop_index", "index: drop", "assessments_organization_id_status_idx removed", [ASSESSMENTS])  # fmt: skip
+@case("drop_index", "index: drop", "assessments_organization_id_status_idx removed", [ASSESSMENTS])
 def _(m):
     _drop_index(m.tables[ASSESSMENTS], "assessments_organization_id_status_idx")
 
 
-@case("drop_expression_index", "index: drop", "users_email_key (lower(email), unique) removed", [USERS])  # fmt: skip
+@case(
+    "drop_expression_index",
+    "index: drop",
+    "users_email_key (lower(email), unique) removed",
+    [USERS],
+)
 def _(m):
     _drop_index(m.tables[USERS], "users_email_key")
 
 
-@case("change_index_columns", "index: change", "audit_logs_entity_type_entity_id_idx on (entity_id, entity_type)", [AUDIT])  # fmt: skip
+@case(
+    "change_index_columns",
+    "index: change",
+    "audit_logs_entity_type_entity_id_idx on (entity_id, entity_type)",
+    [AUDIT],
+)
 def _(m):
     table = m.tables[AUDIT]
     _drop_index(table, "audit_logs_entity_type_entity_id_idx")
@@ -499,17 +689,17 @@ def _(m):
 # -- comments --------------------------------------------------------------------------
 
 
-@case("change_table_comment", "comment: table", "organizations' comment reworded", [ORGS])  # fmt: skip
+@case("change_table_comment", "comment: table", "organizations' comment reworded", [ORGS])
 def _(m):
     m.tables[ORGS].comment = "Tenants: each user, assessment and audit entry belongs to one."
 
 
-@case("drop_table_comment", "comment: table", "frameworks' comment removed", [FRAMEWORKS])  # fmt: skip
+@case("drop_table_comment", "comment: table", "frameworks' comment removed", [FRAMEWORKS])
 def _(m):
     m.tables[FRAMEWORKS].comment = None
 
 
-@case("add_column_comment", "comment: column", "users.email gets a comment", [USERS])  # fmt: skip
+@case("add_column_comment", "comment: column", "users.email gets a comment", [USERS])
 def _(m):
     m.tables[USERS].c.email.comment = "Sign-in address; unique whatever its letter case."
 
@@ -517,27 +707,46 @@ def _(m):
 # -- enums -----------------------------------------------------------------------------
 
 
-@case("add_enum_column", "enum: add", "organizations.status organization_status ('active', 'suspended') DEFAULT 'active'", [ORGS])  # fmt: skip
+@case(
+    "add_enum_column",
+    "enum: add",
+    "organizations.status organization_status ('active', 'suspended') DEFAULT 'active'",
+    [ORGS],
+)
 def _(m):
     m.tables[ORGS].append_column(
-        Column("status", Enum("active", "suspended", name="organization_status"),
-               nullable=False, server_default=text("'active'"))
-    )  # fmt: skip
+        Column(
+            "status",
+            Enum("active", "suspended", name="organization_status"),
+            nullable=False,
+            server_default=text("'active'"),
+        )
+    )
 
 
-@case("text_to_enum", "enum: type change", "assessments.status text to assessment_status enum", [ASSESSMENTS], columns_dropped=True)  # fmt: skip
+@case(
+    "text_to_enum",
+    "enum: type change",
+    "assessments.status text to assessment_status enum",
+    [ASSESSMENTS],
+    columns_dropped=True,
+)
 def _(m):
     # The column declared anew, as a model does: an Enum is a SchemaType, whose CREATE TYPE
     # comes from being attached to its column (a type assigned afterwards has none).
     statuses = ("draft", "in_progress", "submitted", "scored", "archived")
     m.tables[ASSESSMENTS].append_column(
-        Column("status", Enum(*statuses, name="assessment_status"), nullable=False,
-               server_default=text("'draft'")),
+        Column(
+            "status",
+            Enum(*statuses, name="assessment_status"),
+            nullable=False,
+            server_default=text("'draft'"),
+        ),
         replace_existing=True,
-    )  # fmt: skip
+    )
 
 
-@case("new_table_with_enum", "enum: new table", "tags.kind tag_kind ('topic', 'risk')", [ORGS])  # fmt: skip
+@case("new_table_with_enum", "enum: new table", "tags.kind tag_kind ('topic', 'risk')", [ORGS])
 def _(m):
     _tags_table(m, kind=Column("kind", Enum("topic", "risk", name="tag_kind"), nullable=False))
 
@@ -545,45 +754,79 @@ def _(m):
 # -- tables ----------------------------------------------------------------------------
 
 
-@case("add_table", "table: add", "tags (uuid key, FK to organizations, index, comment)", [ORGS])  # fmt: skip
+@case("add_table", "table: add", "tags (uuid key, FK to organizations, index, comment)", [ORGS])
 def _(m):
     _tags_table(m)
 
 
-@case("add_table_identity_unique", "table: add", "labels (identity key, UNIQUE, CHECK, FK)", [ORGS])  # fmt: skip
+@case("add_table_identity_unique", "table: add", "labels (identity key, UNIQUE, CHECK, FK)", [ORGS])
 def _(m):
     Table(
-        "labels", m,
+        "labels",
+        m,
         Column("id", BigInteger, Identity(always=True), primary_key=True),
-        Column("organization_id", UUID(as_uuid=True), ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+        Column(
+            "organization_id",
+            UUID(as_uuid=True),
+            ForeignKey("organizations.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
         Column("name", Text, nullable=False),
         Column("created_at", DateTime(timezone=True), server_default=text("now()"), nullable=False),
         UniqueConstraint("organization_id", "name"),
         CheckConstraint("char_length(name) <= 80", name="name"),
-    )  # fmt: skip
+    )
 
 
-@case("add_table_composite_key", "table: add", "question_links (composite primary key of two FKs)", [QUESTIONS])  # fmt: skip
+@case(
+    "add_table_composite_key",
+    "table: add",
+    "question_links (composite primary key of two FKs)",
+    [QUESTIONS],
+)
 def _(m):
     Table(
-        "question_links", m,
-        Column("from_id", UUID(as_uuid=True), ForeignKey("questions.id", ondelete="CASCADE"), primary_key=True),
-        Column("to_id", UUID(as_uuid=True), ForeignKey("questions.id", ondelete="CASCADE"), primary_key=True),
+        "question_links",
+        m,
+        Column(
+            "from_id",
+            UUID(as_uuid=True),
+            ForeignKey("questions.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        Column(
+            "to_id",
+            UUID(as_uuid=True),
+            ForeignKey("questions.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
         Column("weight", BigInteger, nullable=False, server_default=text("1")),
-    )  # fmt: skip
+    )
 
 
-@case("drop_table_with_triggers", "table: drop", "audit_logs (append-only triggers) removed", [AUDIT])  # fmt: skip
+@case(
+    "drop_table_with_triggers", "table: drop", "audit_logs (append-only triggers) removed", [AUDIT]
+)
 def _(m):
     m.remove(m.tables[AUDIT])
 
 
-@case("drop_table_updated_at_trigger", "table: drop", "evidence (set_updated_at trigger) removed", [EVIDENCE])  # fmt: skip
+@case(
+    "drop_table_updated_at_trigger",
+    "table: drop",
+    "evidence (set_updated_at trigger) removed",
+    [EVIDENCE],
+)
 def _(m):
     m.remove(m.tables[EVIDENCE])
 
 
-@case("rename_table_with_triggers", "table: rename", "evidence to attachments (info renamed_from; trigger renamed)", [EVIDENCE])  # fmt: skip
+@case(
+    "rename_table_with_triggers",
+    "table: rename",
+    "evidence to attachments (info renamed_from; trigger renamed)",
+    [EVIDENCE],
+)
 def _(m):
     table = m.tables[EVIDENCE]
     m.remove(table)
@@ -594,7 +837,9 @@ def _(m):
             item.name = "attachments_" + str(item.name).removeprefix("evidence_")
 
 
-@case("change_primary_key", "table: primary key", "audit_logs' key becomes (id, occurred_at)", [AUDIT])  # fmt: skip
+@case(
+    "change_primary_key", "table: primary key", "audit_logs' key becomes (id, occurred_at)", [AUDIT]
+)
 def _(m):
     m.tables[AUDIT].append_column(
         Column(
@@ -607,55 +852,95 @@ def _(m):
 # -- quoted and mixed-case identifiers ---------------------------------------------------
 
 
-@case("add_mixed_case_column", "identifiers: mixed case", 'users."Nickname" text', [USERS])  # fmt: skip
+@case("add_mixed_case_column", "identifiers: mixed case", 'users."Nickname" text', [USERS])
 def _(m):
     m.tables[USERS].append_column(Column("Nickname", Text))
 
 
-@case("add_reserved_word_column", "identifiers: reserved word", 'questions."order" bigint NOT NULL DEFAULT 0', [QUESTIONS])  # fmt: skip
+@case(
+    "add_reserved_word_column",
+    "identifiers: reserved word",
+    'questions."order" bigint NOT NULL DEFAULT 0',
+    [QUESTIONS],
+)
 def _(m):
     m.tables[QUESTIONS].append_column(
         Column("order", BigInteger, nullable=False, server_default=text("0"))
     )
 
 
-@case("add_column_with_space", "identifiers: quoted", 'organizations."display name" text', [ORGS])  # fmt: skip
+@case("add_column_with_space", "identifiers: quoted", 'organizations."display name" text', [ORGS])
 def _(m):
     m.tables[ORGS].append_column(Column("display name", Text))
 
 
-@case("add_mixed_case_table", "identifiers: mixed case", '"AuditArchive" ("Id" uuid key, "CreatedAt", FK, index)', [ORGS])  # fmt: skip
+@case(
+    "add_mixed_case_table",
+    "identifiers: mixed case",
+    '"AuditArchive" ("Id" uuid key, "CreatedAt", FK, index)',
+    [ORGS],
+)
 def _(m):
     Table(
-        "AuditArchive", m,
-        Column("Id", UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")),
-        Column("OrganizationId", UUID(as_uuid=True), ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False, index=True),
+        "AuditArchive",
+        m,
+        Column(
+            "Id", UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")
+        ),
+        Column(
+            "OrganizationId",
+            UUID(as_uuid=True),
+            ForeignKey("organizations.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        ),
         Column("CreatedAt", DateTime(timezone=True), nullable=False, server_default=text("now()")),
-    )  # fmt: skip
+    )
 
 
-@case("index_on_mixed_case_column", "identifiers: mixed case", 'users."Team" text with index "users_Team_idx"', [USERS])  # fmt: skip
+@case(
+    "index_on_mixed_case_column",
+    "identifiers: mixed case",
+    'users."Team" text with index "users_Team_idx"',
+    [USERS],
+)
 def _(m):
     table = m.tables[USERS]
     table.append_column(Column("Team", Text))
     Index("users_Team_idx", table.c.Team)
 
 
-@case("check_on_mixed_case_column", "identifiers: mixed case", 'organizations."MaxSeats" bigint with a CHECK', [ORGS])  # fmt: skip
+@case(
+    "check_on_mixed_case_column",
+    "identifiers: mixed case",
+    'organizations."MaxSeats" bigint with a CHECK',
+    [ORGS],
+)
 def _(m):
     table = m.tables[ORGS]
     table.append_column(Column("MaxSeats", BigInteger))
     table.append_constraint(CheckConstraint('"MaxSeats" > 0', name="MaxSeats"))
 
 
-@case("fk_from_mixed_case_column", "identifiers: mixed case", 'assessments."ReviewerId" REFERENCES users', [ASSESSMENTS])  # fmt: skip
+@case(
+    "fk_from_mixed_case_column",
+    "identifiers: mixed case",
+    'assessments."ReviewerId" REFERENCES users',
+    [ASSESSMENTS],
+)
 def _(m):
     m.tables[ASSESSMENTS].append_column(
         Column("ReviewerId", UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL"))
     )
 
 
-@case("rename_to_mixed_case_column", "identifiers: mixed case", 'frameworks.version to "Version" (renamed_from)', [FRAMEWORKS], columns_dropped=True)  # fmt: skip
+@case(
+    "rename_to_mixed_case_column",
+    "identifiers: mixed case",
+    'frameworks.version to "Version" (renamed_from)',
+    [FRAMEWORKS],
+    columns_dropped=True,
+)
 def _(m):
     table = m.tables[FRAMEWORKS]
     _rename_column(table, "version", "Version")  # its CHECK goes with it; the new one names it
@@ -667,7 +952,12 @@ def _(m):
 # -- several changes in one model edit -----------------------------------------------------
 
 
-@case("column_index_and_check_together", "several", "organizations.region text, its index and a CHECK", [ORGS])  # fmt: skip
+@case(
+    "column_index_and_check_together",
+    "several",
+    "organizations.region text, its index and a CHECK",
+    [ORGS],
+)
 def _(m):
     table = m.tables[ORGS]
     table.append_column(Column("region", Text))
@@ -675,13 +965,16 @@ def _(m):
     table.append_constraint(CheckConstraint("region <> ''", name="region"))
 
 
-@case("new_table_and_fk_to_it", "several", "teams table and users.team_id REFERENCES it", [USERS])  # fmt: skip
+@case("new_table_and_fk_to_it", "several", "teams table and users.team_id REFERENCES it", [USERS])
 def _(m):
     Table(
-        "teams", m,
-        Column("id", UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")),
+        "teams",
+        m,
+        Column(
+            "id", UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")
+        ),
         Column("name", Text, nullable=False),
-    )  # fmt: skip
+    )
     m.tables[USERS].append_column(
         Column(
             "team_id", UUID(as_uuid=True), ForeignKey("teams.id", ondelete="SET NULL"), index=True
@@ -819,8 +1112,9 @@ def doc_table() -> str:
         *header,
     ]
     for index, item in enumerate(CASES):
-        lines.append(_row(index, item, item.expect,
-                          item.writes if item.expect == WRITTEN else item.refusal))  # fmt: skip
+        lines.append(
+            _row(index, item, item.expect, item.writes if item.expect == WRITTEN else item.refusal)
+        )
     lines += [
         "",
         (

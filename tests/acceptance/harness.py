@@ -141,9 +141,16 @@ INSERT INTO audit_logs (organization_id, action, entity_type)
 ANALYZE;
 """
 SEEDED_TABLES = (
-    "organizations", "users", "frameworks", "questions", "assessments", "responses",
-    "evidence", "assessment_results", "audit_logs",
-)  # fmt: skip
+    "organizations",
+    "users",
+    "frameworks",
+    "questions",
+    "assessments",
+    "responses",
+    "evidence",
+    "assessment_results",
+    "audit_logs",
+)
 # The runner's settings for every run of the corpus: backfills in a few small batches, so
 # that the old code writes between them; drops of tables and columns with rows allowed
 # (their backups go to a temporary folder).
@@ -225,9 +232,20 @@ class Corpus:
         }
         query(url, FAULT_SQL)
         self.ids = {
-            model.__tablename__: [row[0] for row in query(url, f"SELECT id FROM {model.__tablename__}")]
-            for model in (Organization, User, Framework, Question, Assessment, Response, Evidence, AssessmentResult)
-        }  # fmt: skip
+            model.__tablename__: [
+                row[0] for row in query(url, f"SELECT id FROM {model.__tablename__}")
+            ]
+            for model in (
+                Organization,
+                User,
+                Framework,
+                Question,
+                Assessment,
+                Response,
+                Evidence,
+                AssessmentResult,
+            )
+        }
 
     def _copy_tree(self) -> None:
         """The migration tree (alembic/, sql/) and its configuration; the runner and the models
@@ -259,9 +277,11 @@ class Corpus:
         puts the tree copy first, whose alembic/ folder must not shadow the package later)."""
         saved, saved_path = dict(os.environ), list(sys.path)
         os.environ.update(
-            DATABASE_URL=url, SCHEMA_SCRATCH_URL=self.server.admin_url,
-            MIGRATION_BACKUP_DIR=str(self.backups), **RUN_ENVIRONMENT,
-        )  # fmt: skip
+            DATABASE_URL=url,
+            SCHEMA_SCRATCH_URL=self.server.admin_url,
+            MIGRATION_BACKUP_DIR=str(self.backups),
+            **RUN_ENVIRONMENT,
+        )
         try:
             yield
         finally:
@@ -364,8 +384,9 @@ class OldCode:
 def _new_assessment(session: Session, tag: str, ids) -> Assessment:
     assessment = Assessment(
         organization_id=random.choice(ids["organizations"]),
-        framework_id=random.choice(ids["frameworks"]), title=f"Writer {tag}",
-    )  # fmt: skip
+        framework_id=random.choice(ids["frameworks"]),
+        title=f"Writer {tag}",
+    )
     session.add(assessment)
     session.flush()
     return assessment
@@ -380,8 +401,13 @@ def _organizations(session, tag, insert, ids):
 
 def _users(session, tag, insert, ids):
     if insert:
-        session.add(User(organization_id=random.choice(ids["organizations"]),
-                         email=f"w-{tag}@example.com", full_name=f"Writer {tag}"))  # fmt: skip
+        session.add(
+            User(
+                organization_id=random.choice(ids["organizations"]),
+                email=f"w-{tag}@example.com",
+                full_name=f"Writer {tag}",
+            )
+        )
     else:
         session.get(User, random.choice(ids["users"])).full_name = f"Renamed {tag}"
 
@@ -399,9 +425,16 @@ def _frameworks(session, tag, insert, ids):
 
 def _questions(session, tag, insert, ids):
     if insert:
-        session.add(Question(framework_id=random.choice(ids["frameworks"]), code=f"W{tag}",
-                             prompt="Written?", category="writer", position=1000 + int(tag.split("-")[1]),
-                             answer_type="text"))  # fmt: skip
+        session.add(
+            Question(
+                framework_id=random.choice(ids["frameworks"]),
+                code=f"W{tag}",
+                prompt="Written?",
+                category="writer",
+                position=1000 + int(tag.split("-")[1]),
+                answer_type="text",
+            )
+        )
     else:
         session.get(Question, random.choice(ids["questions"])).prompt = f"Changed {tag}?"
 
@@ -416,17 +449,29 @@ def _assessments(session, tag, insert, ids):
 def _responses(session, tag, insert, ids):
     if insert:
         assessment = _new_assessment(session, tag, ids)
-        session.add(Response(assessment_id=assessment.id, question_id=random.choice(ids["questions"]),
-                             answer={"value": tag}))  # fmt: skip
+        session.add(
+            Response(
+                assessment_id=assessment.id,
+                question_id=random.choice(ids["questions"]),
+                answer={"value": tag},
+            )
+        )
     else:
         session.get(Response, random.choice(ids["responses"])).answer = {"value": tag}
 
 
 def _evidence(session, tag, insert, ids):
     if insert:
-        session.add(Evidence(response_id=random.choice(ids["responses"]), file_name=f"w-{tag}.txt",
-                             content_type="text/plain", byte_size=10, storage_key=f"w/{tag}",
-                             sha256="b" * 64))  # fmt: skip
+        session.add(
+            Evidence(
+                response_id=random.choice(ids["responses"]),
+                file_name=f"w-{tag}.txt",
+                content_type="text/plain",
+                byte_size=10,
+                storage_key=f"w/{tag}",
+                sha256="b" * 64,
+            )
+        )
     else:
         session.get(Evidence, random.choice(ids["evidence"])).file_name = f"changed-{tag}.pdf"
 
@@ -443,15 +488,27 @@ def _results(session, tag, insert, ids):
 
 def _audit_logs(session, tag, insert, ids):
     """Append-only: the old code only inserts."""
-    session.add(AuditLog(organization_id=random.choice(ids["organizations"]),
-                         action="writer.wrote", entity_type="writer", details={"tag": tag}))  # fmt: skip
+    session.add(
+        AuditLog(
+            organization_id=random.choice(ids["organizations"]),
+            action="writer.wrote",
+            entity_type="writer",
+            details={"tag": tag},
+        )
+    )
 
 
 WRITES = {
-    "organizations": _organizations, "users": _users, "frameworks": _frameworks,
-    "questions": _questions, "assessments": _assessments, "responses": _responses,
-    "evidence": _evidence, "assessment_results": _results, "audit_logs": _audit_logs,
-}  # fmt: skip
+    "organizations": _organizations,
+    "users": _users,
+    "frameworks": _frameworks,
+    "questions": _questions,
+    "assessments": _assessments,
+    "responses": _responses,
+    "evidence": _evidence,
+    "assessment_results": _results,
+    "audit_logs": _audit_logs,
+}
 
 
 # -- one case ----------------------------------------------------------------------------
@@ -479,9 +536,14 @@ def _revisions(files: list[Path]) -> list[Revision]:
     for up in (f for f in files if f.parent.name == "up"):
         headers = dict(HEADER.findall(up.read_text()))
         revisions.append(
-            Revision(up.name[:3], up.stem, headers.get("Phase", "?"),
-                     headers.get("Transaction") != "none", up)
-        )  # fmt: skip
+            Revision(
+                up.name[:3],
+                up.stem,
+                headers.get("Phase", "?"),
+                headers.get("Transaction") != "none",
+                up,
+            )
+        )
     return revisions
 
 
@@ -526,11 +588,13 @@ def _aim(url: str, revision: Revision, statement, n: int | None) -> tuple[int, i
                 )
             return tuple(
                 connection.execute(
-                    text(f"SELECT CASE WHEN is_called THEN last_value ELSE 0 END"
-                         f" FROM {FAULT_SCHEMA}.{name}")
+                    text(
+                        f"SELECT CASE WHEN is_called THEN last_value ELSE 0 END"
+                        f" FROM {FAULT_SCHEMA}.{name}"
+                    )
                 ).scalar()
                 for name in ("records_struck", "ddl_struck")
-            )  # fmt: skip
+            )
     finally:
         engine.dispose()
 
@@ -660,8 +724,10 @@ def _stages(corpus: Corpus, case, url: str, metadata: MetaData, outcome: Outcome
     outcome.old_code_commits = old.committed
     lap("expand")
     if old.failures:
-        raise Wrong("expand under the old code's writes",
-                    f"{len(old.failures)} failed transactions: {old.failures[:3]}")  # fmt: skip
+        raise Wrong(
+            "expand under the old code's writes",
+            f"{len(old.failures)} failed transactions: {old.failures[:3]}",
+        )
     if old.committed < at_start + 3:
         raise Wrong("expand under the old code's writes", "the old code could not write")
 
@@ -758,8 +824,11 @@ def _lint_failures(corpus: Corpus, files: list[Path]) -> str:
     found = []
     sqlfluff = subprocess.run(
         [str(VENV_BIN / "sqlfluff"), "lint", "--processes", "2", *map(str, files)],
-        cwd=corpus.tree, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        cwd=corpus.tree,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if sqlfluff.returncode != 0:
         found.append(sqlfluff.stdout[-3000:])
     ups = [f for f in files if f.parent.name == "up"]
@@ -771,8 +840,11 @@ def _lint_failures(corpus: Corpus, files: list[Path]) -> str:
         if group:
             squawk = subprocess.run(
                 [str(VENV_BIN / "squawk"), *options, *map(str, group)],
-                cwd=corpus.tree, capture_output=True, text=True, check=False,
-            )  # fmt: skip
+                cwd=corpus.tree,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             if squawk.returncode != 0:
                 found.append(squawk.stdout[-3000:])
     return "\n".join(found)

@@ -108,16 +108,28 @@ def test_corpus_report(corpus, capsys):
     for name, outcome in corpus.gaps.items():
         said = outcome.writes if outcome.kind == WRITTEN else outcome.message
         where = f" at {outcome.stage}" if outcome.kind == "wrong" else ""
-        lines.append(f"  gap: {outcome.kind}{where} {name}: {said.splitlines()[0] if said else ''}"
-                     " (cases.py GAPS: move it to CASES once not wrong)")  # fmt: skip
+        lines.append(
+            f"  gap: {outcome.kind}{where} {name}: {said.splitlines()[0] if said else ''}"
+            " (cases.py GAPS: move it to CASES once not wrong)"
+        )
     with capsys.disabled():  # shown whatever the outcome, as make test's log keeps it
         print("\n" + "\n".join(lines))
     if os.environ.get("TEST_ACCEPTANCE_REPORT"):  # a file of the outcomes, to update cases.py
-        Path(os.environ["TEST_ACCEPTANCE_REPORT"]).write_text(json.dumps({
-            name: {"kind": o.kind, "writes": o.writes, "message": o.message, "stage": o.stage,
-                   "timing": o.timing()}
-            for name, o in [*outcomes.items(), *corpus.gaps.items()]
-        }, indent=1))  # fmt: skip
+        Path(os.environ["TEST_ACCEPTANCE_REPORT"]).write_text(
+            json.dumps(
+                {
+                    name: {
+                        "kind": o.kind,
+                        "writes": o.writes,
+                        "message": o.message,
+                        "stage": o.stage,
+                        "timing": o.timing(),
+                    }
+                    for name, o in [*outcomes.items(), *corpus.gaps.items()]
+                },
+                indent=1,
+            )
+        )
     assert counts["wrong"] == 0, "\n".join(lines)
 
 
@@ -133,8 +145,17 @@ def test_the_corpus_is_big_enough_and_covers_each_kind_of_change():
     assert len(CASES) >= 60
     assert len({case.name for case in CASES}) == len(CASES)
     covered = {case.covers.split(":")[0] for case in CASES}
-    assert {"column", "CHECK", "FK", "unique", "index", "comment", "enum", "table",
-            "identifiers"} <= covered  # fmt: skip
+    assert {
+        "column",
+        "CHECK",
+        "FK",
+        "unique",
+        "index",
+        "comment",
+        "enum",
+        "table",
+        "identifiers",
+    } <= covered
     for kind in (
         "add",
         "drop",

@@ -84,15 +84,20 @@ def batched_update(table: Table, column: str, value: str, todo: str) -> str:
     (value and todo name the table's columns unqualified, quoted where they need it)."""
     key, key_type = _walk_key(table)
     return TEMPLATE.format(
-        table=quoted(table.name), key=quoted(key), key_type=key_type, start=KEYSET_START[key_type],
+        table=quoted(table.name),
+        key=quoted(key),
+        key_type=key_type,
+        start=KEYSET_START[key_type],
         count_where=_where(f"    SELECT count(*) INTO total FROM {quoted(table.name)}", todo, ";"),
         and_todo=_where(
-            f"            WHERE {quoted(table.name)}.{quoted(key)} = batch.batch_key", todo, "",
+            f"            WHERE {quoted(table.name)}.{quoted(key)} = batch.batch_key",
+            todo,
+            "",
             "AND",
         ),
         assignment=f"{quoted(column)} = {value}",
         progress=_progress(literal(f"backfill {table.name}.{column}")),
-    )  # fmt: skip
+    )
 
 
 def _progress(what: str) -> str:

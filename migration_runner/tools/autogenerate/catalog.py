@@ -102,9 +102,11 @@ class Dependent:
         """The same object under another name, on the columns renamed as `columns` says."""
         index = self.index_statement and _retarget(self.index_statement, columns, name)
         return replace(
-            self, name=name, statement=_retarget(self.statement, columns, name),
+            self,
+            name=name,
+            statement=_retarget(self.statement, columns, name),
             index_statement=index,
-        )  # fmt: skip
+        )
 
 
 class _Retarget(visitors.Visitor):

@@ -168,10 +168,13 @@ def offending(wanted: Wanted) -> Offending:
         columns = sorted(_column_refs(expression)) or ["ctid"]
         key, named = _key(wanted.table, "", columns)
         return Offending(
-            table, f"NOT ({expression})", key, named,
+            table,
+            f"NOT ({expression})",
+            key,
+            named,
             f"some rows of {wanted.table} violate {wanted.name}",
             "update or delete them so that the check holds",
-        )  # fmt: skip
+        )
     if wanted.kind == "foreign key":
         node = wanted._node
         local = [name.sval for name in node.fk_attrs]
@@ -217,10 +220,13 @@ def _column_refs(expression: str) -> set[str]:
 def _null_rows(table: str, column: str, fix: str | None = None) -> Offending:
     key, named = _key(table, "", ["ctid"])
     return Offending(
-        quoted(table), f"{quoted(column)} IS NULL", key, named,
+        quoted(table),
+        f"{quoted(column)} IS NULL",
+        key,
+        named,
         f"{table}.{column} is NULL in some rows",
         fix or f"give them a value (UPDATE {table} SET {column} = ... WHERE {column} IS NULL)",
-    )  # fmt: skip
+    )
 
 
 def _raise(found: Offending) -> list[str]:
@@ -331,10 +337,13 @@ OFFENDING = ["offending bigint;", "named text;"]
 
 def _refusal(found_lines: list[str], done: str, comment: str) -> Statement:
     return Statement(
-        _do("refuse", [f"IF NOT {done} THEN", *(f"    {x}" for x in found_lines), "END IF;"],
-            OFFENDING),
+        _do(
+            "refuse",
+            [f"IF NOT {done} THEN", *(f"    {x}" for x in found_lines), "END IF;"],
+            OFFENDING,
+        ),
         comment,
-    )  # fmt: skip
+    )
 
 
 def _add_not_valid(table: str, name: str, add_sql: str, done: str, comment: str) -> Statement:
@@ -419,25 +428,42 @@ def added(wanted: Wanted, replacing: bool = False) -> list[Statement]:
     what = f"{'CHECK' if wanted.kind == 'check' else wanted.kind} {name}"
     beside = f" as {building}, beside the old one," if replacing else ""
     steps = [
-        _refusal(_raise(found), done,
-                 f"Refuse before any change while a row would fail {what}, naming a few: "
-                 f"{READS}; skipped once {name} is in place."),
-        _add_not_valid(table, building, add_sql, done,
-                       f"Add {what}{beside} NOT VALID: "
-                       f"{describe(f'add_{kind}_not_valid', table, referenced)}; skipped if it "
-                       "is there."),
-        _validate(table, building, add_sql, done, _raise(found),
-                  f"Validate it: {describe(f'validate_{kind}', table, referenced)}. A row it "
-                  "fails on makes it drop the NOT VALID constraint and refuse as above; the "
-                  "rerun counts again and adds it back."),
-    ]  # fmt: skip
+        _refusal(
+            _raise(found),
+            done,
+            f"Refuse before any change while a row would fail {what}, naming a few: "
+            f"{READS}; skipped once {name} is in place.",
+        ),
+        _add_not_valid(
+            table,
+            building,
+            add_sql,
+            done,
+            f"Add {what}{beside} NOT VALID: "
+            f"{describe(f'add_{kind}_not_valid', table, referenced)}; skipped if it "
+            "is there.",
+        ),
+        _validate(
+            table,
+            building,
+            add_sql,
+            done,
+            _raise(found),
+            f"Validate it: {describe(f'validate_{kind}', table, referenced)}. A row it "
+            "fails on makes it drop the NOT VALID constraint and refuse as above; the "
+            "rerun counts again and adds it back.",
+        ),
+    ]
     if replacing:
         steps.append(
-            _swap(wanted, building,
-                  f"In one transaction, drop the old {name} "
-                  f"({describe(f'drop_{kind}', table, referenced)}) and give {building} its name "
-                  f"({describe('rename_constraint', table)}); skipped once done.")
-        )  # fmt: skip
+            _swap(
+                wanted,
+                building,
+                f"In one transaction, drop the old {name} "
+                f"({describe(f'drop_{kind}', table, referenced)}) and give {building} its name "
+                f"({describe('rename_constraint', table)}); skipped once done.",
+            )
+        )
     return steps
 
 
@@ -458,25 +484,36 @@ def _unique(wanted: Wanted, replacing: bool) -> list[Statement]:
     attach = [
         f"IF NOT {done} AND to_regclass({regclass(index)}) IS NOT NULL THEN",
         f"    {LOCK_TIMEOUT}",
-        *([f"    ALTER TABLE {quoted(table)} DROP CONSTRAINT IF EXISTS {quoted(name)};"]
-          if replacing else []),
+        *(
+            [f"    ALTER TABLE {quoted(table)} DROP CONSTRAINT IF EXISTS {quoted(name)};"]
+            if replacing
+            else []
+        ),
         f"    ALTER TABLE {quoted(table)} ADD CONSTRAINT {quoted(name)}",
         f"        UNIQUE USING INDEX {quoted(index)};",
         "END IF;",
-    ]  # fmt: skip
+    ]
     old = f"drop the old {name} ({describe('drop_check', table)}), then " if replacing else ""
     return [
-        _refusal(_duplicates(wanted), done,
-                 f"Refuse before any change while a value of {', '.join(wanted.columns)} is in "
-                 f"more than one row, naming a few: {READS}; skipped once {name} is in place."),
-        Statement(build, f"The index of unique {name}, built without blocking writes: "
-                  f"{describe('create_unique_index_concurrently', table)}. If a build is "
-                  "interrupted, the runner drops the INVALID index before the rerun builds it "
-                  "again."),
-        Statement(_do("attach", attach),
-                  f"In one transaction, {old}make {index} the index of {name}: "
-                  f"{describe('add_unique_using_index', table, index=index)}; skipped once done."),
-    ]  # fmt: skip
+        _refusal(
+            _duplicates(wanted),
+            done,
+            f"Refuse before any change while a value of {', '.join(wanted.columns)} is in "
+            f"more than one row, naming a few: {READS}; skipped once {name} is in place.",
+        ),
+        Statement(
+            build,
+            f"The index of unique {name}, built without blocking writes: "
+            f"{describe('create_unique_index_concurrently', table)}. If a build is "
+            "interrupted, the runner drops the INVALID index before the rerun builds it "
+            "again.",
+        ),
+        Statement(
+            _do("attach", attach),
+            f"In one transaction, {old}make {index} the index of {name}: "
+            f"{describe('add_unique_using_index', table, index=index)}; skipped once done.",
+        ),
+    ]
 
 
 def dropped(table: str, name: str, comment: str) -> Statement:
@@ -501,24 +538,42 @@ def validated_not_null(table: str, column: str, fix: str | None = None) -> list[
     )
     found = _raise(_null_rows(table, column, fix))
     return [
-        _refusal(found, done,
-                 f"Refuse before any change while {table}.{column} is NULL in a row, naming a "
-                 f"few: {READS}; skipped once the column is NOT NULL."),
-        _add_not_valid(table, check, add_sql, done,
-                       f"NOT NULL in steps: a CHECK first, NOT VALID: "
-                       f"{describe('add_check_not_valid', table)}."),
-        _validate(table, check, add_sql, done, found,
-                  f"Validate it: {describe('validate_check', table)}. A NULL it meets makes it "
-                  "drop the CHECK and refuse as above."),
-        Statement(f"ALTER TABLE {quoted(table)} ALTER COLUMN {quoted(column)} SET NOT NULL",
-                  f"The CHECK validated above proves it: "
-                  f"{describe('set_not_null_proven_by_check', table)} (squawk cannot see the "
-                  "CHECK inside the DO blocks).",
-                  "adding-not-nullable-field"),
-        dropped(table, check,
-                f"The CHECK has done its job, NOT NULL says the same: "
-                f"{describe('drop_check', table)}."),
-    ]  # fmt: skip
+        _refusal(
+            found,
+            done,
+            f"Refuse before any change while {table}.{column} is NULL in a row, naming a "
+            f"few: {READS}; skipped once the column is NOT NULL.",
+        ),
+        _add_not_valid(
+            table,
+            check,
+            add_sql,
+            done,
+            f"NOT NULL in steps: a CHECK first, NOT VALID: "
+            f"{describe('add_check_not_valid', table)}.",
+        ),
+        _validate(
+            table,
+            check,
+            add_sql,
+            done,
+            found,
+            f"Validate it: {describe('validate_check', table)}. A NULL it meets makes it "
+            "drop the CHECK and refuse as above.",
+        ),
+        Statement(
+            f"ALTER TABLE {quoted(table)} ALTER COLUMN {quoted(column)} SET NOT NULL",
+            f"The CHECK validated above proves it: "
+            f"{describe('set_not_null_proven_by_check', table)} (squawk cannot see the "
+            "CHECK inside the DO blocks).",
+            "adding-not-nullable-field",
+        ),
+        dropped(
+            table,
+            check,
+            f"The CHECK has done its job, NOT NULL says the same: {describe('drop_check', table)}.",
+        ),
+    ]
 
 
 def validated(table: str, name: str, add_sql: str, what: str = "") -> list[Statement]:

@@ -192,9 +192,13 @@ def _plain_sql(container, metadata: MetaData) -> str:
     buffer = io.StringIO()
     context = MigrationContext.configure(
         dialect_name="postgresql",
-        opts={"as_sql": True, "output_buffer": buffer, "literal_binds": True,
-              "target_metadata": metadata},
-    )  # fmt: skip
+        opts={
+            "as_sql": True,
+            "output_buffer": buffer,
+            "literal_binds": True,
+            "target_metadata": metadata,
+        },
+    )
     operations = Operations(context)
 
     def invoke(op) -> None:
@@ -219,11 +223,12 @@ def alembic_draft(script, metadata: MetaData, rev_id: str, message: str) -> Draf
         "-- A start for the revision to write by hand; see MIGRATIONS.md.\n\n"
     )
     return DraftRevision(
-        rev_id, message,
+        rev_id,
+        message,
         header + _plain_sql(script.upgrade_ops, metadata),
         header + _plain_sql(script.downgrade_ops, metadata),
         True,
-    )  # fmt: skip
+    )
 
 
 def _squawk() -> str:
@@ -247,10 +252,19 @@ def _squawk_warnings(tree: Path, item: DraftRevision) -> list[dict]:
         path.write_text(item.up)
         options = [] if item.transactional else ["--no-assume-in-transaction"]
         squawk = subprocess.run(
-            [_squawk(), "--config", str(tree / ".squawk.toml"), "--reporter", "json",
-             *options, str(path)],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            [
+                _squawk(),
+                "--config",
+                str(tree / ".squawk.toml"),
+                "--reporter",
+                "json",
+                *options,
+                str(path),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     return json.loads(squawk.stdout or "[]")
 
 

@@ -156,9 +156,12 @@ def _rewrites(op: ops.AlterColumnOp) -> bool:
 def _retyped_column(op: ops.AlterColumnOp, metadata: MetaData) -> ColumnSwap:
     table = metadata.tables[op.table_name]
     old = Column(
-        op.column_name, op.existing_type, nullable=bool(op.existing_nullable),
-        server_default=op.existing_server_default or None, comment=op.existing_comment,
-    )  # fmt: skip
+        op.column_name,
+        op.existing_type,
+        nullable=bool(op.existing_nullable),
+        server_default=op.existing_server_default or None,
+        comment=op.existing_comment,
+    )
     return ColumnSwap(table, old, table.c[op.column_name], _staged(op.column_name))
 
 
@@ -246,23 +249,31 @@ def write_contract_prelude(plan: Plan, changes: Changes) -> None:
         plan.pair(trigger.drop(GONE), trigger.create(), phase=CONTRACT)
     for table, objects in changes.dropped_objects.items():
         for dependent in objects:
-            plan.pair([_take_off(table, dependent)], _rebuilt_online(table, dependent),
-                      online=BEFORE_SWAP, phase=CONTRACT)  # fmt: skip
+            plan.pair(
+                [_take_off(table, dependent)],
+                _rebuilt_online(table, dependent),
+                online=BEFORE_SWAP,
+                phase=CONTRACT,
+            )
     for swap in changes.swaps:
         table, old = swap.table.name, swap.old.name
         if not swap.old.nullable:
-            drop = _alter(table, old, "DROP NOT NULL",
-                          f"{table}.{old} goes in the next revision and the new code no longer "
-                          "writes it: its NOT NULL first, so that the down puts it back by way "
-                          "of a validated CHECK once the column is back: "
-                          f"{describe('drop_not_null', table)}.")  # fmt: skip
+            drop = _alter(
+                table,
+                old,
+                "DROP NOT NULL",
+                f"{table}.{old} goes in the next revision and the new code no longer "
+                "writes it: its NOT NULL first, so that the down puts it back by way "
+                "of a validated CHECK once the column is back: "
+                f"{describe('drop_not_null', table)}.",
+            )
             drop.squawk_ignore = "ban-drop-not-null"
             plan.pair(
                 [drop],
                 validated_not_null(table, old),
                 online=BEFORE_SWAP,
                 phase=CONTRACT,
-            )  # fmt: skip
+            )
 
 
 def write_swap(plan: Plan, swap: ColumnSwap) -> None:
@@ -272,21 +283,29 @@ def write_swap(plan: Plan, swap: ColumnSwap) -> None:
     add = Column(staging, new.type, nullable=True, comment=new.comment)
     what = "renamed" if swap.renamed else f"retyped ({spelled(old.type)} to {spelled(new.type)})"
     plan.pair(
-        _add_column(table, add, f"The {what} {table}.{old.name}: its new column, nullable and "
-                    "without a default until every row has its value: "
-                    + describe("add_column_nullable", table)),
+        _add_column(
+            table,
+            add,
+            f"The {what} {table}.{old.name}: its new column, nullable and "
+            "without a default until every row has its value: "
+            + describe("add_column_nullable", table),
+        ),
         [_drop_column(table, staging, f"{table}.{old.name} still holds every value")],
-    )  # fmt: skip
+    )
     plan.pair(trigger.create(), trigger.drop(UNDONE))
     copy = converted(quoted(old.name), old.type, new.type)
     todo = f"{quoted(staging)} IS NULL AND {quoted(old.name)} IS NOT NULL"
     plan.pair(
-        [Statement(batched_update(swap.table, staging, copy, todo),
-                   f"Copy {table}.{old.name} into {staging} for the rows already there, a batch "
-                   "at a time (the trigger copies every write from now on).")],
+        [
+            Statement(
+                batched_update(swap.table, staging, copy, todo),
+                f"Copy {table}.{old.name} into {staging} for the rows already there, a batch "
+                "at a time (the trigger copies every write from now on).",
+            )
+        ],
         [],
         online=True,
-    )  # fmt: skip
+    )
     if not new.nullable and not old.nullable:
         plan.pair(validated_not_null(table, staging), [_drop_not_null(table, staging)], online=True)
     _write_swap_contract(plan, swap)
@@ -295,27 +314,46 @@ def write_swap(plan: Plan, swap: ColumnSwap) -> None:
 def _write_swap_contract(plan: Plan, swap: ColumnSwap) -> None:
     table, old, new, staging = swap.table.name, swap.old, swap.new, swap.staging
     plan.pair(
-        [_drop_column(table, old.name, f"the new code no longer uses it and every value is in "
-                      f"{staging} (its indexes and constraints went in the revision before)")],
+        [
+            _drop_column(
+                table,
+                old.name,
+                f"the new code no longer uses it and every value is in "
+                f"{staging} (its indexes and constraints went in the revision before)",
+            )
+        ],
         _restore_column(swap),
         phase=CONTRACT,
-    )  # fmt: skip
+    )
     plan.drops_columns = True
     if not swap.renamed:
         plan.pair(
-            [_rename_column(table, staging, new.name, "The swap: the retyped column takes the "
-                            "name the new code uses, in the same transaction as the drop.")],
+            [
+                _rename_column(
+                    table,
+                    staging,
+                    new.name,
+                    "The swap: the retyped column takes the "
+                    "name the new code uses, in the same transaction as the drop.",
+                )
+            ],
             [_rename_column(table, new.name, staging, f"{new.name} goes back to being the copy.")],
             phase=CONTRACT,
-        )  # fmt: skip
+        )
     if new.server_default is not None:
         default = default_sql(new.server_default)
         plan.pair(
-            [_alter(table, new.name, f"SET DEFAULT {default}",
-                    f"Its default, now that no trigger fills it: {describe('set_default', table)}.")],
+            [
+                _alter(
+                    table,
+                    new.name,
+                    f"SET DEFAULT {default}",
+                    f"Its default, now that no trigger fills it: {describe('set_default', table)}.",
+                )
+            ],
             [_alter(table, new.name, "DROP DEFAULT", "The trigger fills it again.")],
             phase=CONTRACT,
-        )  # fmt: skip
+        )
     if not new.nullable and old.nullable:
         not_null_in_contract(plan, table, new.name)
 
@@ -341,12 +379,16 @@ def write_filled_not_null(plan: Plan, table: Table, column: Column) -> None:
     trigger = triggers.fill(table.name, column.name, default)
     plan.pair(trigger.create(), trigger.drop(UNDONE))
     plan.pair(
-        [Statement(batched_update(table, column.name, default, f"{quoted(column.name)} IS NULL"),
-                   f"Give the rows already there their default for a NULL {column.name}, a "
-                   "batch at a time (the trigger does it for every write from now on).")],
+        [
+            Statement(
+                batched_update(table, column.name, default, f"{quoted(column.name)} IS NULL"),
+                f"Give the rows already there their default for a NULL {column.name}, a "
+                "batch at a time (the trigger does it for every write from now on).",
+            )
+        ],
         [],
         online=True,
-    )  # fmt: skip
+    )
     plan.pair(
         validated_not_null(table.name, column.name),
         [_drop_not_null(table.name, column.name)],
@@ -392,10 +434,14 @@ def put_back_nullable(
         f"fill them (the backup the runner took before the drop holds them: make restore) or "
         f"UPDATE {table} SET {name} = ... WHERE {name} IS NULL"
     )
-    drop = _alter(table, name, "DROP NOT NULL",
-                  f"{table}.{name} goes in the next revision: its NOT NULL first, so that the "
-                  "down puts it back by way of a validated CHECK once the column and its "
-                  f"values are back: {describe('drop_not_null', table)}.")  # fmt: skip
+    drop = _alter(
+        table,
+        name,
+        "DROP NOT NULL",
+        f"{table}.{name} goes in the next revision: its NOT NULL first, so that the "
+        "down puts it back by way of a validated CHECK once the column and its "
+        f"values are back: {describe('drop_not_null', table)}.",
+    )
     drop.squawk_ignore = "ban-drop-not-null"
     plan.pair([drop], validated_not_null(table, name, fix), online=BEFORE_SWAP, phase=CONTRACT)
     plan.parts[(CONTRACT, False)].down_warnings.append(
@@ -418,11 +464,16 @@ def write_table_rename(plan: Plan, rename: TableRename, catalog: Catalog) -> Non
     old, new = rename.old, rename.new
     objects = catalog.table_objects(old)
     plan.pair(
-        [Statement(f"ALTER TABLE {quoted(old)} RENAME TO {quoted(new)}",
-                   f"Rename {old} to {new}: {describe('rename_table', old)}; the old code goes on "
-                   f"through the view {old} below.", "renaming-table")],
+        [
+            Statement(
+                f"ALTER TABLE {quoted(old)} RENAME TO {quoted(new)}",
+                f"Rename {old} to {new}: {describe('rename_table', old)}; the old code goes on "
+                f"through the view {old} below.",
+                "renaming-table",
+            )
+        ],
         [Statement(f"ALTER TABLE {quoted(new)} RENAME TO {quoted(old)}", f"{new} is {old} again.")],
-    )  # fmt: skip
+    )
     for kind, name in objects.named_after_table:
         renamed = new + name[len(old) :]
         plan.pair(
@@ -466,8 +517,11 @@ def _add_column(table: str, column: Column, comment: str) -> list[Statement]:
         added[0].squawk_ignore = "prefer-text-field"
     if column.comment:
         added.append(
-            Statement(f"COMMENT ON COLUMN {quoted(table)}.{quoted(column.name)} IS {literal(column.comment)}", "Its comment.")
-        )  # fmt: skip
+            Statement(
+                f"COMMENT ON COLUMN {quoted(table)}.{quoted(column.name)} IS {literal(column.comment)}",
+                "Its comment.",
+            )
+        )
     return added
 
 
@@ -493,13 +547,18 @@ def _restore_column(swap: ColumnSwap) -> list[Statement]:
     NULL and constraints come back online in the down of the revision before the contract."""
     table, old, new, staging = swap.table.name, swap.old, swap.new, swap.staging
     back = [
-        *_add_column(table, Column(old.name, old.type, comment=old.comment),
-                     f"Put {table}.{old.name} back (as the last column): the old code reads it."),
-        Statement(f"UPDATE {quoted(table)} SET {quoted(old.name)} = "
-                  f"{converted(quoted(staging), new.type, old.type)}",
-                  f"Every value, from {staging}: this transaction holds the table's lock until "
-                  "it commits."),
-    ]  # fmt: skip
+        *_add_column(
+            table,
+            Column(old.name, old.type, comment=old.comment),
+            f"Put {table}.{old.name} back (as the last column): the old code reads it.",
+        ),
+        Statement(
+            f"UPDATE {quoted(table)} SET {quoted(old.name)} = "
+            f"{converted(quoted(staging), new.type, old.type)}",
+            f"Every value, from {staging}: this transaction holds the table's lock until "
+            "it commits.",
+        ),
+    ]
     if old.server_default is not None:
         default = default_sql(old.server_default)
         back.append(_alter(table, old.name, f"SET DEFAULT {default}", "Its default, as it was."))
@@ -518,8 +577,12 @@ def _take_off(table: str, dependent: Dependent) -> Statement:
     kind = {"check": "drop_check", "foreign key": "drop_foreign_key"}.get(
         dependent.kind, "drop_unique_constraint"
     )
-    return dropped(table, dependent.name, f"{dependent.kind} {dependent.name} {why}: "
-                   f"{describe(kind, table, _referenced(dependent))}.")  # fmt: skip
+    return dropped(
+        table,
+        dependent.name,
+        f"{dependent.kind} {dependent.name} {why}: "
+        f"{describe(kind, table, _referenced(dependent))}.",
+    )
 
 
 def _referenced(dependent: Dependent) -> str | None:
@@ -531,10 +594,14 @@ def _rebuilt_online(table: str, dependent: Dependent) -> list[Statement]:
     """The down of _take_off, once the column is back: an index CONCURRENTLY, a constraint by
     constraints.py's rerunnable steps (NOT VALID + VALIDATE; a unique one USING INDEX)."""
     if dependent.kind == "index":
-        return [Statement(concurrently(dependent.statement),
-                          f"Rebuild {dependent.name} on the column put back, without blocking "
-                          f"writes: {describe('create_index_concurrently', table)}; if it is "
-                          "interrupted, the runner drops the INVALID index before the rerun.")]  # fmt: skip
+        return [
+            Statement(
+                concurrently(dependent.statement),
+                f"Rebuild {dependent.name} on the column put back, without blocking "
+                f"writes: {describe('create_index_concurrently', table)}; if it is "
+                "interrupted, the runner drops the INVALID index before the rerun.",
+            )
+        ]
     return validated(table, dependent.name, dependent.statement)
 
 
@@ -545,20 +612,30 @@ def _build(table: str, dependent: Dependent) -> list[Statement]:
     if dependent.kind == "index":
         unique = dependent.statement.startswith("CREATE UNIQUE ")
         kind = "create_unique_index_concurrently" if unique else "create_index_concurrently"
-        return [Statement(concurrently(dependent.statement),
-                          f"Build {name} without blocking writes: {describe(kind, table)}; if "
-                          "it is interrupted, drop the INVALID index and rerun.")]  # fmt: skip
+        return [
+            Statement(
+                concurrently(dependent.statement),
+                f"Build {name} without blocking writes: {describe(kind, table)}; if "
+                "it is interrupted, drop the INVALID index and rerun.",
+            )
+        ]
     if dependent.kind == "unique":
         return [
-            Statement(concurrently(dependent.index_statement),
-                      f"The index of unique constraint {name}, built without blocking writes: "
-                      f"{describe('create_unique_index_concurrently', table)}."),
-            Statement(fitted(f"ALTER TABLE {quoted(table)} ADD CONSTRAINT {quoted(name)} UNIQUE "
-                             f"USING INDEX {quoted(name)}",
-                             " UNIQUE "),
-                      "The constraint, on the index just built: "
-                      f"{describe('add_unique_using_index', table, index=name)}."),
-        ]  # fmt: skip
+            Statement(
+                concurrently(dependent.index_statement),
+                f"The index of unique constraint {name}, built without blocking writes: "
+                f"{describe('create_unique_index_concurrently', table)}.",
+            ),
+            Statement(
+                fitted(
+                    f"ALTER TABLE {quoted(table)} ADD CONSTRAINT {quoted(name)} UNIQUE "
+                    f"USING INDEX {quoted(name)}",
+                    " UNIQUE ",
+                ),
+                "The constraint, on the index just built: "
+                f"{describe('add_unique_using_index', table, index=name)}.",
+            ),
+        ]
     return validated(table, name, dependent.statement, f"{dependent.kind} {name}")
 
 
@@ -593,14 +670,18 @@ def _rename(kind: str, table: str, name: str, new_name: str, why: str) -> Statem
 def _view(old: str, new: str, columns: list[str]) -> list[Statement]:
     listed = ", ".join(quoted(column) for column in columns)
     return [
-        Statement(f"CREATE VIEW {quoted(old)} AS SELECT {listed} FROM {quoted(new)}",
-                  f"The old code reads and writes {old}: a simple view, which PostgreSQL "
-                  f"updates as it updates {new} (defaults and triggers included); "
-                  f"{describe('create_view', new)}."),
-        Statement(f"COMMENT ON VIEW {quoted(old)} IS\n"
-                  + literal(f"The old name of {new}, until the contract phase."),
-                  "Say what it is for."),
-    ]  # fmt: skip
+        Statement(
+            f"CREATE VIEW {quoted(old)} AS SELECT {listed} FROM {quoted(new)}",
+            f"The old code reads and writes {old}: a simple view, which PostgreSQL "
+            f"updates as it updates {new} (defaults and triggers included); "
+            f"{describe('create_view', new)}.",
+        ),
+        Statement(
+            f"COMMENT ON VIEW {quoted(old)} IS\n"
+            + literal(f"The old name of {new}, until the contract phase."),
+            "Say what it is for.",
+        ),
+    ]
 
 
 def _drop_view(old: str, why: str) -> Statement:

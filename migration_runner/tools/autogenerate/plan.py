@@ -60,8 +60,12 @@ class Part:
 BEFORE_SWAP = "before the swap"
 # (phase, online) of each revision, in the order they are numbered.
 PARTS = (
-    (EXPAND, False), (EXPAND, True), (CONTRACT, BEFORE_SWAP), (CONTRACT, False), (CONTRACT, True)
-)  # fmt: skip
+    (EXPAND, False),
+    (EXPAND, True),
+    (CONTRACT, BEFORE_SWAP),
+    (CONTRACT, False),
+    (CONTRACT, True),
+)
 
 
 @dataclass

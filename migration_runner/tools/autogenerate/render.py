@@ -81,10 +81,12 @@ class Renderer:
         }
         renamed = {name for rename in self.changes.table_renames for name in vars(rename).values()}
         self.mismatches = [
-            m for m in mismatches
+            m
+            for m in mismatches
             if m.table not in new_tables | self.gone_tables | renamed
-            and m.name not in named and (m.table, m.name) not in self.changes.covered_names
-        ]  # fmt: skip
+            and m.name not in named
+            and (m.table, m.name) not in self.changes.covered_names
+        ]
         # Changed, dropped and unique constraints: rerunnable online steps (constraints.py).
         found = constraints.find(self.ops, self.mismatches, metadata, catalog, new_tables)
         self.constraint_changes = found

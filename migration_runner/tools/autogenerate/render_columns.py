@@ -107,27 +107,33 @@ def _add_with_volatile_default(op: ops.AddColumnOp, context: Context) -> None:
     default = expand_contract.default_sql(column.server_default)
     quoted_table, quoted_name = quoted(table), quoted(name)
     context.plan.pair(
-        [Statement(
-            f"ALTER TABLE {quoted_table} ALTER COLUMN {quoted_name} SET DEFAULT {default}",
-            f"Its default {default} for every row written from now on (an ADD COLUMN with "
-            f"this volatile default {describe('add_column_volatile_default', table)}): "
-            f"{describe('set_default', table)}.",
-        )],
-        [Statement(
-            f"ALTER TABLE {quoted_table} ALTER COLUMN {quoted_name} DROP DEFAULT",
-            f"{table}.{name} without its default again.",
-        )],
-    )  # fmt: skip
+        [
+            Statement(
+                f"ALTER TABLE {quoted_table} ALTER COLUMN {quoted_name} SET DEFAULT {default}",
+                f"Its default {default} for every row written from now on (an ADD COLUMN with "
+                f"this volatile default {describe('add_column_volatile_default', table)}): "
+                f"{describe('set_default', table)}.",
+            )
+        ],
+        [
+            Statement(
+                f"ALTER TABLE {quoted_table} ALTER COLUMN {quoted_name} DROP DEFAULT",
+                f"{table}.{name} without its default again.",
+            )
+        ],
+    )
     todo = f"{quoted_name} IS NULL"
     context.plan.pair(
-        [Statement(
-            batched_update(context.metadata.tables[table], name, default, todo),
-            f"Give the rows already there a {name} of their own, {default}, a batch at a "
-            "time (the default gives one to every row written from now on).",
-        )],
+        [
+            Statement(
+                batched_update(context.metadata.tables[table], name, default, todo),
+                f"Give the rows already there a {name} of their own, {default}, a batch at a "
+                "time (the default gives one to every row written from now on).",
+            )
+        ],
         [],
         online=True,
-    )  # fmt: skip
+    )
     if not column.nullable:
         context.plan.pair(
             validated_not_null(table, name),
@@ -293,8 +299,12 @@ def _only(op: ops.AlterColumnOp, *kept: str) -> ops.AlterColumnOp:
         name: getattr(op, name) if name in kept else same for name, same in UNCHANGED.items()
     }
     return ops.AlterColumnOp(
-        op.table_name, op.column_name, schema=op.schema, existing_type=op.existing_type,
+        op.table_name,
+        op.column_name,
+        schema=op.schema,
+        existing_type=op.existing_type,
         existing_server_default=op.existing_server_default,
-        existing_nullable=op.existing_nullable, existing_comment=op.existing_comment,
+        existing_nullable=op.existing_nullable,
+        existing_comment=op.existing_comment,
         **changes,
-    )  # fmt: skip
+    )

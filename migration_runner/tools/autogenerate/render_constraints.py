@@ -50,10 +50,13 @@ def drop_constraint_op(op: ops.DropConstraintOp, context: Context) -> None:
     referenced = getattr(op.reverse(), "referent_table", None)
     locks = describe(kind, table, referenced) if kind else brief(table)
     context.plan.pair(
-        [drop_constraint(table, name, f"Drop {name}, which the models no longer declare: "
-                         f"{locks}.")],
+        [
+            drop_constraint(
+                table, name, f"Drop {name}, which the models no longer declare: {locks}."
+            )
+        ],
         context.plain(op.reverse(), f"Restore {name}."),
-    )  # fmt: skip
+    )
 
 
 def _add_check(table: str, name: str, definition: str) -> str:

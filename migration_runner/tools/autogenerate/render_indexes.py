@@ -35,9 +35,14 @@ def create_index(op: ops.CreateIndexOp, context: Context) -> None:
         )
         return
     kind = "create_unique_index_concurrently" if op.unique else "create_index_concurrently"
-    up = _concurrently(context.plain(op, f"Build {name} without blocking writes: "
-                                         f"{describe(kind, table)}; if it is interrupted, drop "
-                                         "the INVALID index and rerun."))  # fmt: skip
+    up = _concurrently(
+        context.plain(
+            op,
+            f"Build {name} without blocking writes: "
+            f"{describe(kind, table)}; if it is interrupted, drop "
+            "the INVALID index and rerun.",
+        )
+    )
     down = _concurrently(
         context.plain(op.reverse(), f"Drop {name}: {describe('drop_index_concurrently', table)}.")
     )

@@ -27,10 +27,13 @@ def create_table(op: ops.CreateTableOp, context: Context) -> None:
 @renders(ops.DropTableOp)
 def drop_table(op: ops.DropTableOp, context: Context) -> None:
     up, down = table_drops.with_extras(  # its triggers, their functions, its grants
-        context.catalog.connection, op.table_name, drop_table_statements(op, context),
+        context.catalog.connection,
+        op.table_name,
+        drop_table_statements(op, context),
         context.plain(op.reverse(), f"Recreate {op.table_name} (empty)."),
-        context.plan, context.metadata,
-    )  # fmt: skip
+        context.plan,
+        context.metadata,
+    )
     context.plan.pair(up, down, phase=CONTRACT)
 
 

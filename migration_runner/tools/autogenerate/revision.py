@@ -90,11 +90,13 @@ def drafts_for(plan: Plan, first_id: str, message: str, tree: Path) -> list[draf
         )
         drafts.append(
             draft.DraftRevision(
-                rev_id, text_message,
-                draft.sql_text(tree, up_header, part.up), draft.sql_text(tree, down_header, part.down),
+                rev_id,
+                text_message,
+                draft.sql_text(tree, up_header, part.up),
+                draft.sql_text(tree, down_header, part.down),
                 not online,
             )
-        )  # fmt: skip
+        )
     return drafts
 
 
@@ -134,11 +136,16 @@ def write_sql_revisions(context, revision, directives) -> None:
         scaffold.GENERATED[item.rev_id] = (item.up, item.down)
         generated.append(
             ops.MigrationScript(
-                rev_id=item.rev_id, message=item.message,
-                upgrade_ops=ops.UpgradeOps([]), downgrade_ops=ops.DowngradeOps([]),
-                head=head, splice=script.splice, branch_label=script.branch_label,
-                version_path=script.version_path, depends_on=script.depends_on,
+                rev_id=item.rev_id,
+                message=item.message,
+                upgrade_ops=ops.UpgradeOps([]),
+                downgrade_ops=ops.DowngradeOps([]),
+                head=head,
+                splice=script.splice,
+                branch_label=script.branch_label,
+                version_path=script.version_path,
+                depends_on=script.depends_on,
             )
-        )  # fmt: skip
+        )
         head = item.rev_id
     directives[:] = generated

@@ -191,11 +191,16 @@ def serial_dropped(difference: SerialDifference, context: Context) -> None:
     so it goes in the contract."""
     table, column, serial = difference.table, difference.column, difference.database_serial
     context.plan.pair(
-        _drop(table, column, serial, f"{table}.{column} is a plain integer now; the old code, "
-              "whose inserts left it to the default, is gone"),
+        _drop(
+            table,
+            column,
+            serial,
+            f"{table}.{column} is a plain integer now; the old code, "
+            "whose inserts left it to the default, is gone",
+        ),
         create(table, column, serial),
         phase=CONTRACT,
-    )  # fmt: skip
+    )
 
 
 @renders(mismatch(KIND, ADDED))

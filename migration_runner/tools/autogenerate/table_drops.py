@@ -123,35 +123,61 @@ class TableExtras:
         """Before the table comes back: its triggers call them."""
         made = []
         for signature, definition, comment in self.functions:
-            made.append(Statement(definition.strip(), f"Recreate {signature} as it was "
-                                  "(pg_get_functiondef): the triggers below call it."))  # fmt: skip
+            made.append(
+                Statement(
+                    definition.strip(),
+                    f"Recreate {signature} as it was "
+                    "(pg_get_functiondef): the triggers below call it.",
+                )
+            )
             if comment is not None:
-                made.append(Statement(f"COMMENT ON FUNCTION {signature} IS\n{literal(comment)}",
-                                      "Its comment, as it was."))  # fmt: skip
+                made.append(
+                    Statement(
+                        f"COMMENT ON FUNCTION {signature} IS\n{literal(comment)}",
+                        "Its comment, as it was.",
+                    )
+                )
         return made
 
     def create_triggers(self) -> list[Statement]:
         """After the table is back: its triggers and grants, as they were."""
         made = [
-            Statement(definition.replace(" ON public.", " ON "),
-                      f"Rebuild index {name} on the empty table (nothing to wait for).")
+            Statement(
+                definition.replace(" ON public.", " ON "),
+                f"Rebuild index {name} on the empty table (nothing to wait for).",
+            )
             for name, definition in self.indexes
-        ]  # fmt: skip
+        ]
         for name, definition, comment in self.triggers:
             definition = TRIGGER_CLAUSES.sub("\n", definition.replace(" ON public.", " ON "))
-            made.append(Statement(definition, f"Recreate trigger {name} as it was "
-                                  "(pg_get_triggerdef): "
-                                  + lock_facts.describe("create_trigger", self.table)))  # fmt: skip
+            made.append(
+                Statement(
+                    definition,
+                    f"Recreate trigger {name} as it was "
+                    "(pg_get_triggerdef): " + lock_facts.describe("create_trigger", self.table),
+                )
+            )
             if comment is not None:
-                made.append(Statement(
-                    f"COMMENT ON TRIGGER {quoted(name)} ON {quoted(self.table)} IS\n{literal(comment)}",
-                    "Its comment, as it was."))  # fmt: skip
+                made.append(
+                    Statement(
+                        f"COMMENT ON TRIGGER {quoted(name)} ON {quoted(self.table)} IS\n{literal(comment)}",
+                        "Its comment, as it was.",
+                    )
+                )
         for grantee, privileges in self.grants:
-            made.append(Statement(f"REVOKE ALL ON {quoted(self.table)} FROM {grantee}",
-                                  f"{grantee} gets its rights on {self.table} back as they were: "
-                                  "first none of what the schema's default privileges gave it,"))  # fmt: skip
-            made.append(Statement(f"GRANT {privileges} ON {quoted(self.table)} TO {grantee}",
-                                  f"then what it had: {privileges}."))  # fmt: skip
+            made.append(
+                Statement(
+                    f"REVOKE ALL ON {quoted(self.table)} FROM {grantee}",
+                    f"{grantee} gets its rights on {self.table} back as they were: "
+                    "first none of what the schema's default privileges gave it,",
+                )
+            )
+            made.append(
+                Statement(
+                    f"GRANT {privileges} ON {quoted(self.table)} TO {grantee}",
+                    f"then what it had: {privileges}.",
+                )
+            )
         return made
 
 
@@ -185,8 +211,13 @@ def _drop_shared_functions(
     """The functions of this table's triggers that only tables going with it also call: once
     all of them are dropped (the contract's online steps), and recreated before any of them."""
     params = {"table": quoted(table), "gone": gone_tables(connection, metadata)}
-    shared = TableExtras(table, [], [tuple(row) for row in connection.execute(
-        text(SHARED_FUNCTIONS), params)], [], [])  # fmt: skip
+    shared = TableExtras(
+        table,
+        [],
+        [tuple(row) for row in connection.execute(text(SHARED_FUNCTIONS), params)],
+        [],
+        [],
+    )
     done = {statement.sql for statement in plan.parts[(CONTRACT, True)].up}
     for function in shared.functions:
         drop = TableExtras("the dropped tables", [], [function], [], [])
