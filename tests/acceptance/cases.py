@@ -176,20 +176,7 @@ def case(name, covers, change, writers, expect=WRITTEN, **options):
     return register
 
 
-def gap(name, covers, change, writers, expect=WRITTEN, **options):
-    """Decorator: a change the corpus found wrong today, kept out of CASES (whose wrong cases
-    fail the suite) until it is fixed; test_known_gaps reports each one's outcome."""
-
-    def register(edit):
-        GAPS.append(Case(name, covers, change, edit, tuple(writers), expect, **options))
-        return edit
-
-    return register
-
-
 CASES: list[Case] = []
-# Found wrong by the corpus, for the owners of autogenerate to fix; then moved to CASES.
-GAPS: list[Case] = []
 
 # -- columns ---------------------------------------------------------------------------
 
@@ -1115,17 +1102,6 @@ def doc_table() -> str:
         lines.append(
             _row(index, item, item.expect, item.writes if item.expect == WRITTEN else item.refusal)
         )
-    lines += [
-        "",
-        (
-            f"Found wrong, kept out of the {len(CASES)} until fixed (tests/acceptance runs them "
-            "too and reports what they give, without failing):"
-        ),
-        "",
-        *header,
-    ]
-    for index, item in enumerate(GAPS):
-        lines.append(_row(index, item, "wrong", item.refusal))
     return "\n".join(lines) + "\n"
 
 

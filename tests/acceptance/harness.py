@@ -216,7 +216,6 @@ class Corpus:
         self._copy_tree()
         self.template = f"acceptance_{uuid.uuid4().hex[:10]}"
         self.outcomes: dict[str, Outcome] = {}
-        self.gaps: dict[str, Outcome] = {}
         self.head = self._head_id()
         engine = admin(server)
         with engine.connect() as connection:

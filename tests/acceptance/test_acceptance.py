@@ -23,7 +23,7 @@ import os
 from pathlib import Path
 
 import pytest
-from cases import CASES, GAPS, REFUSED, WRITTEN, doc_table, version_of
+from cases import CASES, REFUSED, WRITTEN, doc_table, version_of
 from harness import Corpus, lint_drafts, run_case
 
 from support.database import VERSION
@@ -42,7 +42,7 @@ def _selected(cases: list) -> list:
     return [case for index, case in enumerate(cases) if version_of(index) == VERSION]
 
 
-SELECTED, SELECTED_GAPS = _selected(CASES), _selected(GAPS)
+SELECTED = _selected(CASES)
 
 
 @pytest.fixture(scope="module")
@@ -60,13 +60,6 @@ def test_case(corpus, case):
         assert outcome.kind == WRITTEN, f"{case.name} was written, now refused: {outcome.message}"
     if "online" in outcome.writes:  # the faults struck: one per statement of those files
         assert outcome.faults > 0, outcome
-
-
-@pytest.mark.parametrize("case", SELECTED_GAPS, ids=[case.name for case in SELECTED_GAPS])
-def test_known_gap(corpus, case):
-    """A change found wrong, kept out of CASES: run all the same, its outcome reported at the
-    end (cases.py's GAPS says what goes wrong); once written or refused, move it to CASES."""
-    corpus.gaps[case.name] = run_case(corpus, case, record=False)
 
 
 def test_every_written_draft_lints(corpus):
@@ -105,13 +98,6 @@ def test_corpus_report(corpus, capsys):
                 f"at {outcome.stage}: {outcome.message.splitlines()[0] if outcome.message else ''}"
             )
         lines.append(f"  {outcome.kind:8} {name}: {detail}{note} [{outcome.timing()}]")
-    for name, outcome in corpus.gaps.items():
-        said = outcome.writes if outcome.kind == WRITTEN else outcome.message
-        where = f" at {outcome.stage}" if outcome.kind == "wrong" else ""
-        lines.append(
-            f"  gap: {outcome.kind}{where} {name}: {said.splitlines()[0] if said else ''}"
-            " (cases.py GAPS: move it to CASES once not wrong)"
-        )
     with capsys.disabled():  # shown whatever the outcome, as make test's log keeps it
         print("\n" + "\n".join(lines))
     if os.environ.get("TEST_ACCEPTANCE_REPORT"):  # a file of the outcomes, to update cases.py
@@ -125,7 +111,7 @@ def test_corpus_report(corpus, capsys):
                         "stage": o.stage,
                         "timing": o.timing(),
                     }
-                    for name, o in [*outcomes.items(), *corpus.gaps.items()]
+                    for name, o in outcomes.items()
                 },
                 indent=1,
             )
