@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import make_url
+from sqlfluff.core import FluffConfig, Linter
 
 from migration_runner.tools.autogenerate.draft import same_but_column_order
 from migration_runner.tools.scaffold import revision_ids
@@ -39,13 +40,9 @@ def edit(tree, module: str, old: str, new: str) -> None:
 
 
 def in_tree(tree, url, scratch, *args):
-    """alembic in a fresh interpreter that imports the tree's own models."""
+    """alembic in the tree copy, importing the copy's own models (support/forked_alembic.py)."""
     return run_alembic(
-        *args,
-        url=url,
-        tree=tree,
-        fresh_interpreter=True,
-        env={"PYTHONPATH": str(tree), "SCHEMA_SCRATCH_URL": scratch},
+        *args, url=url, tree=tree, env={"SCHEMA_SCRATCH_URL": scratch}, own_modules=True
     )
 
 
@@ -65,15 +62,17 @@ def next_ids(tree, count: int) -> list[str]:
 
 
 def lint(tree, files) -> None:
-    """sqlfluff on every new file; squawk on the up files as the project runs it."""
-    sqlfluff = subprocess.run(
-        [sys.executable, "-m", "sqlfluff", "lint", *map(str, files)],
-        cwd=tree,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert sqlfluff.returncode == 0, sqlfluff.stdout
+    """sqlfluff on every new file (in this process, with the tree's .sqlfluff, as `sqlfluff
+    lint` run in the tree reads it); squawk on the up files as the project runs it."""
+    linted = Linter(config=FluffConfig.from_path(str(tree))).lint_paths([str(f) for f in files])
+    found = [
+        f"{path['filepath']}:{violation['start_line_no']}: {violation['code']} "
+        f"{violation['description']}"
+        for path in linted.as_records()
+        for violation in path["violations"]
+    ]
+    linted_files = sum(len(path.files) for path in linted.paths)
+    assert linted_files == len(files) and found == [], "\n".join(found)
     for up in (f for f in files if f.parent.name == "up"):
         options = ["--no-assume-in-transaction"] if "-- Transaction: none" in up.read_text() else []
         squawk = subprocess.run(
@@ -266,8 +265,8 @@ def test_without_a_database_url_it_compares_a_scratch_database_at_head(at_head):
         "-m",
         "nothing",
         tree=tree,
-        fresh_interpreter=True,
-        env={"PYTHONPATH": str(tree), "SCHEMA_SCRATCH_URL": scratch},
+        env={"SCHEMA_SCRATCH_URL": scratch},
+        own_modules=True,
     )
     assert result.returncode == 0, result.stdout
     assert "No changes: the models and the database at head agree" in result.stdout

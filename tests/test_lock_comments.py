@@ -38,8 +38,8 @@ def test_an_added_columns_comment_says_its_default_does_not_rewrite(
         "add joined at",
         url=url,
         tree=tree,
-        fresh_interpreter=True,
-        env={"PYTHONPATH": str(tree), "SCHEMA_SCRATCH_URL": scratch},
+        env={"SCHEMA_SCRATCH_URL": scratch},
+        own_modules=True,
     )
     assert result.returncode == 0, result.stdout
     [up] = [p for p in (tree / "sql" / "up").glob("*.sql") if p.name[:3] not in REVISIONS]

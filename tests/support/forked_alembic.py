@@ -1,12 +1,20 @@
 """Run the `alembic` command line in a forked child of the test process.
 
 A fresh interpreter spends about 0.4 s importing Alembic, SQLAlchemy and
-psycopg2 before it does anything, and the suite runs alembic a few hundred
-times on each PostgreSQL version. A forked child starts with those modules
-already imported and otherwise is what `alembic` is: its own process,
-environment, working folder, stdout/stderr and exit code, running Alembic's
-own CommandLine. Tests that prove something about a fresh interpreter
-(sys.path, an uninstalled copy of the tree) use a real subprocess instead.
+psycopg2 before it does anything (autogenerate loads sqlfluff besides), and the
+suite runs alembic a few hundred times on each PostgreSQL version. A forked
+child starts with those modules already imported and otherwise is what
+`alembic` is: its own process, environment, working folder, stdout/stderr
+and exit code, running Alembic's own CommandLine. Tests that prove something
+about a fresh interpreter (sys.path, an uninstalled copy of the tree) use a
+real subprocess instead.
+
+A child inherits this process's runner and models, patches included (tests
+patch a step that the child then runs). Asked to (own_modules), a child run in a
+copy of the tree imports the copy's own runner and models instead, as a fresh
+`alembic -c copy/alembic.ini` would (alembic.ini's prepend_sys_path puts the
+copy first): the project's packages are dropped from the inherited modules, and
+so are the Alembic plugins they registered, which the copy registers again.
 """
 
 import io
@@ -17,24 +25,36 @@ import subprocess
 import sys
 import time
 import traceback
+from pathlib import Path
 
 import alembic.config
+import alembic.runtime.plugins
 import pglast  # noqa: F401  (imported once here, inherited by every child)
 import psycopg2  # noqa: F401
 import sqlalchemy  # noqa: F401
+import sqlfluff
+
+# sqlfluff's rules and its postgres dialect load on first use (autogenerate lints every
+# draft): once here, for every child, instead of once per child.
+sqlfluff.lint("SELECT 1;\n", dialect="postgres")
+
+# The packages a tree (or a copy of it) holds, imported from whichever tree a child runs in.
+PROJECT_PACKAGES = ("migration_runner", "assessment_models")
 
 
 class ForkedAlembic:
     """A running `alembic ARGV`, with the parts of subprocess.Popen the tests use."""
 
-    def __init__(self, argv: list[str], environ: dict[str, str], cwd: str) -> None:
+    def __init__(
+        self, argv: list[str], environ: dict[str, str], cwd: str, own_modules: bool = False
+    ) -> None:
         self.args = ["alembic", *argv]
         self.returncode: int | None = None
         read_end, write_end = os.pipe()
         pid = os.fork()
         if pid == 0:  # the child never returns from here
             os.close(read_end)
-            _run_in_child(argv, environ, cwd, write_end)
+            _run_in_child(argv, environ, cwd, write_end, own_modules)
         os.close(write_end)
         self.pid, self._output, self._read_end = pid, bytearray(), read_end
 
@@ -55,7 +75,9 @@ class ForkedAlembic:
         return self._output.decode(), None
 
 
-def _run_in_child(argv: list[str], environ: dict[str, str], cwd: str, output: int) -> None:
+def _run_in_child(
+    argv: list[str], environ: dict[str, str], cwd: str, output: int, own_modules: bool
+) -> None:
     code = 1
     try:
         os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
@@ -67,6 +89,8 @@ def _run_in_child(argv: list[str], environ: dict[str, str], cwd: str, output: in
         os.environ.clear()
         os.environ.update(environ)
         os.chdir(cwd)
+        if own_modules:
+            _import_project_from(cwd)
         sys.argv = ["alembic", *argv]
         try:
             alembic.config.main(argv=argv, prog="alembic")
@@ -80,3 +104,18 @@ def _run_in_child(argv: list[str], environ: dict[str, str], cwd: str, output: in
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code & 0xFF)  # skip pytest's atexit and finalizers inherited from the parent
+
+
+def _import_project_from(tree: str) -> None:
+    """Make the project's packages import afresh from tree, where this process has them from
+    another folder: drop them and their Alembic plugins (named after their modules)."""
+    imported = sys.modules.get(PROJECT_PACKAGES[0])
+    if imported is None or Path(imported.__file__).resolve().parents[1] == Path(tree).resolve():
+        return
+    for name in list(sys.modules):
+        if name.split(".")[0] in PROJECT_PACKAGES:
+            del sys.modules[name]
+    registered = alembic.runtime.plugins._all_plugins  # Plugin.remove() per name, all at once
+    for name in list(registered):
+        if name.split(".")[0] in PROJECT_PACKAGES:
+            registered[name].remove()

@@ -37,6 +37,7 @@ def run_alembic(
     timeout: float = 120,
     fresh_interpreter: bool = False,
     python: str | Path | None = None,
+    own_modules: bool = False,
 ) -> subprocess.CompletedProcess:
     """`alembic -c <tree>/alembic.ini ARGS` as a user runs it, in its own process (see
     start_alembic).
@@ -44,7 +45,13 @@ def run_alembic(
     Alembic prints FAILED: ... on stdout and logs on stderr; both land in .stdout here.
     """
     process = start_alembic(
-        *args, url=url, tree=tree, env=env, fresh_interpreter=fresh_interpreter, python=python
+        *args,
+        url=url,
+        tree=tree,
+        env=env,
+        fresh_interpreter=fresh_interpreter,
+        python=python,
+        own_modules=own_modules,
     )
     stdout, _ = process.communicate(timeout=timeout)
     return subprocess.CompletedProcess(process.args, process.returncode, stdout)
@@ -74,20 +81,22 @@ def start_alembic(
     env: dict[str, str] | None = None,
     fresh_interpreter: bool = False,
     python: str | Path | None = None,
+    own_modules: bool = False,
 ) -> ForkedAlembic | subprocess.Popen:
     """Start `alembic -c <tree>/alembic.ini ARGS` in its own process, in clean_environ plus
     env (and DATABASE_URL=url if given); .communicate() gives stdout and stderr together.
 
     The process is forked from this one (Alembic already imported, see
     forked_alembic.py) unless fresh_interpreter asks for a new Python: this one, or
-    the interpreter `python` names (which implies a fresh one).
+    the interpreter `python` names (which implies a fresh one). A forked process runs this
+    process's runner and models unless own_modules asks for tree's (a copy's edited models).
     """
     environ = clean_environ(**(env or {}))
     if url is not None:
         environ["DATABASE_URL"] = url
     argv = ["-c", str(tree / "alembic.ini"), *args]
     if not fresh_interpreter and python is None:
-        return ForkedAlembic(argv, environ, str(tree))
+        return ForkedAlembic(argv, environ, str(tree), own_modules)
     return subprocess.Popen(
         [str(python or sys.executable), "-m", "alembic", *argv],
         env=environ,
