@@ -13,6 +13,7 @@ down files, run in reverse order, must give back the schema at head byte for byt
 sql/, and the draft goes to drafts/ (git-ignored) for the person who writes it by hand.
 """
 
+import functools
 import io
 import json
 import logging
@@ -143,6 +144,22 @@ def _sqlfluff():
     return sqlfluff
 
 
+def _sqlfluff_config(tree: Path):
+    """sqlfluff's configuration from tree's .sqlfluff, as sqlfluff.lint(config_path=) reads
+    it, built once per text of the file: loading the dialect costs more than linting a
+    draft, and a run lints and fixes each draft file twice or more."""
+    _sqlfluff()  # refused in one line without it
+    path = tree / ".sqlfluff"
+    return _config_of(str(path), path.read_text())
+
+
+@functools.lru_cache(maxsize=4)
+def _config_of(path: str, _text: str):
+    from sqlfluff.api.simple import get_simple_config
+
+    return get_simple_config(config_path=path)
+
+
 def sql_text(tree: Path, header: list[str], statements: list[Statement]) -> str:
     """A file in our style: header comments, then each statement under its comment (and its
     squawk-ignore line, all its rules in one), linted."""
@@ -155,7 +172,7 @@ def sql_text(tree: Path, header: list[str], statements: list[Statement]) -> str:
             comment.append(f"-- squawk-ignore {statement.squawk_ignore}")
         body.append("\n".join(comment) + f"\n{_short_lines(statement.sql)};")
     text = "\n".join(lines) + "\n\n" + "\n\n".join(body) + "\n"
-    return sqlfluff.fix(text, config_path=str(tree / ".sqlfluff"))
+    return sqlfluff.fix(text, config=_sqlfluff_config(tree))
 
 
 def write_drafts(tree: Path, drafts: list[DraftRevision]) -> str:
@@ -272,11 +289,11 @@ def lint_findings(tree: Path, drafts: list[DraftRevision]) -> list[str]:
     """What `make lint` would say of the drafts: sqlfluff on up and down files, squawk on up
     files, each finding named by its drafts/ file and line."""
     found = []
-    config = str(tree / ".sqlfluff")
+    config = _sqlfluff_config(tree)
     for item in drafts:
         for direction, text in (("up", item.up), ("down", item.down)):
             name = f"{DRAFTS}/{item.stem}.{direction}.sql"
-            for violation in _sqlfluff().lint(text, config_path=config):
+            for violation in _sqlfluff().lint(text, config=config):
                 found.append(
                     f"{name} line {violation['start_line_no']}: sqlfluff "
                     f"{violation['code']} {violation['description']}"
