@@ -14,7 +14,6 @@ proven against the table's relfilenode.
 import random
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 
@@ -36,9 +35,10 @@ from migration_runner.tools.autogenerate.type_changes import (
     type_name,
 )
 from migration_runner.tools.schema_snapshot import snapshot
-from support.database import current_version, engine_for, query
+from support.database import current_version, query
 from support.processes import run_alembic
 from support.project import HEAD
+from support.writer import OldCodeWriter
 
 ROWS = 1200
 # Small batches, so that the backfill takes several while the old code writes.
@@ -74,43 +74,11 @@ def at_head(database_url, postgres_server, tree_copy):
     return database_url, tree_copy, scratch
 
 
-class OldCode:
+def old_code(url: str, write: Callable[[Session, int], dict]) -> OldCodeWriter:
     """The release before the model edit at work: short ORM transactions through this
     checkout's models (the tree's before the edit), each write's values kept once it commits,
-    each failed transaction counted."""
-
-    def __init__(self, url: str, write: Callable[[Session, int], dict]):
-        self.engine = engine_for(url)
-        self.write = write
-        self.written: dict = {}  # id -> the value the old code last committed
-        self.committed = 0
-        self.failures: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self):
-        self._thread.start()
-        while self.committed < 20 and not self.failures:  # at work before the migration starts
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *_) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-        self.engine.dispose()
-
-    def _run(self) -> None:
-        n = 0
-        while not self._stop.is_set():
-            n += 1
-            try:
-                with Session(self.engine) as session, session.begin():
-                    written = self.write(session, n)
-                self.written.update(written)
-                self.committed += 1
-            except Exception as error:  # noqa: BLE001 - every failure counts, shown by the test
-                self.failures.append(str(error).splitlines()[0])
-            time.sleep(0.003)
+    each failed transaction counted; 20 commits in before the migration starts."""
+    return OldCodeWriter(url, write, warm_up=20, pause=0.003)
 
 
 def writes_users(url: str, column: str, value: Callable[[int], object]) -> Callable:
@@ -159,7 +127,7 @@ def new_code(tree, url: str, body: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def expand_under_load(tree, url: str, scratch: str, load: OldCode) -> str:
+def expand_under_load(tree, url: str, scratch: str, load: OldCodeWriter) -> str:
     """The expand phase while the old code writes, and some more writes after it."""
     with load:
         before = load.committed
@@ -201,7 +169,7 @@ def test_renamed_column_keeps_every_value_while_the_old_code_writes(at_head):
     assert "DROP TRIGGER users_full_name_display_name_sync ON users;" in dropped
     lint(tree, new_files(tree))
     seeded = column_values(url, "full_name")
-    load = OldCode(url, writes_users(url, "full_name", lambda n: f"old {n}" if n % 5 else None))
+    load = old_code(url, writes_users(url, "full_name", lambda n: f"old {n}" if n % 5 else None))
 
     expanded = expand_under_load(tree, url, scratch, load)
 
@@ -266,7 +234,7 @@ def test_retyped_column_keeps_every_value_while_the_old_code_writes(at_head):
     assert "ALTER INDEX users_email_key__new RENAME TO users_email_key;" in swap
     lint(tree, new_files(tree))
     seeded = column_values(url, "email")
-    load = OldCode(url, writes_users(url, "email", lambda n: f"old-{n}@example.com"))
+    load = old_code(url, writes_users(url, "email", lambda n: f"old-{n}@example.com"))
 
     expand_under_load(tree, url, scratch, load)
 
@@ -315,7 +283,7 @@ def test_not_null_with_a_default_fills_the_old_codes_nulls(at_head):
     assert "ALTER COLUMN full_name SET NOT NULL" in contract_up.read_text()
     lint(tree, new_files(tree))
     seeded = column_values(url, "full_name")
-    load = OldCode(url, writes_users(url, "full_name", lambda n: None if n % 3 else f"old {n}"))
+    load = old_code(url, writes_users(url, "full_name", lambda n: None if n % 3 else f"old {n}"))
 
     expand_under_load(tree, url, scratch, load)
 
@@ -566,7 +534,7 @@ def test_renamed_table_serves_the_old_code_through_a_view(at_head):
     assert "-- Phase: contract" in dropped and "DROP VIEW frameworks;" in dropped
     lint(tree, new_files(tree))
     seeded = dict(query(url, "SELECT id, name FROM frameworks"))
-    load = OldCode(url, writes_frameworks(url))
+    load = old_code(url, writes_frameworks(url))
 
     expand_under_load(tree, url, scratch, load)
 

@@ -30,14 +30,12 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 import time
 import traceback
 import uuid
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Self
 
 from alembic import command
 from alembic.config import Config
@@ -63,6 +61,7 @@ from migration_runner.tools.autogenerate.draft import same_but_column_order
 from migration_runner.tools.schema_snapshot import differences, snapshot
 from support.database import Server, admin, engine_for, query
 from support.project import ROOT
+from support.writer import OldCodeWriter
 
 VENV_BIN = Path(sys.executable).parent
 HEADER = re.compile(r"^-- (Phase|Transaction): (\w+)$", re.MULTILINE)
@@ -340,44 +339,19 @@ def fresh_metadata() -> MetaData:
 # -- the old release at work ----------------------------------------------------------------
 
 
-class OldCode:
+def old_code(url: str, tables: tuple[str, ...], ids: dict[str, list]) -> OldCodeWriter:
     """The release before the model edit, writing through its own models (assessment_models):
-    short ORM transactions that insert and update rows of the given tables, each failure
-    counted."""
+    short ORM transactions that insert and update rows of the given tables in turn, about 50
+    a second (enough, and cheap), each failure counted under its table's name."""
+    tag = uuid.uuid4().hex[:6]
 
-    def __init__(self, url: str, tables: tuple[str, ...], ids: dict[str, list]):
-        self.engine = engine_for(url)
-        self.tables, self.ids = tables, ids
-        self.committed = 0
-        self.failures: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._tag = uuid.uuid4().hex[:6]
+    def table(n: int) -> str:
+        return tables[n % len(tables)]
 
-    def __enter__(self) -> Self:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while self.committed < 5 and not self.failures and time.monotonic() < deadline:
-            time.sleep(0.005)
-        return self
+    def write(session: Session, n: int) -> None:
+        WRITES[table(n)](session, f"{tag}-{n}", n % 2 == 1, ids)
 
-    def __exit__(self, *_) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-        self.engine.dispose()
-
-    def _run(self) -> None:
-        n = 0
-        while not self._stop.is_set():
-            n += 1
-            table = self.tables[n % len(self.tables)]
-            try:
-                with Session(self.engine) as session, session.begin():
-                    WRITES[table](session, f"{self._tag}-{n}", n % 2 == 1, self.ids)
-                self.committed += 1
-            except Exception as error:  # noqa: BLE001 - every failure counts, the case shows it
-                self.failures.append(f"{table}: {str(error).splitlines()[0]}")
-            time.sleep(0.01)  # about 50 transactions a second: enough, and cheap
+    return OldCodeWriter(url, write, warm_up=5, warm_up_seconds=10, pause=0.01, label=table)
 
 
 def _new_assessment(session: Session, tag: str, ids) -> Assessment:
@@ -707,7 +681,7 @@ def _stages(corpus: Corpus, case, url: str, metadata: MetaData, outcome: Outcome
     expand = [r for r in revisions if r.phase == "expand"]
     contract = [r for r in revisions if r.phase != "expand"]
     before = corpus.head
-    with OldCode(url, case.writers, corpus.ids) as old:
+    with old_code(url, case.writers, corpus.ids) as old:
         if old.failures:
             raise Wrong("old code before the upgrade", old.failures[0])
         at_start = old.committed
