@@ -52,14 +52,17 @@ lint: $(INSTALLED) ## Lint the SQL (sqlfluff style, squawk safety), the Python (
 
 test: system-packages lint lint-workflows check-schema ## Install missing Debian packages (as root), lint, check the workflows and sql/schema.sql, then the suite on PostgreSQL 15 and 18
 	@# The two versions run side by side, one pytest each (README: the measured time);
-	@# each log is printed when both are done, PostgreSQL 18's last. Each revision-sensitive
-	@# file runs once per version: on 15 in a copy three revisions past head, on 18 at head.
+	@# each log is printed when both are done, PostgreSQL 18's last. Each test runs on one
+	@# version, alternating, and what the version changes on both (tests/support/shares.py);
+	@# the revision-sensitive files run in a copy three revisions past head.
 	@# Both run under coverage (.coveragerc: their children too); the line coverage of
 	@# each package, both versions' data combined, ends the output: under 90% fails.
 	@echo "pytest on PostgreSQL 15 and 18 side by side; their output follows when both end"
 	@logs=$$(mktemp -d); $(BIN)/coverage erase; \
-	  TEST_POSTGRES_VERSION=15 TEST_REVISION_SENSITIVE_AT=past-head $(BIN)/coverage run -m pytest -p no:cacheprovider > $$logs/15.log 2>&1 & first=$$!; \
-	  TEST_POSTGRES_VERSION=18 TEST_REVISION_SENSITIVE_AT=head $(BIN)/coverage run -m pytest > $$logs/18.log 2>&1; second=$$?; \
+	  TEST_POSTGRES_VERSION=15 TEST_REVISION_SENSITIVE_AT=past-head TEST_ONE_VERSION_EACH=1 \
+	    $(BIN)/coverage run -m pytest -p no:cacheprovider > $$logs/15.log 2>&1 & first=$$!; \
+	  TEST_POSTGRES_VERSION=18 TEST_REVISION_SENSITIVE_AT=past-head TEST_ONE_VERSION_EACH=1 \
+	    $(BIN)/coverage run -m pytest -p no:cacheprovider > $$logs/18.log 2>&1; second=$$?; \
 	  wait $$first; first=$$?; \
 	  echo "=== PostgreSQL 15 ==="; cat $$logs/15.log; echo "=== PostgreSQL 18 ==="; cat $$logs/18.log; \
 	  rm -rf $$logs; $(BIN)/coverage combine --quiet; covered=0; \

@@ -31,6 +31,7 @@ from support.database import (
 )
 from support.past_head import SPLIT_VARIABLE, clone_project, left_out
 from support.project import ROOT
+from support.shares import SHARE_VARIABLE, share_of
 
 # The Vercel group's fixtures (tests/test_vercel_*.py), imported here to exist once a session.
 from support.vercel_stack import vercel_database, vercel_stack  # noqa: F401
@@ -88,6 +89,16 @@ def database_url(postgres_server: Server) -> Iterator[str]:
     """A fresh, empty database for one test, dropped afterwards."""
     with fresh_database(postgres_server) as url:
         yield url
+
+
+def pytest_collection_modifyitems(config, items):
+    """make test's shares (support/shares.py): this version's half, and every_version tests."""
+    if not os.environ.get(SHARE_VARIABLE):
+        return
+    kept, left = share_of(items, VERSION)
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = kept
 
 
 def pytest_ignore_collect(collection_path, config):

@@ -33,6 +33,9 @@ from support.database import (
 from support.processes import clean_environ, run_alembic
 from support.project import HEAD, ROOT, add_revision
 
+# On both versions in make test: pg_dump and pg_restore of each server's major.
+pytestmark = pytest.mark.every_version
+
 COLUMN_PLAN = "SELECT count(*) FROM information_schema.columns WHERE column_name = 'plan'"
 # A table with an identity, a serial and a generated column (which pg_dump leaves out).
 LEDGER = (

@@ -11,6 +11,9 @@ from support.database import current_version, public_tables, query
 from support.processes import clean_environ, run_alembic
 from support.project import HEAD, ROOT, add_revision
 
+# On both versions in make test: drift reads each version's catalog and pg_dump.
+pytestmark = pytest.mark.every_version
+
 ADD_COLUMN = "-- (up): test.\nALTER TABLE organizations ADD COLUMN test_only_country text;\n"
 DROP_COLUMN = "-- (down): test.\nALTER TABLE organizations DROP COLUMN test_only_country;\n"
 HAND_CHANGES = """

@@ -16,6 +16,9 @@ from support.database import current_version, engine_for, query
 from support.processes import run_alembic, run_make
 from support.project import HEAD, add_revision
 
+# On both versions in make test: each version's own server binaries.
+pytestmark = pytest.mark.every_version
+
 
 def _local_server(action, project):
     return subprocess.run(

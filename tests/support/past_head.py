@@ -49,20 +49,15 @@ REVISION_SENSITIVE = (
     "test_whole_file.py",
 )
 
-# make test runs the two versions side by side and each revision-sensitive file once per
-# version: PostgreSQL 15 in the copy past head (SPLIT_VARIABLE=past-head leaves them out of
-# the tree's own run), PostgreSQL 18 in the tree at head (=head leaves out test_past_head.py).
-# Unset, as in a developer's plain `pytest`: both.
+# make test runs the revision-sensitive files in the copy past head only, on both versions,
+# each its share (support/shares.py): SPLIT_VARIABLE=past-head leaves them out of the tree's
+# own run. Unset, as in a developer's plain `pytest`: the tree runs them too.
 SPLIT_VARIABLE = "TEST_REVISION_SENSITIVE_AT"
 
 
 def left_out(test_file: str, split: str | None) -> bool:
     """Whether the tree's own run skips collecting test_file under this split."""
-    if split == "past-head":
-        return test_file in REVISION_SENSITIVE
-    if split == "head":
-        return test_file == "test_past_head.py"
-    return False
+    return split == "past-head" and test_file in REVISION_SENSITIVE
 
 
 COLUMN_UP = """\
