@@ -32,7 +32,7 @@ revision's string ends before the bridge: the run stays one transaction.
 import logging
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING
 
 from alembic.runtime import migration
@@ -74,23 +74,36 @@ def _timeouts(settings: RunSettings) -> str:
 def take_migration_lock(ctx: MigrationContext, settings: RunSettings) -> None:
     """Wait for any other run to finish, then set this transaction's timeouts.
 
-    A waiting runner polls instead of blocking in pg_advisory_xact_lock: a
-    blocked statement holds a snapshot, and CREATE INDEX CONCURRENTLY in the
-    running migration waits for every older snapshot, which would deadlock.
-    Between polls a READ COMMITTED transaction holds no snapshot. The timeouts
-    go in the same round trip as each try: a try never waits, so lock_timeout
-    cannot end it.
+    A waiting runner waits outside any transaction. CREATE INDEX CONCURRENTLY in the
+    running migration waits for every transaction that held a snapshot when it looked,
+    to its end: a runner blocked in pg_advisory_xact_lock holds one, and so does a runner
+    whose transaction polls, if the build looks during a poll. Either waits for the lock
+    the build's run holds, while the build waits for it. So the runner tries once in its
+    transaction (the usual, uncontended case: one round trip with the timeouts); when
+    another run holds the lock it commits that empty transaction and polls in autocommit
+    mode, each poll a statement of its own that takes the lock and lets it go at once,
+    then tries again in a new transaction. A poll never waits, so lock_timeout cannot
+    end it.
     """
     if ctx.as_sql:
         emit(ctx, f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY});\n{_timeouts(settings)}")
         return
     try_lock = f"{_timeouts(settings)}SELECT pg_try_advisory_xact_lock({MIGRATION_LOCK_KEY})"
-    delay = FIRST_POLL
     while not fetch(ctx, try_lock)[0][0]:  # the last statement's row
-        if delay == FIRST_POLL:
-            log.info("another migration run holds the lock; waiting for it to finish")
-        time.sleep(delay)
-        delay = min(delay * 2, LONGEST_POLL)
+        _wait_until_free(ctx)
+
+
+def _wait_until_free(ctx: MigrationContext) -> None:
+    """Poll until no run holds the migration lock, with no transaction open meanwhile (a
+    caller's own transaction, as pytest-alembic passes one, is kept: polled inside it)."""
+    log.info("another migration run holds the lock; waiting for it to finish")
+    free = f"SELECT pg_try_advisory_xact_lock({MIGRATION_LOCK_KEY})"  # alone: let go at once
+    outside = nullcontext() if ctx._in_external_transaction else ctx.autocommit_block()
+    delay = FIRST_POLL
+    with outside:
+        while not fetch(ctx, free)[0][0]:
+            time.sleep(delay)
+            delay = min(delay * 2, LONGEST_POLL)
 
 
 @contextmanager
