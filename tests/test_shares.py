@@ -12,13 +12,17 @@ from support.past_head import REVISION_SENSITIVE, SPLIT_VARIABLE
 from support.project import ROOT
 from support.shares import SHARE_VARIABLE, VERSIONS
 
+# Set by coverage (.coveragerc's patch = subprocess) for each child to measure itself.
+COVERAGE = "COVERAGE_PROCESS_CONFIG"
+
 
 def collected(*args: str, **variables: str) -> set[str]:
     """The test ids pytest collects (and keeps) in ROOT with these variables set."""
     environ = {
         key: value
         for key, value in os.environ.items()
-        if key not in {SHARE_VARIABLE, SPLIT_VARIABLE, "TEST_POSTGRES_VERSION"}
+        # make test's coverage too: a collection runs no code that other tests do not.
+        if key not in {SHARE_VARIABLE, SPLIT_VARIABLE, "TEST_POSTGRES_VERSION", COVERAGE}
     }
     listing = subprocess.run(
         [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *args],
