@@ -8,7 +8,7 @@ naming the table and column, with both sides' values, and no Python repr.
 import subprocess
 import sys
 
-from sqlalchemy import Column, Index, MetaData, Table, Text, text
+from sqlalchemy import CheckConstraint, Column, Index, MetaData, Table, Text, text
 from sqlalchemy.types import String
 
 from migration_runner.tools import comparison
@@ -35,6 +35,75 @@ def test_env_wiring_uses_the_policy():
 
     assert "include_name" not in vars(model_compare)
     assert comparison.OPTIONS["compare_type"] and comparison.OPTIONS["compare_server_default"]
+
+
+def test_model_parity_is_an_alembic_plugin_after_the_tables():
+    """Our differences reach every comparison through Alembic's comparator dispatch: the
+    options name model_parity's plugin, and Alembic holds it under that name with one
+    schema-level comparator, run after its own of the tables."""
+    from alembic.autogenerate.compare import comparators
+    from alembic.runtime.plugins import Plugin, _all_plugins
+    from alembic.util import DispatchPriority
+
+    from migration_runner.tools import model_parity
+
+    assert model_parity.NAME in comparison.OPTIONS["autogenerate_plugins"]
+    registered = _all_plugins[model_parity.NAME].autogenerate_comparators._registry
+    assert dict(registered) == {
+        ("schema", "default", DispatchPriority.LAST): [(model_parity.compare, "model_parity")]
+    }
+    dispatch = comparators.branch()  # as Alembic's AutogenContext populates its own
+    Plugin.populate_autogenerate_priority_dispatch(
+        dispatch, comparison.OPTIONS["autogenerate_plugins"]
+    )
+    tables = dispatch._registry[("schema", "default", DispatchPriority.MEDIUM)]
+    assert [subgroup for _fn, subgroup in tables] == ["tables"]
+    assert (model_parity.compare, "model_parity") in dispatch._registry[
+        ("schema", "default", DispatchPriority.LAST)
+    ]
+
+
+def test_the_plugin_is_what_adds_ours(database_url):
+    """A CHECK edited on one side is in comparison.differences() only through the plugin:
+    Alembic's comparison with the same options less model_parity's name does not see it."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from migration_runner.tools import model_parity
+
+    query(
+        database_url,
+        "CREATE TABLE test_only_things (name text,"
+        " CONSTRAINT test_only_things_name_check CHECK (length(name) > 0))",
+    )
+    metadata = MetaData()
+    Table(
+        "test_only_things",
+        metadata,
+        Column("name", Text),
+        CheckConstraint("length(name) > 1", name="test_only_things_name_check"),
+    )
+    without = {
+        **comparison.OPTIONS,
+        "autogenerate_plugins": [
+            name for name in comparison.OPTIONS["autogenerate_plugins"] if name != model_parity.NAME
+        ],
+    }
+    engine = engine_for(database_url)
+    try:
+        with engine.connect() as connection:
+            found = comparison.differences(connection, metadata)
+            context = MigrationContext.configure(connection, opts=without)
+            alembic_only = compare_metadata(context, metadata)
+    finally:
+        engine.dispose()
+    edited = (
+        "CHECK test_only_things_name_check on test_only_things differs: "
+        "database CHECK ((length(name) > 0)) / models CHECK ((length(name) > 1))"
+    )
+    assert [comparison.in_words(diff) for diff in found] == [edited]
+    assert alembic_only == []
+    assert not hasattr(model_parity, "add_to_diff")  # no route of ours beside Alembic's
 
 
 def words(url: str, metadata: MetaData) -> list[str]:

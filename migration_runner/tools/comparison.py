@@ -3,13 +3,15 @@
 One module, used by every comparison: env.py's `alembic check` and `alembic revision
 --autogenerate` (through model_compare's wiring), and autogenerate's proof of its draft
 (draft.py). Alembic compares with OPTIONS (types and server defaults included, the
-runner's own tables left out); model_parity adds what Alembic does not compare (CHECK
-expressions, index definitions). in_words() says each difference as a person reads it.
+runner's own tables left out) and the plugins OPTIONS lists: Alembic's own comparators,
+and ours, which Alembic dispatches as its own. enum_defaults and column_details compare what
+Alembic's column comparison misses; model_parity adds to the diff what Alembic does not
+compare at all (CHECK expressions, index definitions, enums, primary keys, sequences).
+in_words() says each difference as a person reads it.
 """
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from alembic.operations import ops
 from sqlalchemy import MetaData
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
@@ -30,37 +32,22 @@ OPTIONS = {
     "include_name": include_name,
     "compare_type": True,
     "compare_server_default": True,
-    # Alembic's comparators, ours of a default that casts to an enum type not there yet, and
-    # ours of a collation or a temporal type's precision (which Alembic does not compare).
-    "autogenerate_plugins": ["alembic.autogenerate.*", enum_defaults.NAME, column_details.NAME],
+    # Alembic's comparators; ours of a default that casts to an enum type not there yet; ours
+    # of a collation or a temporal type's precision (which Alembic does not compare); and
+    # model_parity's, after Alembic's of the tables, of what Alembic does not compare at all.
+    "autogenerate_plugins": [
+        "alembic.autogenerate.*",
+        enum_defaults.NAME,
+        column_details.NAME,
+        model_parity.NAME,
+    ],
 }
 
 
 def differences(connection: Connection, metadata: MetaData) -> list:
-    """Alembic's diff of the database against metadata, then ours (model_parity's)."""
+    """Alembic's diff of the database against metadata, ours included (OPTIONS' plugins)."""
     context = MigrationContext.configure(connection, opts=OPTIONS)
-    found = list(compare_metadata(context, metadata))
-    whole = {diff[1].name for diff in found if diff[0] in ("add_table", "remove_table")}
-    return found + [
-        mismatch.to_diff_tuple()
-        for mismatch in beyond_whole_tables(model_parity.mismatches(connection, metadata), whole)
-    ]
-
-
-def whole_tables(upgrade_ops) -> set[str]:
-    """The tables an Alembic diff adds or drops whole."""
-    return {
-        op.table_name
-        for op in upgrade_ops.ops
-        if isinstance(op, (ops.CreateTableOp, ops.DropTableOp))
-    }
-
-
-def beyond_whole_tables(mismatches: list, tables: set[str]) -> list:
-    """mismatches less model_parity's CHECKs and indexes of tables added or dropped whole:
-    Alembic's `table ... is in the models only` (or database only) line says them already,
-    as it says a new table's primary key index."""
-    return [m for m in mismatches if not (m.kind in ("CHECK", "INDEX") and m.table in tables)]
+    return list(compare_metadata(context, metadata))
 
 
 def _type(type_) -> str:

@@ -6,6 +6,12 @@ index's expressions and predicate not at all. Here PostgreSQL itself is the
 judge: the models are created in a scratch schema inside a savepoint that is
 rolled back, and pg_get_constraintdef / pg_get_indexdef of both sides are
 compared name by name. A difference names the object and shows both texts.
+
+These differences reach every comparison through Alembic's own: this module is an Alembic
+plugin (NAME, which comparison.py's options list) whose schema-level comparator runs after
+Alembic's comparison of the tables and appends them to its diff, as ModelMismatch ops. So
+`alembic check` fails on them, comparison.differences() lists them, and `alembic revision
+--autogenerate` finds them in the diff it is handed (autogenerate/revision.py).
 """
 
 import uuid
@@ -13,10 +19,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from alembic.operations import ops
+from alembic.runtime.plugins import Plugin
+from alembic.util import DispatchPriority, PriorityDispatchResult
 from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 
 from migration_runner.bookkeeping import RUNNER_TABLES
+
+NAME = "migration_runner.model_parity"
+# A context.configure() option: True keeps the CHECK and index differences of tables added or
+# dropped whole in the diff (autogenerate's refused draft names them); without it they are
+# left out, as `alembic check` and comparison.differences() leave them out.
+WHOLE_TABLES = "model_parity_whole_tables"
 
 CHECKS = """
 SELECT t.relname, c.conname, pg_get_constraintdef(c.oid)
@@ -122,11 +136,38 @@ def mismatches(connection: Connection, metadata: MetaData) -> list[ModelMismatch
     return kinds.with_kinds(found, connection, metadata)
 
 
-def add_to_diff(context, revision, directives) -> None:
-    """process_revision_directives for `alembic check`: our differences join Alembic's."""
-    from migration_runner.tools.comparison import beyond_whole_tables, whole_tables
+def whole_tables(upgrade_ops) -> set[str]:
+    """The tables an Alembic diff adds or drops whole."""
+    return {
+        op.table_name
+        for op in upgrade_ops.ops
+        if isinstance(op, (ops.CreateTableOp, ops.DropTableOp))
+    }
 
-    found = mismatches(context.connection, context.opts["target_metadata"])
-    for directive in directives:
-        tables = whole_tables(directive.upgrade_ops)
-        directive.upgrade_ops.ops.extend(beyond_whole_tables(found, tables))
+
+def beyond_whole_tables(mismatches: list, tables: set[str]) -> list:
+    """mismatches less the CHECKs and indexes of tables added or dropped whole: Alembic's
+    `table ... is in the models only` (or database only) line says them already, as it says a
+    new table's primary key index."""
+    return [m for m in mismatches if not (m.kind in ("CHECK", "INDEX") and m.table in tables)]
+
+
+def compare(autogen_context, upgrade_ops, schemas) -> PriorityDispatchResult:
+    """The plugin's schema-level comparator: our differences join Alembic's diff, after its
+    own of the tables (those of tables added or dropped whole left out, unless WHOLE_TABLES)."""
+    metadata = autogen_context.metadata
+    if metadata is None:  # nothing to compare with (autogenerate without target_metadata)
+        return PriorityDispatchResult.CONTINUE
+    found = mismatches(autogen_context.connection, metadata)
+    if not autogen_context.opts.get(WHOLE_TABLES):
+        found = beyond_whole_tables(found, whole_tables(upgrade_ops))
+    upgrade_ops.ops.extend(found)
+    return PriorityDispatchResult.CONTINUE
+
+
+try:  # LAST: after Alembic's "tables" comparator (MEDIUM), whose ops say the whole tables
+    Plugin(NAME).add_autogenerate_comparator(
+        compare, "schema", "model_parity", priority=DispatchPriority.LAST
+    )
+except ValueError:  # registered already (the module imported under another name)
+    pass
