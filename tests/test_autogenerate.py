@@ -39,6 +39,16 @@ def edit(tree, module: str, old: str, new: str) -> None:
     path.write_text(source.replace(old, new, 1))
 
 
+def slug_check_renamed_handle(tree) -> None:
+    """organizations' slug CHECK as the models say it once the column is renamed handle."""
+    edit(
+        tree,
+        "tenancy.py",
+        'slug ~ \'^[a-z0-9]+(-[a-z0-9]+)*$\' AND char_length(slug) <= 63", name="slug"',
+        'handle ~ \'^[a-z0-9]+(-[a-z0-9]+)*$\' AND char_length(handle) <= 63", name="handle"',
+    )
+
+
 def in_tree(tree, url, scratch, *args):
     """alembic in the tree copy, importing the copy's own models (support/forked_alembic.py)."""
     return run_alembic(

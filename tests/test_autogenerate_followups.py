@@ -13,6 +13,7 @@ from test_autogenerate import (  # noqa: F401 - at_head: a fixture
     lint,
     new_files,
     next_ids,
+    slug_check_renamed_handle,
 )
 
 from migration_runner.steps.sql_files import SqlFile
@@ -92,12 +93,7 @@ def test_the_down_of_a_dropped_column_rebuilds_its_constraints_online(at_head): 
         "INSERT INTO users (organization_id, email) SELECT o.id, o.slug || '@example.com'"
         " FROM organizations AS o",
     )
-    edit(
-        tree,
-        "tenancy.py",
-        'slug ~ \'^[a-z0-9]+(-[a-z0-9]+)*$\' AND char_length(slug) <= 63", name="slug"',
-        'handle ~ \'^[a-z0-9]+(-[a-z0-9]+)*$\' AND char_length(handle) <= 63", name="handle"',
-    )
+    slug_check_renamed_handle(tree)
     edit(
         tree,
         "tenancy.py",

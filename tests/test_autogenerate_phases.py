@@ -22,7 +22,14 @@ from sqlalchemy import BigInteger, Integer, Numeric, String, Text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
-from test_autogenerate import edit, in_tree, lint, new_files, next_ids
+from test_autogenerate import (
+    edit,
+    in_tree,
+    lint,
+    new_files,
+    next_ids,
+    slug_check_renamed_handle,
+)
 
 from assessment_models.assessments import Framework
 from assessment_models.tenancy import User
@@ -426,12 +433,7 @@ def test_swaps_carry_their_indexes_and_constraints_and_round_trip(at_head):
     the old ones with their columns, and the downgrade rebuilds them with every value."""
     url, tree, scratch = at_head
     _, online, first, contract = next_ids(tree, 4)
-    edit(
-        tree,
-        "tenancy.py",
-        'slug ~ \'^[a-z0-9]+(-[a-z0-9]+)*$\' AND char_length(slug) <= 63", name="slug"',
-        'handle ~ \'^[a-z0-9]+(-[a-z0-9]+)*$\' AND char_length(handle) <= 63", name="handle"',
-    )
+    slug_check_renamed_handle(tree)
     edit(
         tree,
         "tenancy.py",

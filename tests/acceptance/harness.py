@@ -60,7 +60,7 @@ from migration_runner.steps.sql_files import SqlFile
 from migration_runner.tools.autogenerate.draft import same_but_column_order
 from migration_runner.tools.schema_snapshot import differences, snapshot
 from support.database import Server, admin, engine_for, query
-from support.project import ROOT
+from support.project import ROOT, V001_TABLE_ORDER
 from support.writer import OldCodeWriter
 
 VENV_BIN = Path(sys.executable).parent
@@ -139,17 +139,6 @@ INSERT INTO audit_logs (organization_id, action, entity_type)
     SELECT o.id, 'organization.created', 'organization' FROM organizations o;
 ANALYZE;
 """
-SEEDED_TABLES = (
-    "organizations",
-    "users",
-    "frameworks",
-    "questions",
-    "assessments",
-    "responses",
-    "evidence",
-    "assessment_results",
-    "audit_logs",
-)
 # The runner's settings for every run of the corpus: backfills in a few small batches, so
 # that the old code writes between them; drops of tables and columns with rows allowed
 # (their backups go to a temporary folder).
@@ -226,7 +215,7 @@ class Corpus:
         query(url, SEED_SQL)
         self.head_schema = snapshot(url)
         self.seeded = {
-            table: query(url, f"SELECT count(*) FROM {table}")[0][0] for table in SEEDED_TABLES
+            table: query(url, f"SELECT count(*) FROM {table}")[0][0] for table in V001_TABLE_ORDER
         }
         query(url, FAULT_SQL)
         self.ids = {

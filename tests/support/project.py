@@ -10,8 +10,9 @@ ROOT = Path(__file__).resolve().parents[2]
 # so a team's own revisions never turn the suite red.
 REVISIONS = revision_ids(ROOT)
 HEAD = REVISIONS[-1]
-# The tables 001 creates; the tables at head are those of the schema snapshot (make schema).
-V001_TABLES = {
+# The tables 001 creates, each after those it references (the order rows are seeded in); the
+# tables at head are those of the schema snapshot (make schema).
+V001_TABLE_ORDER = (
     "organizations",
     "users",
     "frameworks",
@@ -21,7 +22,8 @@ V001_TABLES = {
     "evidence",
     "assessment_results",
     "audit_logs",
-}
+)
+V001_TABLES = frozenset(V001_TABLE_ORDER)
 HEAD_TABLES = set(
     re.findall(
         r"^CREATE TABLE public\.(\w+) ", (ROOT / "sql" / "schema.sql").read_text(), re.MULTILINE

@@ -434,6 +434,22 @@ def same_but_column_order(expected: str, actual: str) -> bool:
     return columns_sorted(expected) == columns_sorted(actual)
 
 
+def _apply_or_refuse(
+    url: str, draft: DraftRevision, direction: str, tree: Path, drafts: list[DraftRevision]
+) -> None:
+    """Apply draft's up or down file on the scratch database; refused, naming it, if it fails
+    (an up file runs at head, a down file after every up file)."""
+    try:
+        _apply(url, getattr(draft, direction), draft.transactional)
+    except DBAPIError as error:
+        where = " at head" if direction == "up" else ""
+        raise refused(
+            f"The draft {direction} file of {draft.rev_id} fails{where}: {reason_of(error)}",
+            tree,
+            drafts,
+        ) from None
+
+
 def verify(
     drafts: list[DraftRevision],
     tree: Path,
@@ -450,14 +466,7 @@ def verify(
         schema_snapshot.migrate(tree, url, "head")
         at_head = schema_snapshot.snapshot(url)
         for draft in drafts:
-            try:
-                _apply(url, draft.up, draft.transactional)
-            except DBAPIError as error:
-                raise refused(
-                    f"The draft up file of {draft.rev_id} fails at head: {reason_of(error)}",
-                    tree,
-                    drafts,
-                ) from None
+            _apply_or_refuse(url, draft, "up", tree, drafts)
         left = _left_over(url, metadata)
         if left:
             raise refused(
@@ -467,14 +476,7 @@ def verify(
                 drafts,
             )
         for draft in reversed(drafts):
-            try:
-                _apply(url, draft.down, draft.transactional)
-            except DBAPIError as error:
-                raise refused(
-                    f"The draft down file of {draft.rev_id} fails: {reason_of(error)}",
-                    tree,
-                    drafts,
-                ) from None
+            _apply_or_refuse(url, draft, "down", tree, drafts)
         after = schema_snapshot.snapshot(url)
         if after != at_head and not (columns_dropped and same_but_column_order(at_head, after)):
             found = schema_snapshot.differences(at_head, after)
