@@ -44,7 +44,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from migration_runner.errors import MigrationError, interrupt_on_sigterm
-from migration_runner.tools import compat_static, schema_snapshot
+from migration_runner.tools import compat_static, scratch
 from migration_runner.tools.release import release_ref
 from migration_runner.tools.scaffold import revision_ids
 
@@ -187,7 +187,7 @@ def database_revision(url: str) -> str:
 
 def apply_phase(tree: Path, url: str, phase: str, backups: Path) -> Stage:
     """This tree's expand or contract phase on the scratch database; where it stopped."""
-    schema_snapshot.migrate(
+    scratch.migrate(
         tree,
         url,
         "head",
@@ -331,7 +331,7 @@ def check(tree: Path, ref: str | None, scratch_url: str | None) -> list[Problem]
             f"{', '.join(revisions) or 'no revision'}"
         )
         static = static_pass(tree, release, revisions)
-        with schema_snapshot.scratch_database(scratch_url) as url:
+        with scratch.scratch_database(scratch_url) as url:
             return merged(static, on_scratch_database(tree, release, url, Path(folder)))
 
 
@@ -345,7 +345,7 @@ def static_pass(tree: Path, release: Release, revisions: list[str]) -> list[Prob
 def on_scratch_database(tree: Path, release: Release, url: str, backups: Path) -> list[Problem]:
     """The ORM checks at the release's head, after the expand phase, after the contract one."""
     try:
-        schema_snapshot.migrate(release.tree, url, "head")
+        scratch.migrate(release.tree, url, "head")
     except MigrationError as error:
         raise MigrationError(
             f"The running release's migrations fail: {failed_line(error)}"

@@ -131,9 +131,8 @@ def comparison_target(config: Config) -> Iterator[DatabaseTarget]:
     if any(os.environ.get(name) for name in URL_VARIABLES):
         yield resolve_target()
         return
-    from migration_runner.tools import schema_snapshot
+    from migration_runner.tools import scratch
 
     tree = Path(config.config_file_name).parent
-    with schema_snapshot.scratch_database(os.environ.get("SCHEMA_SCRATCH_URL")) as url:
-        schema_snapshot.migrate(tree, url, "head")
+    with scratch.database_at(tree, "head", os.environ.get("SCHEMA_SCRATCH_URL")) as url:
         yield resolve_target({"DATABASE_URL": url})

@@ -21,27 +21,18 @@ them, and their rows, not their shape, say where a database stands.
 from __future__ import annotations
 
 import difflib
-import os
 import re
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 
 from migration_runner.bookkeeping import RUNNER_TABLES
 from migration_runner.errors import MigrationError
 from migration_runner.pg_programs import find_client, libpq_arguments
-from migration_runner.servers import local_postgres
-from migration_runner.steps.database_url import URL_VARIABLES
 
 SNAPSHOT_FILE = Path("sql") / "schema.sql"
 PG_DUMP_OPTIONS = (
@@ -157,62 +148,11 @@ def head_revision(tree: Path) -> str:
     return heads[0]
 
 
-@contextmanager
-def scratch_database(server_url: str | None = None) -> Iterator[str]:
-    """An empty database, dropped afterwards: on server_url if given, else a throwaway server."""
-    if server_url is None:
-        server = local_postgres.start_throwaway(local_postgres.default_version())
-        try:
-            yield server.url()
-        finally:
-            local_postgres.remove_throwaway(server)
-        return
-    name = f"scratch_{uuid.uuid4().hex[:12]}"
-    admin_url = make_url(server_url).set(drivername="postgresql+psycopg2")
-    engine = create_engine(admin_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE template0'))
-    try:
-        yield admin_url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with engine.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        engine.dispose()
-
-
-def migrate(tree: Path, url: str, revision: str, *options: str) -> None:
-    """`alembic [options] upgrade <revision>` of the tree on url, in its own process."""
-    environ = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in URL_VARIABLES and not key.startswith("MIGRATION_")
-    }
-    environ["DATABASE_URL"] = url
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "alembic",
-            "-c",
-            str(tree / "alembic.ini"),
-            *options,
-            "upgrade",
-            revision,
-        ],
-        env=environ,
-        cwd=tree,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise MigrationError(f"alembic upgrade {revision} failed:\n{result.stdout}{result.stderr}")
-
-
 def build(tree: Path, revision: str, server_url: str | None = None) -> str:
     """The snapshot the migrations produce at revision, from a scratch database."""
-    with scratch_database(server_url) as url:
-        migrate(tree, url, revision)
+    from migration_runner.tools import scratch  # which imports this module's neighbours
+
+    with scratch.database_at(tree, revision, server_url) as url:
         return snapshot(url)
 
 

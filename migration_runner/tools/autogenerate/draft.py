@@ -37,7 +37,7 @@ from migration_runner.errors import MigrationError, reason_of
 from migration_runner.steps.revision import set_batch_settings
 from migration_runner.steps.settings import read_settings
 from migration_runner.steps.sql_files import SqlFile
-from migration_runner.tools import comparison, schema_snapshot
+from migration_runner.tools import comparison, schema_snapshot, scratch
 from migration_runner.tools.autogenerate.plan import Statement
 from migration_runner.tools.autogenerate.statements import IDENTIFIER, unquoted
 from migration_runner.tools.model_parity import ModelMismatch
@@ -462,8 +462,7 @@ def verify(
     When the change drops columns, the schema after the down files may differ from head's
     in column order only (PostgreSQL adds a column at the end); everything else must match.
     """
-    with schema_snapshot.scratch_database(server_url) as url:
-        schema_snapshot.migrate(tree, url, "head")
+    with scratch.database_at(tree, "head", server_url) as url:
         at_head = schema_snapshot.snapshot(url)
         for draft in drafts:
             _apply_or_refuse(url, draft, "up", tree, drafts)

@@ -1,0 +1,211 @@
+"""Scratch databases: an empty one, and one at a revision, copied from a template kept on
+the scratch server when the same migrations built one before.
+
+Autogenerate proves each draft on a scratch database at head, `alembic check` with no
+database compares the models with one, `make schema` dumps one. Each used to run every
+migration from base into an empty database: at 300 revisions that is most of the wait.
+On a named scratch server (SCHEMA_SCRATCH_URL, --scratch-url) the first of them migrates a
+database of its own and keeps it as a template; every later one at the same migrations is
+a copy of it (CREATE DATABASE ... TEMPLATE copies the files: milliseconds for a schema).
+
+The template's name is `migrated_` and a digest of what decides the database a run
+produces: the revision asked for, the alembic options, and every file of the tree that the
+run reads (alembic.ini, alembic/, sql/, and the migration_runner package the tree runs).
+An edited or added revision, or a new runner, is another name: a template is never stale,
+only unused. The newest KEPT templates stay on the server, older ones are dropped when a
+new one is kept; drop any of them at will, the next run builds it again. A template
+accepts no connection (ALLOW_CONNECTIONS false): nobody can change it, and a copy never
+fails because someone is connected to it.
+
+Runs at the same time are safe: each builds under a name of its own and renames it into
+place; the loser of a race drops its copy and uses the winner's. A copy whose template was
+dropped meanwhile is built from the migrations, as without a template.
+
+With no scratch server the scratch database is on a throwaway server that lives for one
+command, so there is nothing to keep: the migrations run every time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
+
+import migration_runner
+from migration_runner.errors import MigrationError
+from migration_runner.servers import local_postgres
+from migration_runner.steps.database_url import URL_VARIABLES
+
+PREFIX = "migrated_"
+KEPT = 4
+# What the tree's run reads: its configuration, env.py and shims, and its SQL files.
+TREE_PARTS = ("alembic.ini", "alembic", "sql")
+
+
+@contextmanager
+def scratch_database(server_url: str | None = None) -> Iterator[str]:
+    """An empty database, dropped afterwards: on server_url if given, else a throwaway server."""
+    if server_url is None:
+        server = local_postgres.start_throwaway(local_postgres.default_version())
+        try:
+            yield server.url()
+        finally:
+            local_postgres.remove_throwaway(server)
+        return
+    name = f"scratch_{uuid.uuid4().hex[:12]}"
+    admin_url = make_url(server_url).set(drivername="postgresql+psycopg2")
+    engine = create_engine(admin_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE template0'))
+    try:
+        yield admin_url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with engine.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
+
+
+def migrate(tree: Path, url: str, revision: str, *options: str) -> None:
+    """`alembic [options] upgrade <revision>` of the tree on url, in its own process."""
+    environ = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in URL_VARIABLES and not key.startswith("MIGRATION_")
+    }
+    environ["DATABASE_URL"] = url
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "alembic",
+            "-c",
+            str(tree / "alembic.ini"),
+            *options,
+            "upgrade",
+            revision,
+        ],
+        env=environ,
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise MigrationError(f"alembic upgrade {revision} failed:\n{result.stdout}{result.stderr}")
+
+
+def runner_folder(tree: Path) -> Path:
+    """The migration_runner package a run of tree imports: the tree's own copy if it has one
+    (alembic.ini puts the tree first on sys.path), else the installed one."""
+    own = tree / "migration_runner"
+    return own if (own / "__init__.py").is_file() else Path(migration_runner.__file__).parent
+
+
+def fingerprint(tree: Path, revision: str, options: tuple[str, ...]) -> str:
+    """A digest of the revision, the options and every file that decides the run's result."""
+    digest = hashlib.sha256()
+    digest.update(repr((revision, options)).encode())
+    roots = [(name, tree / name) for name in TREE_PARTS]
+    roots.append(("migration_runner", runner_folder(tree)))
+    for label, root in roots:
+        found = [root] if root.is_file() else sorted(root.rglob("*")) if root.is_dir() else []
+        for path in found:
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+                digest.update(f"{label}/{path.relative_to(root)}\0".encode())
+                digest.update(path.read_bytes())
+                digest.update(b"\0")
+    return digest.hexdigest()[:40]
+
+
+@contextmanager
+def database_at(tree: Path, revision: str, server_url: str | None, *options: str) -> Iterator[str]:
+    """The URL of a scratch database at revision, dropped afterwards (options: alembic's,
+    such as -x name=value)."""
+    if server_url is None:
+        with scratch_database(None) as url:
+            migrate(tree, url, revision, *options)
+            yield url
+        return
+    admin_url = make_url(server_url).set(drivername="postgresql+psycopg2")
+    engine = create_engine(admin_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    name = f"scratch_{uuid.uuid4().hex[:12]}"
+    try:
+        template = PREFIX + fingerprint(tree, revision, options)
+        if not _copied(engine, name, template):
+            _keep_template(engine, admin_url, tree, revision, options, template)
+            if not _copied(engine, name, template):  # dropped at once by another run's pruning
+                _create(engine, name, "template0")
+                migrate(tree, _url(admin_url, name), revision, *options)
+        yield _url(admin_url, name)
+    finally:
+        with engine.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
+
+
+def _url(admin_url, database: str) -> str:
+    return admin_url.set(database=database).render_as_string(hide_password=False)
+
+
+def _create(engine, name: str, template: str) -> None:
+    with engine.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+
+
+def _copied(engine, name: str, template: str) -> bool:
+    """Whether name was created as a copy of template; False when there is no such template."""
+    try:
+        _create(engine, name, template)
+    except DBAPIError as error:
+        if getattr(error.orig, "pgcode", None) == "3D000":  # invalid_catalog_name
+            return False
+        raise
+    return True
+
+
+def _keep_template(
+    engine, admin_url, tree: Path, revision: str, options: tuple[str, ...], template: str
+) -> None:
+    """Migrate a database of this run's own and rename it to template (unless another run
+    did first), then drop the templates beyond the newest KEPT."""
+    building = f"{PREFIX}building_{uuid.uuid4().hex[:12]}"
+    _create(engine, building, "template0")
+    try:
+        migrate(tree, _url(admin_url, building), revision, *options)
+        with engine.connect() as connection:
+            connection.execute(text(f'ALTER DATABASE "{building}" WITH ALLOW_CONNECTIONS false'))
+            try:
+                connection.execute(text(f'ALTER DATABASE "{building}" RENAME TO "{template}"'))
+            except DBAPIError as error:
+                if getattr(error.orig, "pgcode", None) != "42P04":  # duplicate_database
+                    raise
+                return  # another run kept the same template first: ours is dropped below
+            _prune(connection, template)
+    finally:
+        with engine.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)'))
+
+
+def _prune(connection: Connection, kept: str) -> None:
+    """Drop the templates older than the newest KEPT (database oids grow with creation; a
+    rename keeps the oid of the database built, so the newest is the latest built)."""
+    names = connection.execute(
+        text(
+            "SELECT datname FROM pg_database"
+            " WHERE starts_with(datname, :prefix) AND NOT starts_with(datname, :building)"
+            " AND datname <> :kept ORDER BY oid DESC"
+        ),
+        {"prefix": PREFIX, "building": f"{PREFIX}building_", "kept": kept},
+    ).scalars()
+    for name in list(names)[KEPT - 1 :]:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
