@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from migration_runner.servers import local_postgres
 from support.database import (
@@ -30,6 +31,7 @@ from support.database import (
     query,
 )
 from support.past_head import SPLIT_VARIABLE, clone_project, left_out
+from support.processes import run_alembic
 from support.project import ROOT
 from support.shares import SHARE_VARIABLE, share_of
 
@@ -88,6 +90,25 @@ def make_role(postgres_server):
 def database_url(postgres_server: Server) -> Iterator[str]:
     """A fresh, empty database for one test, dropped afterwards."""
     with fresh_database(postgres_server) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def head_template(postgres_server: Server) -> Iterator[str]:
+    """A database the tree's migrations brought to head once a session, which accepts no
+    connection: the database a test starting at head gets is a copy of it."""
+    with fresh_database(postgres_server) as url:
+        assert run_alembic("upgrade", "head", url=url).returncode == 0
+        name = make_url(url).database
+        query(postgres_server.admin_url, f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+        yield name
+
+
+@pytest.fixture
+def database_at_head(postgres_server: Server, head_template: str) -> Iterator[str]:
+    """A database at head for one test, dropped afterwards: for tests whose subject is not
+    the upgrade itself (a copy takes milliseconds; running the revisions, most of a second)."""
+    with fresh_database(postgres_server, head_template) as url:
         yield url
 
 

@@ -42,9 +42,9 @@ class TestOnlyBadge(Base):
 
 
 @pytest.fixture
-def at_head(database_url, postgres_server, tree_copy):
+def at_head(database_at_head, postgres_server, tree_copy):
     """A database at head, a tree whose models the test edits, and a server for scratch drafts."""
-    assert run_alembic("upgrade", "head", url=database_url).returncode == 0
+    database_url = database_at_head
     scratch = make_url(postgres_server.admin_url).render_as_string(hide_password=False)
     return database_url, tree_copy, scratch
 

@@ -43,7 +43,6 @@ from migration_runner.tools.autogenerate.type_changes import (
 )
 from migration_runner.tools.schema_snapshot import snapshot
 from support.database import current_version, query
-from support.processes import run_alembic
 from support.project import HEAD
 from support.writer import OldCodeWriter
 
@@ -65,10 +64,10 @@ with Session(engine) as session, session.begin():
 
 
 @pytest.fixture
-def at_head(database_url, postgres_server, tree_copy):
+def at_head(database_at_head, postgres_server, tree_copy):
     """A database at head with an organization and ROWS users, a tree whose models the test
     edits, and a server for scratch drafts."""
-    assert run_alembic("upgrade", "head", url=database_url).returncode == 0
+    database_url = database_at_head
     query(database_url, "INSERT INTO organizations (name, slug) VALUES ('Org', 'org')")
     query(
         database_url,

@@ -12,14 +12,13 @@ from test_autogenerate import edit, in_tree, new_files, next_ids, shims
 import assessment_models
 from migration_runner.errors import MigrationError
 from migration_runner.tools.autogenerate import draft
-from support.processes import run_alembic
 from support.project import ROOT
 
 
 @pytest.fixture
-def at_head(database_url, postgres_server, tree_copy):
+def at_head(database_at_head, postgres_server, tree_copy):
     """A database at head, a tree whose models the test edits, and a server for scratch drafts."""
-    assert run_alembic("upgrade", "head", url=database_url).returncode == 0
+    database_url = database_at_head
     scratch = make_url(postgres_server.admin_url).render_as_string(hide_password=False)
     return database_url, tree_copy, scratch
 

@@ -52,9 +52,9 @@ VIOLATIONS = {
 
 
 @pytest.fixture
-def seeded(database_url, postgres_server, tree_copy):
+def seeded(database_at_head, postgres_server, tree_copy):
     """A database at head with organizations, users, frameworks and assessments."""
-    assert run_alembic("upgrade", "head", url=database_url).returncode == 0
+    database_url = database_at_head
     query(database_url, SEED)
     scratch = make_url(postgres_server.admin_url).render_as_string(hide_password=False)
     return database_url, tree_copy, scratch

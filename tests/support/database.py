@@ -60,12 +60,13 @@ def admin(server: Server):
 
 
 @contextmanager
-def fresh_database(server: Server) -> Iterator[str]:
-    """A new, empty database on server, dropped when the block ends."""
+def fresh_database(server: Server, template: str = "template0") -> Iterator[str]:
+    """A new database on server, a copy of template (empty by default), dropped when the
+    block ends."""
     name = f"test_{uuid.uuid4().hex[:12]}"
     engine = admin(server)
     with engine.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE template0'))
+        connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
     try:
         yield server.url_for(name)
     finally:
