@@ -33,7 +33,7 @@ from support.database import (
 from support.past_head import SPLIT_VARIABLE, clone_project, left_out
 from support.processes import run_alembic
 from support.project import ROOT
-from support.shares import SHARE_VARIABLE, share_of
+from support.shares import SHARE_VARIABLE, recorder, share_of
 
 # The Vercel group's fixtures (tests/test_vercel_*.py), imported here to exist once a session.
 from support.vercel_stack import vercel_database, vercel_stack  # noqa: F401
@@ -112,8 +112,16 @@ def database_at_head(postgres_server: Server, head_template: str) -> Iterator[st
         yield url
 
 
+def pytest_configure(config):
+    """TEST_RECORD_DURATIONS=1 make test: record the durations make test's shares read."""
+    durations = recorder()
+    if durations is not None:
+        config.pluginmanager.register(durations, "durations recorder")
+
+
 def pytest_collection_modifyitems(config, items):
-    """make test's shares (support/shares.py): this version's half, and every_version tests."""
+    """make test's shares (support/shares.py): this version's share by recorded durations,
+    and every_version tests."""
     if not os.environ.get(SHARE_VARIABLE):
         return
     kept, left = share_of(items, VERSION)
