@@ -23,10 +23,11 @@ from support.processes import clean_environ, run_alembic
 from support.project import HEAD, add_revision
 
 ROW_COUNTS = "SELECT (SELECT count(*) FROM organizations), (SELECT count(*) FROM users)"
-# The rehearsal's copy, and the drift check's empty database.
+# The rehearsal's copy, the drift check's database at head, and the one its first run at
+# these migrations builds to keep as a template (migration_runner/tools/scratch.py).
 SCRATCH_DATABASES = (
-    "SELECT count(*) FROM pg_database"
-    " WHERE starts_with(datname, 'rehearsal_') OR starts_with(datname, 'scratch_')"
+    "SELECT count(*) FROM pg_database WHERE starts_with(datname, 'rehearsal_')"
+    " OR starts_with(datname, 'scratch_') OR starts_with(datname, 'migrated_building_')"
 )
 # Client sessions on the target other than the test's own, and the locks they hold.
 SESSIONS_ON_TARGET = (
@@ -284,7 +285,8 @@ def test_sigterm_during_the_drift_check_drops_both_scratch_databases(target):
         tree,
         "slow_in_the_drift_check",
         "-- test-only: slow only where the drift check builds head's schema.\n"
-        "SELECT pg_sleep(CASE WHEN starts_with(current_database(), 'scratch_') THEN 30 ELSE 0 END);\n",
+        "SELECT pg_sleep(CASE WHEN starts_with(current_database(), 'migrated_building_')"
+        " THEN 30 ELSE 0 END);\n",
         "SELECT 1;\n",
     )
     rehearsal = start_rehearsal(url, tree)
@@ -292,7 +294,7 @@ def test_sigterm_during_the_drift_check_drops_both_scratch_databases(target):
         rehearsal,
         url,
         "SELECT count(*) FROM pg_stat_activity WHERE state = 'active'"
-        " AND starts_with(datname, 'scratch_') AND query LIKE '%pg_sleep(CASE%'",
+        " AND starts_with(datname, 'migrated_building_') AND query LIKE '%pg_sleep(CASE%'",
         "the drift check",
     )
     children = descendants(rehearsal.pid)

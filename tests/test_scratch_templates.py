@@ -26,10 +26,11 @@ def unique_revision(tree, note: str = "") -> str:
 
 
 def templates(admin_url: str) -> dict[str, bool]:
-    """Each kept template's name and whether it accepts connections."""
+    """Each template the admin role keeps, and whether it accepts connections."""
     rows = query(
         admin_url,
-        "SELECT datname, datallowconn FROM pg_database WHERE starts_with(datname, :prefix)",
+        "SELECT datname, datallowconn FROM pg_database"
+        " WHERE starts_with(datname, :prefix) AND datdba = to_regrole(current_user)",
         prefix=scratch.PREFIX,
     )
     return dict(rows)
@@ -47,7 +48,7 @@ def test_a_second_database_at_the_same_migrations_is_copied_not_migrated(
 ):
     admin_url = postgres_server.admin_url
     head = unique_revision(tree_copy)
-    template = scratch.PREFIX + scratch.fingerprint(tree_copy, "head", ())
+    template = scratch.template_name(tree_copy, "head", (), "postgres")
     with scratch.database_at(tree_copy, "head", admin_url) as first:
         assert current_version(first) == head
         first_history = query(first, HISTORY)
@@ -68,10 +69,10 @@ def test_an_edited_revision_gets_a_template_of_its_own(tree_copy, postgres_serve
     head = unique_revision(tree_copy)
     with scratch.database_at(tree_copy, "head", admin_url):
         pass
-    before = scratch.fingerprint(tree_copy, "head", ())
+    before = scratch.template_name(tree_copy, "head", (), "postgres")
     up = next((tree_copy / "sql" / "up").glob(f"{head}_*.sql"))
     up.write_text(up.read_text() + "ALTER TABLE organizations ADD COLUMN template_note text;\n")
-    after = scratch.fingerprint(tree_copy, "head", ())
+    after = scratch.template_name(tree_copy, "head", (), "postgres")
     assert after != before
     with scratch.database_at(tree_copy, "head", admin_url) as url:
         columns = query(
@@ -79,7 +80,7 @@ def test_an_edited_revision_gets_a_template_of_its_own(tree_copy, postgres_serve
             "SELECT count(*) FROM information_schema.columns WHERE column_name = 'template_note'",
         )
         assert columns == [(1,)]
-    assert {scratch.PREFIX + before, scratch.PREFIX + after} <= set(templates(admin_url))
+    assert {before, after} <= set(templates(admin_url))
 
 
 def test_only_the_newest_templates_are_kept(tree_copy, postgres_server):
@@ -90,7 +91,7 @@ def test_only_the_newest_templates_are_kept(tree_copy, postgres_server):
     for number in range(scratch.KEPT + 2):
         up.write_text(up.read_text() + f"-- edit {number}\n")
         with scratch.database_at(tree_copy, "head", admin_url):
-            built.append(scratch.PREFIX + scratch.fingerprint(tree_copy, "head", ()))
+            built.append(scratch.template_name(tree_copy, "head", (), "postgres"))
     kept = set(templates(admin_url))
     assert len(kept) == scratch.KEPT
     assert kept == set(built[-scratch.KEPT :])
@@ -118,7 +119,7 @@ def test_runs_at_the_same_time_keep_one_template_and_each_gets_its_database(
     assert failed == []
     assert sorted(version for _, version in found) == [head] * 3
     assert len({url for url, _ in found}) == 3
-    template = scratch.PREFIX + scratch.fingerprint(tree_copy, "head", ())
+    template = scratch.template_name(tree_copy, "head", (), "postgres")
     names = set(templates(admin_url))
     assert template in names
     assert not [name for name in names if name.startswith(f"{scratch.PREFIX}building_")]
@@ -128,7 +129,7 @@ def test_runs_at_the_same_time_keep_one_template_and_each_gets_its_database(
 def test_a_template_dropped_meanwhile_is_built_again(tree_copy, postgres_server):
     admin_url = postgres_server.admin_url
     head = unique_revision(tree_copy)
-    template = scratch.PREFIX + scratch.fingerprint(tree_copy, "head", ())
+    template = scratch.template_name(tree_copy, "head", (), "postgres")
     with scratch.database_at(tree_copy, "head", admin_url):
         pass
     engine = admin(postgres_server)
@@ -138,3 +139,30 @@ def test_a_template_dropped_meanwhile_is_built_again(tree_copy, postgres_server)
     with scratch.database_at(tree_copy, "head", admin_url) as url:
         assert current_version(url) == head
     assert template in templates(admin_url)
+
+
+def test_each_role_keeps_templates_of_its_own(tree_copy, postgres_server, make_role):
+    """Only a database's owner may copy it: a role's run never uses another role's template,
+    and never drops one."""
+    admin_url = postgres_server.admin_url
+    head = unique_revision(tree_copy)
+    with scratch.database_at(tree_copy, "head", admin_url):
+        pass
+    theirs = scratch.template_name(tree_copy, "head", (), "postgres")
+    role, password = make_role("CREATEDB")
+    role_url = postgres_server.url_for("postgres", role, password)
+    for _ in range(scratch.KEPT + 1):  # more than its own templates it keeps
+        with scratch.database_at(tree_copy, "head", role_url) as url:
+            assert current_version(url) == head
+        up = next((tree_copy / "sql" / "up").glob(f"{head}_*.sql"))
+        up.write_text(up.read_text() + "-- another edit\n")
+    owners = dict(
+        query(
+            admin_url,
+            "SELECT datname, pg_get_userbyid(datdba) FROM pg_database"
+            " WHERE starts_with(datname, :prefix)",
+            prefix=scratch.PREFIX,
+        )
+    )
+    assert owners[theirs] == "postgres"
+    assert list(owners.values()).count(role) == scratch.KEPT

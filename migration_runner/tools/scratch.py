@@ -10,10 +10,12 @@ a copy of it (CREATE DATABASE ... TEMPLATE copies the files: milliseconds for a 
 
 The template's name is `migrated_` and a digest of what decides the database a run
 produces: the revision asked for, the alembic options, and every file of the tree that the
-run reads (alembic.ini, alembic/, sql/, and the migration_runner package the tree runs).
+run reads (alembic.ini, alembic/, sql/, and the migration_runner package the tree runs),
+and of the role that connects: only a database's owner may copy it, so each role on the
+server keeps templates of its own.
 An edited or added revision, or a new runner, is another name: a template is never stale,
-only unused. The newest KEPT templates stay on the server, older ones are dropped when a
-new one is kept; drop any of them at will, the next run builds it again. A template
+only unused. A role's newest KEPT templates stay on the server, its older ones are
+dropped when it keeps a new one; drop any of them at will, the next run builds it again. A template
 accepts no connection (ALLOW_CONNECTIONS false): nobody can change it, and a copy never
 fails because someone is connected to it.
 
@@ -111,10 +113,11 @@ def runner_folder(tree: Path) -> Path:
     return own if (own / "__init__.py").is_file() else Path(migration_runner.__file__).parent
 
 
-def fingerprint(tree: Path, revision: str, options: tuple[str, ...]) -> str:
-    """A digest of the revision, the options and every file that decides the run's result."""
+def template_name(tree: Path, revision: str, options: tuple[str, ...], role: str) -> str:
+    """The template for a run of tree to revision with options, kept by role: named by a
+    digest of these and of every file that decides the run's result."""
     digest = hashlib.sha256()
-    digest.update(repr((revision, options)).encode())
+    digest.update(repr((revision, options, role)).encode())
     roots = [(name, tree / name) for name in TREE_PARTS]
     roots.append(("migration_runner", runner_folder(tree)))
     for label, root in roots:
@@ -124,7 +127,7 @@ def fingerprint(tree: Path, revision: str, options: tuple[str, ...]) -> str:
                 digest.update(f"{label}/{path.relative_to(root)}\0".encode())
                 digest.update(path.read_bytes())
                 digest.update(b"\0")
-    return digest.hexdigest()[:40]
+    return PREFIX + digest.hexdigest()[:40]
 
 
 @contextmanager
@@ -140,7 +143,9 @@ def database_at(tree: Path, revision: str, server_url: str | None, *options: str
     engine = create_engine(admin_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
     name = f"scratch_{uuid.uuid4().hex[:12]}"
     try:
-        template = PREFIX + fingerprint(tree, revision, options)
+        with engine.connect() as connection:  # each role its own: only an owner may copy one
+            role = connection.execute(text("SELECT current_user")).scalar_one()
+        template = template_name(tree, revision, options, role)
         if not _copied(engine, name, template):
             _keep_template(engine, admin_url, tree, revision, options, template)
             if not _copied(engine, name, template):  # dropped at once by another run's pruning
@@ -197,13 +202,15 @@ def _keep_template(
 
 
 def _prune(connection: Connection, kept: str) -> None:
-    """Drop the templates older than the newest KEPT (database oids grow with creation; a
-    rename keeps the oid of the database built, so the newest is the latest built)."""
+    """Drop this role's templates older than its newest KEPT (database oids grow with
+    creation; a rename keeps the oid of the database built, so the newest is the latest
+    built). Other roles' templates are theirs to keep."""
     names = connection.execute(
         text(
             "SELECT datname FROM pg_database"
             " WHERE starts_with(datname, :prefix) AND NOT starts_with(datname, :building)"
-            " AND datname <> :kept ORDER BY oid DESC"
+            " AND datname <> :kept AND datdba = (SELECT oid FROM pg_roles WHERE rolname ="
+            " current_user) ORDER BY oid DESC"
         ),
         {"prefix": PREFIX, "building": f"{PREFIX}building_", "kept": kept},
     ).scalars()
