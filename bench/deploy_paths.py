@@ -7,7 +7,11 @@
   nothing destructive (steps/backup.py), each against reading and hashing the
   same files in a plain loop, the floor of work that reads every file once;
 - the rehearsal's run per revision (tools/rehearse.py, `alembic upgrade <rev>`
-  each) against one `alembic upgrade head` of the same revisions.
+  each) against one `alembic upgrade head` of the same revisions;
+- in a run from base, the round trips that send each revision's string (its file, its
+  history row and version, its commit: steps/transaction.py) against `psql -1 -f` of the
+  same files in one transaction: the server's share of the marginal cost of section 1,
+  which no client that commits each revision with its bookkeeping goes below.
 
 The steps are timed inside real runs: a driver wraps the named steps with a
 timer before Alembic loads env.py (which imports them by name), then runs
@@ -67,6 +71,7 @@ for module, name in (
     ("history", "verify_checksums"),
     ("preflight", "refuse_before_any_change"),
     ("backup", "back_up_before_data_loss"),
+    ("transaction", "emit"),  # the round trips of transaction.py: each revision's string
 ):
     timed(import_module("migration_runner.steps." + module), name)
 try:
@@ -145,6 +150,8 @@ def measure(server, sizes, rounds: int, log) -> Paths:
                     env = clean_env(DATABASE_URL=server.fresh("bench_paths"))
                     guarded = _steps(tree, env, *upgrade)
                     paths.add("preflight", n, guarded["refuse_before_any_change"])
+                    paths.add("revision strings", n, guarded["emit"])
+                    paths.add("psql -1", n, _psql_one_transaction(server, Path(temp), n))
                 else:
                     _output([PYTHON, "-m", "alembic", *upgrade], env, tree)
                 at_head = _steps(tree, env, *upgrade)
@@ -156,6 +163,20 @@ def measure(server, sizes, rounds: int, log) -> Paths:
             log(f"  deploy paths round {number + 1}/{rounds} done")
     server.drop("bench_paths")
     return paths
+
+
+def _psql_one_transaction(server, temp: Path, n: int) -> float:
+    """Seconds of `psql -1 -f` of the same n files on a fresh database (section 1's floor)."""
+    script = temp / f"psql-{n}.sql"
+    if not script.exists():
+        trees.psql_script(script, n)
+    url = server.fresh("bench_paths_psql")
+    psql = [str(server.local.bindir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1"]
+    started = time.perf_counter()
+    _output([*psql, "-f", str(script), url], clean_env(), temp)
+    elapsed = time.perf_counter() - started
+    server.drop("bench_paths_psql")
+    return elapsed
 
 
 def _rehearsal_round(server, tree: Path, paths: Paths) -> None:

@@ -218,6 +218,13 @@ def paths_section(paths) -> list[str]:
             "hashing floor",
         ),
         (
+            "revision strings' round trips (a run from base: file, history row, version, commit)",
+            small,
+            "revision strings",
+            "`psql -1 -f` of the same files, one transaction",
+            "psql -1",
+        ),
+        (
             f"rehearsal of the last {rehearsed} revisions (a run each)",
             small,
             "rehearsal, a run per revision",

@@ -90,6 +90,8 @@ def _paths() -> Paths:
         ("hashing floor", 300, 0.015),
         ("rehearsal, a run per revision", 300, 5.0),
         ("one upgrade head", 300, 1.0),
+        ("revision strings", 300, 0.55),
+        ("psql -1", 300, 0.50),
     ]:
         paths.add(name, n, seconds)
     return paths
@@ -112,6 +114,11 @@ def test_paths_section_ratios_and_missing_figures():
     assert any(
         line.startswith("| rehearsal of the last 10 revisions") and "5.00x" in line
         for line in lines
+    )
+    assert (
+        "| revision strings' round trips (a run from base: file, history row, version, commit) "
+        "| 300 | 550.0 ms | `psql -1 -f` of the same files, one transaction | 500.0 ms | 1.10x |"
+        in lines
     )
     assert lines[-1] == "Rounds: 0."
 
