@@ -166,3 +166,23 @@ def test_each_role_keeps_templates_of_its_own(tree_copy, postgres_server, make_r
     )
     assert owners[theirs] == "postgres"
     assert list(owners.values()).count(role) == scratch.KEPT
+
+
+def test_migrations_that_set_database_settings_keep_no_template(tree_copy, postgres_server):
+    """CREATE DATABASE does not copy ALTER DATABASE ... SET: such migrations run every time."""
+    admin_url = postgres_server.admin_url
+    unique_revision(tree_copy)
+    add_revision(
+        tree_copy,
+        "database setting",
+        "-- test-only (up).\nDO $$ BEGIN EXECUTE format("
+        "'ALTER DATABASE %I SET work_mem = %L', current_database(), '7MB'); END $$;\n",
+        "-- test-only (down).\nDO $$ BEGIN EXECUTE format("
+        "'ALTER DATABASE %I RESET work_mem', current_database()); END $$;\n",
+    )
+    template = scratch.template_name(tree_copy, "head", (), "postgres")
+    for _ in range(2):
+        with scratch.database_at(tree_copy, "head", admin_url) as url:
+            assert query(url, "SHOW work_mem") == [("7MB",)]
+        assert template not in templates(admin_url)
+    assert scratch_databases(admin_url) == []

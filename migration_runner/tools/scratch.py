@@ -19,6 +19,9 @@ dropped when it keeps a new one; drop any of them at will, the next run builds i
 accepts no connection (ALLOW_CONNECTIONS false): nobody can change it, and a copy never
 fails because someone is connected to it.
 
+A database's own settings (ALTER DATABASE ... SET) are not copied: when the migrations
+give it some, no template is kept and every run migrates, as without a scratch server.
+
 Runs at the same time are safe: each builds under a name of its own and renames it into
 place; the loser of a race drops its copy and uses the winner's. A copy whose template was
 dropped meanwhile is built from the migrations, as without a template.
@@ -52,6 +55,11 @@ PREFIX = "migrated_"
 KEPT = 4
 # What the tree's run reads: its configuration, env.py and shims, and its SQL files.
 TREE_PARTS = ("alembic.ini", "alembic", "sql")
+# Settings a database was given (ALTER DATABASE ... SET): CREATE DATABASE does not copy them.
+OWN_SETTINGS = (
+    "SELECT count(*) FROM pg_db_role_setting AS s"
+    " JOIN pg_database AS d ON d.oid = s.setdatabase WHERE d.datname = :name"
+)
 
 
 @contextmanager
@@ -147,8 +155,8 @@ def database_at(tree: Path, revision: str, server_url: str | None, *options: str
             role = connection.execute(text("SELECT current_user")).scalar_one()
         template = template_name(tree, revision, options, role)
         if not _copied(engine, name, template):
-            _keep_template(engine, admin_url, tree, revision, options, template)
-            if not _copied(engine, name, template):  # dropped at once by another run's pruning
+            kept = _keep_template(engine, admin_url, tree, revision, options, template, name)
+            if kept and not _copied(engine, name, template):  # dropped by another's pruning
                 _create(engine, name, "template0")
                 migrate(tree, _url(admin_url, name), revision, *options)
         yield _url(admin_url, name)
@@ -179,23 +187,37 @@ def _copied(engine, name: str, template: str) -> bool:
 
 
 def _keep_template(
-    engine, admin_url, tree: Path, revision: str, options: tuple[str, ...], template: str
-) -> None:
+    engine,
+    admin_url,
+    tree: Path,
+    revision: str,
+    options: tuple[str, ...],
+    template: str,
+    scratch: str,
+) -> bool:
     """Migrate a database of this run's own and rename it to template (unless another run
-    did first), then drop the templates beyond the newest KEPT."""
+    did first), then drop the templates beyond the newest KEPT.
+
+    False when the migrations gave the database settings of its own (ALTER DATABASE ... SET):
+    a copy would not have them, so none is kept and the database becomes scratch itself.
+    """
     building = f"{PREFIX}building_{uuid.uuid4().hex[:12]}"
     _create(engine, building, "template0")
     try:
         migrate(tree, _url(admin_url, building), revision, *options)
         with engine.connect() as connection:
+            if connection.execute(text(OWN_SETTINGS), {"name": building}).scalar_one():
+                connection.execute(text(f'ALTER DATABASE "{building}" RENAME TO "{scratch}"'))
+                return False
             connection.execute(text(f'ALTER DATABASE "{building}" WITH ALLOW_CONNECTIONS false'))
             try:
                 connection.execute(text(f'ALTER DATABASE "{building}" RENAME TO "{template}"'))
             except DBAPIError as error:
                 if getattr(error.orig, "pgcode", None) != "42P04":  # duplicate_database
                     raise
-                return  # another run kept the same template first: ours is dropped below
+                return True  # another run kept the same template first: ours is dropped
             _prune(connection, template)
+            return True
     finally:
         with engine.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)'))
