@@ -10,14 +10,13 @@ a copy of it (CREATE DATABASE ... TEMPLATE copies the files: milliseconds for a 
 
 The template's name is `migrated_` and a digest of what decides the database a run
 produces: the revision asked for, the alembic options, and every file of the tree that the
-run reads (alembic.ini, alembic/, sql/, and the migration_runner package the tree runs),
-and of the role that connects: only a database's owner may copy it, so each role on the
-server keeps templates of its own.
-An edited or added revision, or a new runner, is another name: a template is never stale,
-only unused. A role's newest KEPT templates stay on the server, its older ones are
-dropped when it keeps a new one; drop any of them at will, the next run builds it again. A template
-accepts no connection (ALLOW_CONNECTIONS false): nobody can change it, and a copy never
-fails because someone is connected to it.
+run reads (alembic.ini, alembic/, sql/, and the migration_runner package the tree runs);
+and of the role that connects: only a database's owner may copy it, so each role keeps
+templates of its own. An edited or added revision, or a new runner, is another name: a
+template is never stale, only unused. A role's newest KEPT templates stay on the server;
+its older ones are dropped when it keeps a new one. Drop any of them at will: the next run
+builds it again. A template accepts no connection (ALLOW_CONNECTIONS false): nobody can
+change it, and a copy never fails because someone is connected to it.
 
 A database's own settings (ALTER DATABASE ... SET) are not copied: when the migrations
 give it some, no template is kept and every run migrates, as without a scratch server.
