@@ -186,3 +186,13 @@ def test_migrations_that_set_database_settings_keep_no_template(tree_copy, postg
             assert query(url, "SHOW work_mem") == [("7MB",)]
         assert template not in templates(admin_url)
     assert scratch_databases(admin_url) == []
+
+
+def test_the_name_changes_with_the_runner_the_options_and_the_role(tree_copy):
+    """A new runner, other alembic options or another role never meet an old template."""
+    first = scratch.template_name(tree_copy, "head", (), "postgres")
+    assert scratch.template_name(tree_copy, "head", ("-x", "phase=expand"), "postgres") != first
+    assert scratch.template_name(tree_copy, "head", (), "deployer") != first
+    emit = tree_copy / "migration_runner" / "steps" / "emit.py"
+    emit.write_text(emit.read_text() + "# an edit of the runner\n")
+    assert scratch.template_name(tree_copy, "head", (), "postgres") != first
