@@ -124,13 +124,15 @@ def test_paths_section_ratios_and_missing_figures():
 
 
 def test_the_whole_report_has_the_committed_results_sections_in_order():
-    """tests/test_bench_quotes.py reads results.md by these headings and table rows."""
+    """tests/test_bench_quotes.py reads results.md by these headings and table rows (a full
+    make bench times make test too: section 4)."""
     outcome = Outcome("ours", 100, 0.5, 0.1, 0.001, 9.0, True, "3 retries")
+    suite = {"make test": 475.0, "ok": True, "summary": "287 passed"}
     lines = report.overhead_report(
         _data(),
         ["sqitch"],
         [outcome],
-        {},
+        suite,
         _paths(),
         date="2026-11-30",
         seconds=412.4,
