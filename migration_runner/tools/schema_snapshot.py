@@ -33,6 +33,7 @@ from alembic.script import ScriptDirectory
 from migration_runner.bookkeeping import RUNNER_TABLES
 from migration_runner.errors import MigrationError
 from migration_runner.pg_programs import find_client, libpq_arguments
+from migration_runner.tools import scratch
 
 SNAPSHOT_FILE = Path("sql") / "schema.sql"
 PG_DUMP_OPTIONS = (
@@ -150,8 +151,6 @@ def head_revision(tree: Path) -> str:
 
 def build(tree: Path, revision: str, server_url: str | None = None) -> str:
     """The snapshot the migrations produce at revision, from a scratch database."""
-    from migration_runner.tools import scratch  # which imports this module's neighbours
-
     with scratch.database_at(tree, revision, server_url) as url:
         return snapshot(url)
 

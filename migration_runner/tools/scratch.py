@@ -71,13 +71,24 @@ def scratch_database(server_url: str | None = None) -> Iterator[str]:
         finally:
             local_postgres.remove_throwaway(server)
         return
-    name = f"scratch_{uuid.uuid4().hex[:12]}"
+    with _named_on(server_url) as (engine, url_of, name):
+        _create(engine, name, "template0")
+        yield url_of(name)
+
+
+@contextmanager
+def _named_on(server_url: str) -> Iterator[tuple]:
+    """(an AUTOCOMMIT engine on server_url, the URL of a database of it by name, a new scratch
+    database name): the caller creates the database, which is dropped when the block ends."""
     admin_url = make_url(server_url).set(drivername="postgresql+psycopg2")
     engine = create_engine(admin_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE template0'))
+    name = f"scratch_{uuid.uuid4().hex[:12]}"
+
+    def url_of(database: str) -> str:
+        return admin_url.set(database=database).render_as_string(hide_password=False)
+
     try:
-        yield admin_url.set(database=name).render_as_string(hide_password=False)
+        yield engine, url_of, name
     finally:
         with engine.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -146,27 +157,16 @@ def database_at(tree: Path, revision: str, server_url: str | None, *options: str
             migrate(tree, url, revision, *options)
             yield url
         return
-    admin_url = make_url(server_url).set(drivername="postgresql+psycopg2")
-    engine = create_engine(admin_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    name = f"scratch_{uuid.uuid4().hex[:12]}"
-    try:
+    with _named_on(server_url) as (engine, url_of, name):
         with engine.connect() as connection:  # each role its own: only an owner may copy one
             role = connection.execute(text("SELECT current_user")).scalar_one()
         template = template_name(tree, revision, options, role)
         if not _copied(engine, name, template):
-            kept = _keep_template(engine, admin_url, tree, revision, options, template, name)
+            kept = _keep_template(engine, url_of, tree, revision, options, template, name)
             if kept and not _copied(engine, name, template):  # dropped by another's pruning
                 _create(engine, name, "template0")
-                migrate(tree, _url(admin_url, name), revision, *options)
-        yield _url(admin_url, name)
-    finally:
-        with engine.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        engine.dispose()
-
-
-def _url(admin_url, database: str) -> str:
-    return admin_url.set(database=database).render_as_string(hide_password=False)
+                migrate(tree, url_of(name), revision, *options)
+        yield url_of(name)
 
 
 def _create(engine, name: str, template: str) -> None:
@@ -187,7 +187,7 @@ def _copied(engine, name: str, template: str) -> bool:
 
 def _keep_template(
     engine,
-    admin_url,
+    url_of,
     tree: Path,
     revision: str,
     options: tuple[str, ...],
@@ -203,7 +203,7 @@ def _keep_template(
     building = f"{PREFIX}building_{uuid.uuid4().hex[:12]}"
     _create(engine, building, "template0")
     try:
-        migrate(tree, _url(admin_url, building), revision, *options)
+        migrate(tree, url_of(building), revision, *options)
         with engine.connect() as connection:
             if connection.execute(text(OWN_SETTINGS), {"name": building}).scalar_one():
                 connection.execute(text(f'ALTER DATABASE "{building}" RENAME TO "{scratch}"'))
