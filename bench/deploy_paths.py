@@ -31,7 +31,7 @@ from pathlib import Path
 
 from bench import trees
 from bench.measure import clean_env, median
-from bench.scenarios import REHEARSED, deploy_path_sizes
+from bench.scenarios import REHEARSED, deploy_path_sizes, psql_floor
 
 PYTHON = sys.executable
 # `alembic ARGS` with the named steps timed; their seconds go to the file named first.
@@ -170,10 +170,9 @@ def _psql_one_transaction(server, temp: Path, n: int) -> float:
     script = temp / f"psql-{n}.sql"
     if not script.exists():
         trees.psql_script(script, n)
-    url = server.fresh("bench_paths_psql")
-    psql = [str(server.local.bindir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1"]
+    server.fresh("bench_paths_psql")
     started = time.perf_counter()
-    _output([*psql, "-f", str(script), url], clean_env(), temp)
+    _output(psql_floor(server, script, "bench_paths_psql"), clean_env(), temp)
     elapsed = time.perf_counter() - started
     server.drop("bench_paths_psql")
     return elapsed

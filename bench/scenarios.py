@@ -63,6 +63,22 @@ def alembic_upgrade(tree: Path) -> list[str]:
     return [PYTHON, "-m", "alembic", "-c", str(tree / "alembic.ini"), "upgrade", "head"]
 
 
+def psql_floor(server, script: Path, database: str) -> list[str]:
+    """`psql -1 -f script` on database: the floor every tool is measured against."""
+    psql = str(server.local.bindir / "psql")
+    return [
+        psql,
+        "-X",
+        "-q",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-1",
+        "-f",
+        str(script),
+        server.url(database),
+    ]
+
+
 def build_tools(server, base: Path, n: int, missing: list[str]) -> list[Tool]:
     """Every tool's tree for N revisions under base, and the command that runs it."""
     psql = str(server.local.bindir / "psql")
@@ -74,17 +90,7 @@ def build_tools(server, base: Path, n: int, missing: list[str]) -> list[Tool]:
             "psql",
             "psql -1 -f (floor)",
             has_noop=False,
-            command=[
-                psql,
-                "-X",
-                "-q",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-1",
-                "-f",
-                str(script),
-                server.url("bench_psql"),
-            ],
+            command=psql_floor(server, script, "bench_psql"),
         ),
         Tool("ours", "our runner", command=alembic_upgrade(ours), cwd=ours),
         Tool("plain", "plain Alembic shims", command=alembic_upgrade(plain), cwd=plain),
