@@ -17,8 +17,10 @@ copy first): the project's packages are dropped from the inherited modules, and
 so are the Alembic plugins they registered, which the copy registers again.
 """
 
+import inspect
 import io
 import os
+import posix
 import select
 import signal
 import subprocess
@@ -51,6 +53,10 @@ class ForkedAlembic:
         self.args = ["alembic", *argv]
         self.returncode: int | None = None
         read_end, write_end = os.pipe()
+        # Under make test's coverage (patch=fork), the child restarts coverage's collector,
+        # which reads the call stack with inspect: inspect maps every imported module to its
+        # file the first time. Mapped here, each child inherits the map instead of rebuilding it.
+        inspect.getmodule(sys._getframe())
         pid = os.fork()
         if pid == 0:  # the child never returns from here
             os.close(read_end)
@@ -103,7 +109,22 @@ def _run_in_child(
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(code & 0xFF)  # skip pytest's atexit and finalizers inherited from the parent
+        _exit(code & 0xFF)
+
+
+def _exit(code: int) -> None:
+    """Leave without pytest's atexit and finalizers inherited from the parent; first save
+    this child's own line coverage when make test measures it (.coveragerc).
+
+    coverage's patch=_exit makes os._exit save the Coverage the parent had before the fork
+    too, though the parent saves its own data: every child would write a copy of all the
+    test process measured so far (tests/test_forked_alembic.py counts the files).
+    """
+    coverage = sys.modules.get("coverage")
+    measuring = coverage.Coverage.current() if coverage is not None else None
+    if measuring is not None:
+        measuring.save()
+    posix._exit(code)  # os._exit as the interpreter has it, whatever patched os
 
 
 def _import_project_from(tree: str) -> None:
