@@ -50,10 +50,6 @@ lint: $(INSTALLED) ## Lint the SQL (sqlfluff style, squawk safety), the Python (
 	$(BIN)/migrations sql-headers
 	$(BIN)/migrations phase-order
 
-# make test lets Python cache compiled modules (__pycache__/, git-ignored) even where the
-# machine's environment sets PYTHONDONTWRITEBYTECODE: the suite starts hundreds of Python
-# processes, and each would compile the runner again (pytest, rewrite every test module).
-test: export PYTHONDONTWRITEBYTECODE =
 test: system-packages lint lint-workflows check-schema ## Install missing Debian packages (as root), lint, check the workflows and sql/schema.sql, then the suite on PostgreSQL 15 and 18
 	@# The two versions run side by side, one pytest each (README: the measured time);
 	@# each log is printed when both are done, PostgreSQL 18's last. Each test runs on one

@@ -6,7 +6,6 @@ Collected for real with the variables the Makefile sets for each version: the tr
 collection listing what it collected, what it kept and which tests are every_version.
 """
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -15,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from migration_runner import cli
 from support.past_head import REVISION_SENSITIVE, SPLIT_VARIABLE
 from support.project import ROOT
 from support.shares import MARKER, SHARE_VARIABLE, VERSIONS, expected, recorded, split
@@ -138,13 +136,3 @@ def test_the_makefile_runs_each_version_on_its_share_with_the_past_head_copy():
             f"TEST_POSTGRES_VERSION={version} {SPLIT_VARIABLE}=past-head {SHARE_VARIABLE}=1"
             in makefile
         )
-
-
-def test_make_test_caches_compiled_modules_whatever_the_environment_says():
-    """Under make test every Python process reads the runner's compiled modules from
-    __pycache__/ instead of compiling them again, though the machine's environment may set
-    PYTHONDONTWRITEBYTECODE (a plain pytest keeps the caller's setting)."""
-    if not os.environ.get(SHARE_VARIABLE):
-        return
-    assert not sys.flags.dont_write_bytecode
-    assert Path(importlib.util.cache_from_source(cli.__file__)).is_file()
