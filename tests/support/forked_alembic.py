@@ -53,10 +53,11 @@ class ForkedAlembic:
         self.args = ["alembic", *argv]
         self.returncode: int | None = None
         read_end, write_end = os.pipe()
-        # Under make test's coverage (patch=fork), the child restarts coverage's collector,
-        # which reads the call stack with inspect: inspect maps every imported module to its
-        # file the first time. Mapped here, each child inherits the map instead of rebuilding it.
-        inspect.getmodule(sys._getframe())
+        if _measuring() is not None:
+            # Under make test's coverage (patch=fork) the child restarts coverage's collector,
+            # which reads the call stack with inspect: inspect maps every imported module to its
+            # file the first time. Mapped here, each child inherits the map, not rebuilding it.
+            inspect.getmodule(sys._getframe())
         pid = os.fork()
         if pid == 0:  # the child never returns from here
             os.close(read_end)
@@ -120,11 +121,16 @@ def _exit(code: int) -> None:
     too, though the parent saves its own data: every child would write a copy of all the
     test process measured so far (tests/test_forked_alembic.py counts the files).
     """
-    coverage = sys.modules.get("coverage")
-    measuring = coverage.Coverage.current() if coverage is not None else None
+    measuring = _measuring()
     if measuring is not None:
         measuring.save()
     posix._exit(code)  # os._exit as the interpreter has it, whatever patched os
+
+
+def _measuring():
+    """The Coverage measuring this process (make test's .coveragerc), else None."""
+    coverage = sys.modules.get("coverage")
+    return coverage.Coverage.current() if coverage is not None else None
 
 
 def _import_project_from(tree: str) -> None:
