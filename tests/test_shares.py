@@ -7,7 +7,6 @@ collection listing what it collected, what it kept and which tests are every_ver
 """
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,11 +14,9 @@ from pathlib import Path
 import pytest
 
 from support.past_head import REVISION_SENSITIVE, SPLIT_VARIABLE
+from support.processes import unmeasured
 from support.project import ROOT
 from support.shares import MARKER, SHARE_VARIABLE, VERSIONS, expected, recorded, split
-
-# Set by coverage (.coveragerc's patch = subprocess) for each child to measure itself.
-COVERAGE = "COVERAGE_PROCESS_CONFIG"
 
 
 class Listing:
@@ -46,9 +43,8 @@ def listed(listing: Path, *args: str, **variables: str) -> dict[str, set[str]]:
     """What pytest collects in ROOT with these variables set (Listing's three sets)."""
     environ = {
         key: value
-        for key, value in os.environ.items()
-        # make test's coverage too: a collection runs no code that other tests do not.
-        if key not in {SHARE_VARIABLE, SPLIT_VARIABLE, "TEST_POSTGRES_VERSION", COVERAGE}
+        for key, value in unmeasured().items()  # a collection runs no code other tests do not
+        if key not in {SHARE_VARIABLE, SPLIT_VARIABLE, "TEST_POSTGRES_VERSION"}
     }
     # The child imports this module (tests/) before pytest puts tests/ on its path.
     environ["PYTHONPATH"] = str(ROOT / "tests")

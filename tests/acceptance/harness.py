@@ -60,6 +60,7 @@ from migration_runner.steps.sql_files import SqlFile
 from migration_runner.tools.autogenerate.draft import same_but_column_order
 from migration_runner.tools.schema_snapshot import differences, snapshot
 from support.database import Server, admin, engine_for, query
+from support.processes import unmeasured
 from support.project import ROOT, V001_TABLE_ORDER
 from support.writer import OldCodeWriter
 
@@ -787,6 +788,7 @@ def _lint_failures(corpus: Corpus, files: list[Path]) -> str:
     sqlfluff = subprocess.run(
         [str(VENV_BIN / "sqlfluff"), "lint", "--processes", "2", *map(str, files)],
         cwd=corpus.tree,
+        env=unmeasured(),
         capture_output=True,
         text=True,
         check=False,
@@ -803,6 +805,7 @@ def _lint_failures(corpus: Corpus, files: list[Path]) -> str:
             squawk = subprocess.run(
                 [str(VENV_BIN / "squawk"), *options, *map(str, group)],
                 cwd=corpus.tree,
+                env=unmeasured(),
                 capture_output=True,
                 text=True,
                 check=False,

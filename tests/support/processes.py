@@ -29,6 +29,17 @@ def clean_environ(**extra: str) -> dict[str, str]:
     return environ
 
 
+def unmeasured(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """environ (this process's by default) without the variables that start make test's
+    coverage in a child (.coveragerc: patch = subprocess), for a child that runs none of our
+    packages: a linter, or pytest collecting. Measured, it would only trace third-party code."""
+    return {
+        key: value
+        for key, value in (os.environ if environ is None else environ).items()
+        if not key.startswith("COVERAGE_PROCESS_")
+    }
+
+
 def run_alembic(
     *args: str,
     url: str | None = None,
