@@ -12,17 +12,15 @@ from support.project import HEAD, REVISIONS, ROOT, add_revision, ups
 UNREACHABLE = "postgresql://nobody:secret@127.0.0.1:1/nowhere"
 
 
-def run(*args: str, cwd) -> subprocess.CompletedProcess:
+def run(*args: str, cwd, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [*args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False
+        [*args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False
     )
 
 
 def lint(*args: str, cwd) -> subprocess.CompletedProcess:
     """A linter, as make lint runs it (outside make test's coverage: none of our code runs)."""
-    return subprocess.run(
-        [*args], cwd=cwd, env=unmeasured(), capture_output=True, text=True, timeout=120, check=False
-    )
+    return run(*args, cwd=cwd, env=unmeasured())
 
 
 def after(revision: str) -> str:
