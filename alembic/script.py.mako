@@ -7,8 +7,9 @@ Create Date: ${create_date}
 
 from migration_runner.steps.revision import run_down, run_up
 
-revision = ${repr(up_revision)}
-down_revision = ${repr(down_revision)}
+## The ids in double quotes, as ruff formats them: a new shim lints clean as written.
+revision = "${up_revision}"
+down_revision = ${repr(down_revision).replace("'", '"')}
 branch_labels = None
 depends_on = None
 

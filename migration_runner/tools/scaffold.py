@@ -90,13 +90,15 @@ def revision_ids(tree: Path) -> list[str]:
 
 def render_shim(mako: str, revision: str, down_revision: str | None, message: str) -> str:
     """alembic/script.py.mako filled in as `alembic revision` fills it, without Mako."""
+    lines = [line for line in mako.splitlines(keepends=True) if not line.startswith("##")]
+    down = f'"{down_revision}"' if down_revision else "None"
     return (
-        mako.replace("${message}", message)
+        "".join(lines)  # a line starting with ## is a Mako comment
+        .replace("${message}", message)
         .replace("${up_revision}", revision)
         .replace("${down_revision | comma,n}", down_revision or "")
         .replace("${create_date}", "generated")
-        .replace("${repr(up_revision)}", repr(revision))
-        .replace("${repr(down_revision)}", repr(down_revision))
+        .replace("""${repr(down_revision).replace("'", '"')}""", down)
     )
 
 
