@@ -783,10 +783,13 @@ def _keep_for_lint(corpus: Corpus, name: str, outcome: Outcome) -> None:
 
 
 def _lint_failures(corpus: Corpus, files: list[Path]) -> str:
-    """sqlfluff on every file, squawk on the up files as `make lint` runs them; '' if clean."""
+    """sqlfluff on every file, squawk on the up files as `make lint` runs them; '' if clean.
+
+    sqlfluff in one process: make test keeps both cores busy, and each worker of its
+    --processes would import sqlfluff and load the dialect again."""
     found = []
     sqlfluff = subprocess.run(
-        [str(VENV_BIN / "sqlfluff"), "lint", "--processes", "2", *map(str, files)],
+        [str(VENV_BIN / "sqlfluff"), "lint", *map(str, files)],
         cwd=corpus.tree,
         env=unmeasured(),
         capture_output=True,
