@@ -7,6 +7,7 @@ major (same_major), that one is taken when it is here: its archives are the
 ones the server's own pg_restore reads.
 """
 
+import functools
 import importlib.util
 import os
 import re
@@ -24,10 +25,23 @@ PASSWORD_VARIABLES = ("PGPASSWORD", "PGPASSFILE")
 
 
 def client_version(program: Path) -> str:
-    """The version `program --version` reports, as "15.18 (Debian 15.18-0+deb12u1)"; "" if none."""
-    result = subprocess.run(
-        [str(program), "--version"], capture_output=True, text=True, check=False
-    )
+    """The version `program --version` reports, as "15.18 (Debian 15.18-0+deb12u1)"; "" if none.
+
+    Asked once per file as it is on disk: each backup and schema snapshot asks every candidate
+    pg_dump (the wheel's, Debian's, PATH's: on Debian a Perl wrapper), and autogenerate takes
+    two snapshots a draft. A file replaced or upgraded since is asked again.
+    """
+    try:
+        found = os.stat(program)
+    except OSError:
+        found = None
+    identity = None if found is None else (found.st_ino, found.st_size, found.st_mtime_ns)
+    return _asked_version(str(program), identity)
+
+
+@functools.lru_cache(maxsize=64)
+def _asked_version(program: str, _identity: tuple | None) -> str:
+    result = subprocess.run([program, "--version"], capture_output=True, text=True, check=False)
     match = re.search(r"\d.*", result.stdout.strip())
     return match.group(0) if result.returncode == 0 and match else ""
 
