@@ -5,8 +5,9 @@ import gc
 
 
 def test_the_imported_heap_is_frozen_and_new_garbage_is_still_collected():
-    # Most of what the collector tracks is the frozen imports, not the objects tests made.
-    assert gc.get_freeze_count() > len(gc.get_objects())
+    # The imports alone hold well over 100,000 objects the collector tracks (conftest's with
+    # sqlfluff's grammar loaded: about 130,000); unfrozen, the count would be 0.
+    assert gc.get_freeze_count() > 100_000
 
     class Cycle:
         pass
