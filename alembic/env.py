@@ -34,6 +34,7 @@ from migration_runner.steps.lock_report import write_lock_report
 from migration_runner.steps.lock_retry import describe_blockers, one_attempt, run_with_lock_retries
 from migration_runner.steps.offline_start import check_starting_revision
 from migration_runner.steps.phases import limit_to_phase
+from migration_runner.steps.quick_exit import skip_exit_collections
 from migration_runner.steps.run import Run
 from migration_runner.steps.settings import RunSettings, read_settings
 from migration_runner.steps.shims import shims_read_as_data
@@ -183,10 +184,13 @@ def run_without_database() -> None:
         context.run_migrations()
 
 
-with shims_read_as_data():  # a shim as `alembic revision` wrote it is built, not compiled
-    if runs_without_database(config):
-        run_without_database()
-    elif context.is_offline_mode():
-        run_migrations_offline()
-    else:
-        run_migrations_online()
+try:
+    with shims_read_as_data():  # a shim as `alembic revision` wrote it is built, not compiled
+        if runs_without_database(config):
+            run_without_database()
+        elif context.is_offline_mode():
+            run_migrations_offline()
+        else:
+            run_migrations_online()
+finally:
+    skip_exit_collections(config.cmd_opts is not None)  # the `alembic` command, not Python's API

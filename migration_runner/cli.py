@@ -35,6 +35,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from migration_runner.steps.quick_exit import skip_exit_collections
+
 OK, FOUND, CANNOT_RUN, INTERRUPTED = 0, 1, 2, 130
 NEW_LINES = re.compile(r"\s*\n\s*")
 
@@ -246,6 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # One line, though libpq's reasons (and a few tools' messages) span several.
         print(f"FAILED: {NEW_LINES.sub(' ', message.strip())}", file=sys.stderr)
         return status
+    finally:
+        skip_exit_collections(argv is None)  # the `migrations` command, not a caller's main([...])
 
 
 if __name__ == "__main__":
