@@ -31,6 +31,7 @@ from support.database import (
     fresh_database,
     query,
 )
+from support.forked_alembic import load_sqlfluff
 from support.past_head import SPLIT_VARIABLE, clone_project, left_out
 from support.processes import run_alembic
 from support.project import ROOT
@@ -136,7 +137,11 @@ def pytest_collection_finish(session):
     the garbage collector's sight, for the session's forked children too: it lives as long as
     the session, yet each full collection walked all of it again (about 0.1 s each, one every
     two seconds in a run of the acceptance corpus, five at the session's end). Garbage the
-    tests make later is collected as before. test_session_heap.py proves it is frozen."""
+    tests make later is collected as before. test_session_heap.py proves it is frozen.
+    sqlfluff's grammar is loaded first, to be frozen with the rest (a run that only collects
+    never loads it)."""
+    if not session.config.option.collectonly:
+        load_sqlfluff()
     gc.collect()
     gc.freeze()
 

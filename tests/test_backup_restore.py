@@ -30,7 +30,7 @@ from support.database import (
     query,
     seed_organizations,
 )
-from support.processes import clean_environ, run_alembic
+from support.processes import clean_environ, run_alembic, run_migrations_command
 from support.project import HEAD, ROOT, add_revision
 
 # On both versions in make test: pg_dump and pg_restore of each server's major.
@@ -116,14 +116,8 @@ def ledger(database_url, tree_copy):
 
 
 def restore(url: str, backup_file, *options: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "migration_runner.cli", "restore", *options, str(backup_file)],
-        env=clean_environ(DATABASE_URL=url),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    return run_migrations_command(
+        "restore", *options, str(backup_file), env=clean_environ(DATABASE_URL=url)
     )
 
 

@@ -1,14 +1,13 @@
 """Drift: a live database against its revision's snapshot. Adoption: stamp only an exact v001."""
 
 import subprocess
-import sys
 
 import pytest
 
 from migration_runner.pg_programs import find_client
 from migration_runner.tools.schema_snapshot import read_file, snapshot
 from support.database import current_version, public_tables, query
-from support.processes import clean_environ, run_alembic
+from support.processes import clean_environ, run_alembic, run_migrations_command
 from support.project import HEAD, ROOT, add_revision
 
 # On both versions in make test: drift reads each version's catalog and pg_dump.
@@ -25,14 +24,8 @@ CREATE TABLE hand_made (id integer PRIMARY KEY);
 
 def tool(module: str, *args: str, tree=ROOT, **variables: str) -> subprocess.CompletedProcess:
     """`migrations <command>` with only the given URL variables set."""
-    return subprocess.run(
-        [sys.executable, "-m", "migration_runner.cli", module, "--tree", str(tree), *args],
-        env=clean_environ(**variables),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
+    return run_migrations_command(
+        module, "--tree", str(tree), *args, env=clean_environ(**variables), timeout=180
     )
 
 

@@ -1,7 +1,6 @@
 """sql/schema.sql is what the migrations produce, byte for byte, on every server version."""
 
 import subprocess
-import sys
 
 import pytest
 
@@ -12,7 +11,7 @@ from migration_runner.tools.schema_snapshot import (
     render_file,
     snapshot,
 )
-from support.processes import run_alembic
+from support.processes import run_alembic, run_migrations_command
 from support.project import ROOT, add_revision
 
 # On both versions in make test: pg_dump's output is each version's own.
@@ -23,22 +22,12 @@ DROP_COLUMN = "-- test-only (down).\nALTER TABLE organizations DROP COLUMN test_
 
 
 def schema_command(action: str, tree, scratch_url: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "migration_runner.cli",
-            "schema",
-            action,
-            "--tree",
-            str(tree),
-        ],
+    return run_migrations_command(
+        "schema",
+        action,
+        "--tree",
+        str(tree),
         env={"PATH": "/usr/bin:/bin", "SCHEMA_SCRATCH_URL": scratch_url},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
     )
 
 

@@ -1,11 +1,13 @@
-"""Run the `alembic` command line in a forked child of the test process.
+"""Run the `alembic` command line (or `migrations`, migration_runner/cli.py) in a forked
+child of the test process.
 
 A fresh interpreter spends about 0.4 s importing Alembic, SQLAlchemy and
 psycopg2 before it does anything (autogenerate loads sqlfluff besides), and the
 suite runs alembic a few hundred times on each PostgreSQL version. A forked
 child starts with those modules already imported and otherwise is what
 `alembic` is: its own process, environment, working folder, stdout/stderr
-and exit code, running Alembic's own CommandLine. Tests that prove something
+and exit code, running Alembic's own CommandLine (a `migrations` child runs
+migration_runner.cli.main, as the `migrations` script does). Tests that prove something
 about a fresh interpreter (sys.path, an uninstalled copy of the tree) use a
 real subprocess instead.
 
@@ -17,8 +19,10 @@ copy first): the project's packages are dropped from the inherited modules, and
 so are the Alembic plugins they registered, which the copy registers again.
 """
 
+import functools
 import inspect
 import io
+import logging
 import os
 import posix
 import select
@@ -36,23 +40,38 @@ import psycopg2  # noqa: F401
 import sqlalchemy  # noqa: F401
 import sqlfluff
 
-# sqlfluff's rules and its postgres dialect load on first use (autogenerate lints every
-# draft): once here, for every child, instead of once per child.
-sqlfluff.lint("SELECT 1;\n", dialect="postgres")
+
+@functools.cache
+def load_sqlfluff() -> None:
+    """sqlfluff's rules and its postgres dialect load on first use (autogenerate lints every
+    draft): once, before the first fork (conftest.py loads them after collecting), for every
+    child, instead of once per child; not at import, so that a pytest that only collects
+    (tests/test_shares.py) does not pay it."""
+    sqlfluff.lint("SELECT 1;\n", dialect="postgres")
+
 
 # The packages a tree (or a copy of it) holds, imported from whichever tree a child runs in.
 PROJECT_PACKAGES = ("migration_runner", "assessment_models")
 
 
-class ForkedAlembic:
-    """A running `alembic ARGV`, with the parts of subprocess.Popen the tests use."""
+class ForkedCommand:
+    """A running `main(argv)` in a forked child, with the parts of subprocess.Popen the tests
+    use: stdout and stderr together (communicate's first value), or apart when asked."""
 
     def __init__(
-        self, argv: list[str], environ: dict[str, str], cwd: str, own_modules: bool = False
+        self,
+        main,
+        argv: list[str],
+        environ: dict[str, str],
+        cwd: str,
+        own_modules: bool = False,
+        program: str = "alembic",
+        separate_stderr: bool = False,
     ) -> None:
-        self.args = ["alembic", *argv]
+        self.args = [program, *argv]
         self.returncode: int | None = None
-        read_end, write_end = os.pipe()
+        load_sqlfluff()
+        pipes = [os.pipe() for _ in range(2 if separate_stderr else 1)]
         if _measuring() is not None:
             # Under make test's coverage (patch=fork) the child restarts coverage's collector,
             # which reads the call stack with inspect: inspect maps every imported module to its
@@ -60,48 +79,81 @@ class ForkedAlembic:
             inspect.getmodule(sys._getframe())
         pid = os.fork()
         if pid == 0:  # the child never returns from here
-            os.close(read_end)
-            _run_in_child(argv, environ, cwd, write_end, own_modules)
-        os.close(write_end)
-        self.pid, self._output, self._read_end = pid, bytearray(), read_end
+            for read_end, _ in pipes:
+                os.close(read_end)
+            writes = [write_end for _, write_end in pipes]
+            _run_in_child(main, program, argv, environ, cwd, writes[0], writes[-1], own_modules)
+        for _, write_end in pipes:
+            os.close(write_end)
+        self.pid = pid
+        self._reads = [read_end for read_end, _ in pipes]
 
-    def communicate(self, timeout: float | None = None) -> tuple[str, None]:
-        """Read all output (stdout and stderr together) and wait for the exit code."""
+    def communicate(self, timeout: float | None = None) -> tuple[str, str | None]:
+        """Read all output and wait for the exit code: (stdout and stderr, None), or
+        (stdout, stderr) when they were asked apart."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
+        output = {read_end: bytearray() for read_end in self._reads}
+        open_ends = list(self._reads)
+        while open_ends:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not select.select([self._read_end], [], [], left)[0]:
+            ready = select.select(open_ends, [], [], left)[0]
+            if not ready:
                 os.kill(self.pid, signal.SIGKILL)
                 raise subprocess.TimeoutExpired(self.args, timeout)
-            chunk = os.read(self._read_end, 65536)
-            if not chunk:
-                break
-            self._output += chunk
-        os.close(self._read_end)
+            for read_end in ready:
+                chunk = os.read(read_end, 65536)
+                if chunk:
+                    output[read_end] += chunk
+                else:
+                    open_ends.remove(read_end)
+                    os.close(read_end)
         self.returncode = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
-        return self._output.decode(), None
+        texts = [output[read_end].decode() for read_end in self._reads]
+        return (texts[0], texts[1] if len(texts) > 1 else None)
+
+
+class ForkedAlembic(ForkedCommand):
+    """A running `alembic ARGV` (Alembic's own CommandLine), stdout and stderr together."""
+
+    def __init__(
+        self, argv: list[str], environ: dict[str, str], cwd: str, own_modules: bool = False
+    ) -> None:
+        super().__init__(_alembic_main, argv, environ, cwd, own_modules)
+
+
+def _alembic_main(argv: list[str]) -> None:
+    alembic.config.main(argv=argv, prog="alembic")
 
 
 def _run_in_child(
-    argv: list[str], environ: dict[str, str], cwd: str, output: int, own_modules: bool
+    main,
+    program: str,
+    argv: list[str],
+    environ: dict[str, str],
+    cwd: str,
+    out: int,
+    err: int,
+    own_modules: bool,
 ) -> None:
     code = 1
     try:
         os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
-        os.dup2(output, 1)
-        os.dup2(output, 2)
-        os.close(output)
+        os.dup2(out, 1)
+        os.dup2(err, 2)
+        for end in {out, err}:
+            os.close(end)
         sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True)
         sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), line_buffering=True)
         os.environ.clear()
         os.environ.update(environ)
         os.chdir(cwd)
+        _logging_as_a_fresh_interpreter_has_it()
         if own_modules:
             _import_project_from(cwd)
-        sys.argv = ["alembic", *argv]
+        sys.argv = [program, *argv]
         try:
-            alembic.config.main(argv=argv, prog="alembic")
-            code = 0
+            returned = main(argv)
+            code = returned if isinstance(returned, int) else 0
         except SystemExit as exit_:
             code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
         except BaseException:  # noqa: BLE001  (printed as the interpreter would, exit 1)
@@ -111,6 +163,16 @@ def _run_in_child(
         sys.stdout.flush()
         sys.stderr.flush()
         _exit(code & 0xFF)
+
+
+def _logging_as_a_fresh_interpreter_has_it() -> None:
+    """No handler on the root logger (pytest's capture ones are inherited) and its default
+    level: a warning then reaches stderr through logging's last resort, as in a new
+    process. alembic's env.py configures its own handlers from alembic.ini."""
+    root = logging.getLogger()
+    for handler in root.handlers[:]:
+        root.removeHandler(handler)
+    root.setLevel(logging.WARNING)
 
 
 def _exit(code: int) -> None:

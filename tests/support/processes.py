@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from migration_runner.steps.database_url import URL_VARIABLES
-from support.forked_alembic import ForkedAlembic
+from support.forked_alembic import ForkedAlembic, ForkedCommand
 from support.project import ROOT
 
 # Backups that runs with allow-data-loss write, kept out of the checkout's backups/.
@@ -116,6 +116,22 @@ def start_alembic(
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def run_migrations_command(
+    *args: str, env: dict[str, str], cwd: Path = ROOT, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    """`migrations ARGS` (migration_runner/cli.py) with exactly env as its environment, in a
+    forked child of this process (forked_alembic.py); stdout and stderr apart, as
+    subprocess.run(capture_output=True) has them. Tests about a fresh interpreter, or whose
+    child must take signals of its own, run `python -m migration_runner.cli` instead."""
+    from migration_runner.cli import main
+
+    process = ForkedCommand(
+        main, list(args), env, str(cwd), program="migrations", separate_stderr=True
+    )
+    stdout, stderr = process.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 def run_make(project: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
