@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 from migration_runner.servers import local_postgres
 from support.database import (
     TEST_HBA,
+    TEST_SETTINGS,
     VERSION,
     Server,
     admin,
@@ -51,7 +52,7 @@ def postgres_server() -> Iterator[Server]:
         with PostgresContainer(f"postgres:{VERSION}", driver=None) as container:
             yield Server(container.get_connection_url(), VERSION)
     else:
-        server = local_postgres.start_throwaway(VERSION, hba=TEST_HBA)
+        server = local_postgres.start_throwaway(VERSION, TEST_SETTINGS, hba=TEST_HBA)
         try:
             yield Server(server.url(), VERSION)
         finally:

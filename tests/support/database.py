@@ -18,6 +18,9 @@ VERSION = os.environ.get("TEST_POSTGRES_VERSION", "15")
 # The test server's superuser connects without a password; every other role
 # needs one, so tests can check authentication errors and least privilege.
 TEST_HBA = "host all postgres 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
+# The suite creates and drops databases by the hundred; autovacuum's workers would visit
+# each in turn. No test relies on them: the ones that need statistics run ANALYZE.
+TEST_SETTINGS = {"autovacuum": "off"}
 RUNNER_TABLES = set(bookkeeping.RUNNER_TABLES)
 
 
