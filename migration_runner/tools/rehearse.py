@@ -24,7 +24,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -46,7 +45,7 @@ from migration_runner.pg_programs import find_client, libpq_arguments
 from migration_runner.steps.database_url import URL_VARIABLES, resolve_target
 from migration_runner.steps.phases import EXPAND, first_contract
 from migration_runner.steps.settings import read_settings
-from migration_runner.tools import drift
+from migration_runner.tools import alembic_child, drift
 
 log = logging.getLogger("migration_runner")
 # Rough copy rates, to say how long the copy will take before it starts.
@@ -269,18 +268,11 @@ def rehearse_revision(tree: Path, scratch: URL, revision: str) -> Step:
             MIGRATION_PHASE="all",  # the revision is named: the phase was applied choosing it
         )
         started = time.monotonic()
-        run = subprocess.run(
-            [sys.executable, "-m", "alembic", "-c", str(tree / "alembic.ini"), "upgrade", revision],
-            env=environ,
-            cwd=tree,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        run = alembic_child.run(tree, ["upgrade", revision], environ)  # forked where safe
         step.seconds = time.monotonic() - started
         step.ok = run.returncode == 0
-        failed = [line for line in run.stdout.splitlines() if line.startswith("FAILED:")]
-        step.message = failed[-1] if failed else (run.stdout + run.stderr).strip()[-500:]
+        failed = [line for line in run.output.splitlines() if line.startswith("FAILED:")]
+        step.message = failed[-1] if failed else run.output.strip()[-500:]
         text_report = Path(report.name).read_text()
         step.locks = [tuple(lock) for lock in json.loads(text_report)] if text_report else []
     after = _rows_written(scratch)  # a backend's counters reach the view when it exits

@@ -33,8 +33,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,10 +43,11 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-import migration_runner
 from migration_runner.errors import MigrationError
 from migration_runner.servers import local_postgres
 from migration_runner.steps.database_url import URL_VARIABLES
+from migration_runner.tools import alembic_child
+from migration_runner.tools.alembic_child import runner_folder
 
 PREFIX = "migrated_"
 KEPT = 4
@@ -96,39 +95,17 @@ def _named_on(server_url: str) -> Iterator[tuple]:
 
 
 def migrate(tree: Path, url: str, revision: str, *options: str) -> None:
-    """`alembic [options] upgrade <revision>` of the tree on url, in its own process."""
+    """`alembic [options] upgrade <revision>` of the tree on url, in its own process
+    (alembic_child: forked from this one where that is safe)."""
     environ = {
         key: value
         for key, value in os.environ.items()
         if key not in URL_VARIABLES and not key.startswith("MIGRATION_")
     }
     environ["DATABASE_URL"] = url
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "alembic",
-            "-c",
-            str(tree / "alembic.ini"),
-            *options,
-            "upgrade",
-            revision,
-        ],
-        env=environ,
-        cwd=tree,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = alembic_child.run(tree, [*options, "upgrade", revision], environ)
     if result.returncode != 0:
-        raise MigrationError(f"alembic upgrade {revision} failed:\n{result.stdout}{result.stderr}")
-
-
-def runner_folder(tree: Path) -> Path:
-    """The migration_runner package a run of tree imports: the tree's own copy if it has one
-    (alembic.ini puts the tree first on sys.path), else the installed one."""
-    own = tree / "migration_runner"
-    return own if (own / "__init__.py").is_file() else Path(migration_runner.__file__).parent
+        raise MigrationError(f"alembic upgrade {revision} failed:\n{result.output}")
 
 
 def template_name(tree: Path, revision: str, options: tuple[str, ...], role: str) -> str:

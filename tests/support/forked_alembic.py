@@ -39,6 +39,7 @@ import pglast  # noqa: F401  (imported once here, inherited by every child)
 import psycopg2  # noqa: F401
 import sqlalchemy  # noqa: F401
 import sqlfluff
+from tqdm import tqdm
 
 
 @functools.cache
@@ -47,6 +48,9 @@ def load_sqlfluff() -> None:
     draft): once, before the first fork (conftest.py loads them after collecting), for every
     child, instead of once per child; not at import, so that a pytest that only collects
     (tests/test_shares.py) does not pay it."""
+    # As autogenerate has it (draft._sqlfluff): sqlfluff's progress bars start no monitor
+    # thread, so the product's scratch migrations fork here too (tools/alembic_child.py).
+    tqdm.monitor_interval = 0
     sqlfluff.lint("SELECT 1;\n", dialect="postgres")
 
 

@@ -138,9 +138,13 @@ def _sqlfluff():
     """sqlfluff, as `make lint` runs it; refused in one line when this Python lacks it."""
     try:
         import sqlfluff
+        from tqdm import tqdm  # sqlfluff's own progress bars
     except ImportError:
         where = f"no sqlfluff package for {sys.executable}"
         raise MigrationError(MISSING_LINTER.format(tool="sqlfluff", where=where)) from None
+    # Its bars are never shown here; their monitor would be a second thread for good, and a
+    # run forks its scratch migrations only while it has one (tools/alembic_child.py).
+    tqdm.monitor_interval = 0
     return sqlfluff
 
 

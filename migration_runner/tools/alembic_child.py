@@ -1,0 +1,159 @@
+"""`alembic ...` of a tree in a process of its own: forked from this one where that is safe,
+else a new interpreter.
+
+Scratch databases (scratch.migrate: templates, `make schema`, drift, compat) and the
+rehearsal (each pending revision) run `alembic upgrade` of a tree as a deploy runs it: its
+own process, environment, working folder, output and exit code, and the tree's runner. A
+new interpreter first spends about 0.4 s importing Alembic, SQLAlchemy and psycopg2; a child
+forked from this process has them already (before this module, the rehearsal of 10 revisions
+took 9.7 times one `alembic upgrade head` of the same revisions: bench/results.md of
+2026-12-01, section 5).
+
+Forked only where that is safe, else a new interpreter, as before:
+- on Linux: macOS's system libraries are not safe to use in a forked child;
+- with no other thread running: a lock another thread held would stay held in the child;
+- when the tree's runner (its own migration_runner/ if it has one, alembic.ini puts it
+  first on sys.path) has the same files as the runner this process imported: a copy of
+  another release must run its own code.
+
+The child never collects what it inherited (gc.freeze): garbage the parent had not collected
+yet is the parent's to finalize, once (a finalizer may close a connection or write a file).
+It leaves by os._exit, so nothing of the parent's (atexit handlers, buffered output) runs
+twice either.
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import hashlib
+import io
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import migration_runner
+
+
+@dataclass(frozen=True)
+class Finished:
+    returncode: int
+    output: str  # stdout and stderr together, in the order written
+
+
+def run(tree: Path, argv: list[str], environ: dict[str, str]) -> Finished:
+    """`alembic -c <tree>/alembic.ini ARGV` in tree, with exactly environ as its environment."""
+    command = ["-c", str(tree / "alembic.ini"), *argv]
+    if forks_safely(tree):
+        return _forked(tree, command, environ)
+    result = subprocess.run(
+        [sys.executable, "-m", "alembic", *command],
+        env=environ,
+        cwd=tree,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        check=False,
+    )
+    return Finished(result.returncode, result.stdout)
+
+
+def runner_folder(tree: Path) -> Path:
+    """The migration_runner package a run of tree imports: the tree's own copy if it has one
+    (alembic.ini puts the tree first on sys.path), else the installed one."""
+    own = tree / "migration_runner"
+    return own.resolve() if (own / "__init__.py").is_file() else _imported_runner()
+
+
+def forks_safely(tree: Path) -> bool:
+    """Whether a forked child runs tree as a new interpreter would (the module's docstring)."""
+    if sys.platform != "linux" or threading.active_count() != 1:
+        return False
+    folder = runner_folder(tree)
+    return folder == _imported_runner() or _digest(folder) == _imported_digest()
+
+
+def _imported_runner() -> Path:
+    return Path(migration_runner.__file__).resolve().parent
+
+
+@functools.cache
+def _imported_digest() -> str:
+    """The imported runner's files as they were when first asked (about when imported)."""
+    return _digest(_imported_runner())
+
+
+def _digest(folder: Path) -> str:
+    """A digest of a runner's Python files and package data (bytecode caches left out)."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(f"{path.relative_to(folder)}\0".encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _forked(tree: Path, command: list[str], environ: dict[str, str]) -> Finished:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        os.close(read_end)
+        _child(tree, command, environ, write_end)
+    os.close(write_end)
+    output = bytearray()
+    try:
+        while chunk := os.read(read_end, 65536):
+            output += chunk
+        status = os.waitpid(pid, 0)[1]
+    except BaseException:  # Ctrl-C or SIGTERM meanwhile: the child goes, as subprocess.run's
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise
+    finally:
+        os.close(read_end)
+    return Finished(os.waitstatus_to_exitcode(status), output.decode(errors="replace"))
+
+
+def _child(tree: Path, command: list[str], environ: dict[str, str], output: int) -> None:
+    code = 1
+    try:
+        gc.freeze()  # what it inherited is the parent's to collect and finalize
+        gc.enable()  # as in a new interpreter, whatever the parent chose
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+        os.dup2(output, 1)
+        os.dup2(output, 2)
+        os.close(output)
+        sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True)
+        sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), line_buffering=True)
+        os.environ.clear()
+        os.environ.update(environ)
+        os.chdir(tree)
+        root = logging.getLogger()  # as a new interpreter has it: env.py configures its own
+        for handler in root.handlers[:]:
+            root.removeHandler(handler)
+        root.setLevel(logging.WARNING)
+        sys.argv = ["alembic", *command]
+        from alembic.config import main
+
+        try:
+            main(argv=command, prog="alembic")
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+    except BaseException:  # noqa: BLE001  (printed as the interpreter would, exit 1)
+        traceback.print_exc()
+        code = 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code & 0xFF)
