@@ -123,31 +123,30 @@ def _forked(tree: Path, command: list[str], environ: dict[str, str]) -> Finished
 
 
 def _child(tree: Path, command: list[str], environ: dict[str, str], output: int) -> None:
-    code = 1
-    try:
-        gc.freeze()  # what it inherited is the parent's to collect and finalize
-        gc.enable()  # as in a new interpreter, whatever the parent chose
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
-        os.dup2(output, 1)
-        os.dup2(output, 2)
-        os.close(output)
-        sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True)
-        sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), line_buffering=True)
-        os.environ.clear()
-        os.environ.update(environ)
-        os.chdir(tree)
-        root = logging.getLogger()  # as a new interpreter has it: env.py configures its own
-        for handler in root.handlers[:]:
-            root.removeHandler(handler)
-        root.setLevel(logging.WARNING)
-        sys.argv = ["alembic", *command]
+    def alembic() -> None:
         from alembic.config import main
 
+        main(argv=command, prog="alembic")
+
+    run_as_program(alembic, ["alembic", *command], tree, environ, output, output)
+
+
+def run_as_program(
+    call, argv: list[str], cwd: Path | str, environ: dict[str, str], out: int, err: int, leave=None
+) -> None:
+    """In a forked child: become a new process (become_new_process), run call() as a
+    program's main, and leave with its status: call's int (0 for None), SystemExit's code,
+    or 1 with the traceback printed as the interpreter prints it. Never returns.
+
+    leave(status) ends the process, os._exit by default: the parent's atexit handlers are
+    not the child's to run."""
+    code = 1
+    try:
+        become_new_process(cwd, environ, out, err)
+        sys.argv = argv
         try:
-            main(argv=command, prog="alembic")
-            code = 0
+            returned = call()
+            code = returned if isinstance(returned, int) else 0
         except SystemExit as exit_:
             code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
     except BaseException:  # noqa: BLE001  (printed as the interpreter would, exit 1)
@@ -156,4 +155,32 @@ def _child(tree: Path, command: list[str], environ: dict[str, str], output: int)
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(code & 0xFF)
+        (leave or os._exit)(code & 0xFF)
+
+
+def become_new_process(cwd: Path | str, environ: dict[str, str], out: int, err: int) -> None:
+    """In a forked child: what a new interpreter started in cwd with environ would have.
+
+    stdin from /dev/null, stdout and stderr on out and err; exactly environ; the default
+    SIGINT and SIGTERM handlers; a root logger with no handler (a warning reaches stderr
+    through logging's last resort; env.py configures its own); a collector that runs, but
+    over what the child makes only (see the module's docstring).
+    """
+    gc.freeze()  # what it inherited is the parent's to collect and finalize
+    gc.enable()  # as in a new interpreter, whatever the parent chose
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+    os.dup2(out, 1)
+    os.dup2(err, 2)
+    for end in {out, err}:
+        os.close(end)
+    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True)
+    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), line_buffering=True)
+    os.environ.clear()
+    os.environ.update(environ)
+    os.chdir(cwd)
+    root = logging.getLogger()
+    for handler in root.handlers[:]:
+        root.removeHandler(handler)
+    root.setLevel(logging.WARNING)

@@ -21,8 +21,6 @@ so are the Alembic plugins they registered, which the copy registers again.
 
 import functools
 import inspect
-import io
-import logging
 import os
 import posix
 import select
@@ -30,7 +28,6 @@ import signal
 import subprocess
 import sys
 import time
-import traceback
 from pathlib import Path
 
 import alembic.config
@@ -40,6 +37,8 @@ import psycopg2  # noqa: F401
 import sqlalchemy  # noqa: F401
 import sqlfluff
 from tqdm import tqdm
+
+from migration_runner.tools.alembic_child import run_as_program
 
 
 @functools.cache
@@ -139,44 +138,13 @@ def _run_in_child(
     err: int,
     own_modules: bool,
 ) -> None:
-    code = 1
-    try:
-        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
-        os.dup2(out, 1)
-        os.dup2(err, 2)
-        for end in {out, err}:
-            os.close(end)
-        sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True)
-        sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), line_buffering=True)
-        os.environ.clear()
-        os.environ.update(environ)
-        os.chdir(cwd)
-        _logging_as_a_fresh_interpreter_has_it()
+    def program_main():
         if own_modules:
             _import_project_from(cwd)
-        sys.argv = [program, *argv]
-        try:
-            returned = main(argv)
-            code = returned if isinstance(returned, int) else 0
-        except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
-        except BaseException:  # noqa: BLE001  (printed as the interpreter would, exit 1)
-            traceback.print_exc()
-            code = 1
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        _exit(code & 0xFF)
+        return main(argv)
 
-
-def _logging_as_a_fresh_interpreter_has_it() -> None:
-    """No handler on the root logger (pytest's capture ones are inherited) and its default
-    level: a warning then reaches stderr through logging's last resort, as in a new
-    process. alembic's env.py configures its own handlers from alembic.ini."""
-    root = logging.getLogger()
-    for handler in root.handlers[:]:
-        root.removeHandler(handler)
-    root.setLevel(logging.WARNING)
+    # As the product's forked children run (tools/alembic_child.py), leaving by _exit below.
+    run_as_program(program_main, [program, *argv], cwd, environ, out, err, leave=_exit)
 
 
 def _exit(code: int) -> None:
