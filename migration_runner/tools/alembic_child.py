@@ -30,10 +30,12 @@ import hashlib
 import io
 import logging
 import os
+import select
 import signal
 import subprocess
 import sys
 import threading
+import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,43 +94,92 @@ def _imported_digest() -> str:
 def _digest(folder: Path) -> str:
     """A digest of a runner's Python files and package data (bytecode caches left out)."""
     digest = hashlib.sha256()
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts:
-            digest.update(f"{path.relative_to(folder)}\0".encode())
-            digest.update(path.read_bytes())
+    add_files(digest, "migration_runner", folder)
     return digest.hexdigest()
 
 
+def add_files(digest, label: str, root: Path) -> None:
+    """Add every file under root (root itself if it is a file) to digest: its path, under
+    label, and its bytes. Bytecode caches are left out: they follow from the rest."""
+    found = [root] if root.is_file() else sorted(root.rglob("*")) if root.is_dir() else []
+    for path in found:
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+            digest.update(f"{label}/{path.relative_to(root)}\0".encode())
+            digest.update(path.read_bytes())
+            digest.update(b"\0")
+
+
 def _forked(tree: Path, command: list[str], environ: dict[str, str]) -> Finished:
-    sys.stdout.flush()
-    sys.stderr.flush()
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns
-        os.close(read_end)
-        _child(tree, command, environ, write_end)
-    os.close(write_end)
-    output = bytearray()
-    try:
-        while chunk := os.read(read_end, 65536):
-            output += chunk
-        status = os.waitpid(pid, 0)[1]
-    except BaseException:  # Ctrl-C or SIGTERM meanwhile: the child goes, as subprocess.run's
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        raise
-    finally:
-        os.close(read_end)
-    return Finished(os.waitstatus_to_exitcode(status), output.decode(errors="replace"))
-
-
-def _child(tree: Path, command: list[str], environ: dict[str, str], output: int) -> None:
     def alembic() -> None:
         from alembic.config import main
 
         main(argv=command, prog="alembic")
 
-    run_as_program(alembic, ["alembic", *command], tree, environ, output, output)
+    child = ForkedProgram(alembic, ["alembic", *command], tree, environ)
+    output, _ = child.communicate()
+    return Finished(child.returncode, output)
+
+
+class ForkedProgram:
+    """call() run as a program's main in a child forked now (run_as_program), with the parts
+    of subprocess.Popen that callers use: communicate() gives its stdout and stderr together,
+    or (stdout, stderr) with separate_stderr, and sets returncode. leave: as run_as_program's.
+    """
+
+    def __init__(
+        self,
+        call,
+        argv: list[str],
+        cwd: Path | str,
+        environ: dict[str, str],
+        separate_stderr: bool = False,
+        leave=None,
+    ) -> None:
+        self.args = argv
+        self.returncode: int | None = None
+        sys.stdout.flush()  # the child inherits what is buffered: none of it can be written twice
+        sys.stderr.flush()
+        pipes = [os.pipe() for _ in range(2 if separate_stderr else 1)]
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            for read_end, _ in pipes:
+                os.close(read_end)
+            out, err = pipes[0][1], pipes[-1][1]
+            run_as_program(call, argv, cwd, environ, out, err, leave)
+        for _, write_end in pipes:
+            os.close(write_end)
+        self.pid = pid
+        self._reads = [read_end for read_end, _ in pipes]
+
+    def communicate(self, timeout: float | None = None) -> tuple[str, str | None]:
+        """Read all its output and wait for it to end. On a timeout (subprocess.TimeoutExpired),
+        or Ctrl-C or SIGTERM meanwhile, the child is killed first, as subprocess.run's is."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        output = {read_end: bytearray() for read_end in self._reads}
+        open_ends = list(self._reads)
+        try:
+            while open_ends:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                ready = select.select(open_ends, [], [], left)[0]
+                if not ready:
+                    raise subprocess.TimeoutExpired(self.args, timeout)
+                for read_end in ready:
+                    chunk = os.read(read_end, 65536)
+                    if chunk:
+                        output[read_end] += chunk
+                    else:
+                        open_ends.remove(read_end)
+                        os.close(read_end)
+            status = os.waitpid(self.pid, 0)[1]
+        except BaseException:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+            for read_end in open_ends:
+                os.close(read_end)
+            raise
+        self.returncode = os.waitstatus_to_exitcode(status)
+        texts = [output[read_end].decode(errors="replace") for read_end in self._reads]
+        return texts[0], texts[1] if len(texts) > 1 else None
 
 
 def run_as_program(

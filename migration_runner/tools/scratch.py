@@ -116,12 +116,7 @@ def template_name(tree: Path, revision: str, options: tuple[str, ...], role: str
     roots = [(name, tree / name) for name in TREE_PARTS]
     roots.append(("migration_runner", runner_folder(tree)))
     for label, root in roots:
-        found = [root] if root.is_file() else sorted(root.rglob("*")) if root.is_dir() else []
-        for path in found:
-            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
-                digest.update(f"{label}/{path.relative_to(root)}\0".encode())
-                digest.update(path.read_bytes())
-                digest.update(b"\0")
+        alembic_child.add_files(digest, label, root)
     return PREFIX + digest.hexdigest()[:40]
 
 

@@ -21,13 +21,8 @@ so are the Alembic plugins they registered, which the copy registers again.
 
 import functools
 import inspect
-import os
 import posix
-import select
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import alembic.config
@@ -38,7 +33,7 @@ import sqlalchemy  # noqa: F401
 import sqlfluff
 from tqdm import tqdm
 
-from migration_runner.tools.alembic_child import run_as_program
+from migration_runner.tools.alembic_child import ForkedProgram
 
 
 @functools.cache
@@ -57,9 +52,9 @@ def load_sqlfluff() -> None:
 PROJECT_PACKAGES = ("migration_runner", "assessment_models")
 
 
-class ForkedCommand:
-    """A running `main(argv)` in a forked child, with the parts of subprocess.Popen the tests
-    use: stdout and stderr together (communicate's first value), or apart when asked."""
+class ForkedCommand(ForkedProgram):
+    """A running `main(argv)` in a forked child (the product's ForkedProgram): stdout and
+    stderr together (communicate's first value), or apart when asked."""
 
     def __init__(
         self,
@@ -71,48 +66,19 @@ class ForkedCommand:
         program: str = "alembic",
         separate_stderr: bool = False,
     ) -> None:
-        self.args = [program, *argv]
-        self.returncode: int | None = None
         load_sqlfluff()
-        pipes = [os.pipe() for _ in range(2 if separate_stderr else 1)]
         if _measuring() is not None:
             # Under make test's coverage (patch=fork) the child restarts coverage's collector,
             # which reads the call stack with inspect: inspect maps every imported module to its
             # file the first time. Mapped here, each child inherits the map, not rebuilding it.
             inspect.getmodule(sys._getframe())
-        pid = os.fork()
-        if pid == 0:  # the child never returns from here
-            for read_end, _ in pipes:
-                os.close(read_end)
-            writes = [write_end for _, write_end in pipes]
-            _run_in_child(main, program, argv, environ, cwd, writes[0], writes[-1], own_modules)
-        for _, write_end in pipes:
-            os.close(write_end)
-        self.pid = pid
-        self._reads = [read_end for read_end, _ in pipes]
 
-    def communicate(self, timeout: float | None = None) -> tuple[str, str | None]:
-        """Read all output and wait for the exit code: (stdout and stderr, None), or
-        (stdout, stderr) when they were asked apart."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        output = {read_end: bytearray() for read_end in self._reads}
-        open_ends = list(self._reads)
-        while open_ends:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            ready = select.select(open_ends, [], [], left)[0]
-            if not ready:
-                os.kill(self.pid, signal.SIGKILL)
-                raise subprocess.TimeoutExpired(self.args, timeout)
-            for read_end in ready:
-                chunk = os.read(read_end, 65536)
-                if chunk:
-                    output[read_end] += chunk
-                else:
-                    open_ends.remove(read_end)
-                    os.close(read_end)
-        self.returncode = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
-        texts = [output[read_end].decode() for read_end in self._reads]
-        return (texts[0], texts[1] if len(texts) > 1 else None)
+        def program_main():
+            if own_modules:
+                _import_project_from(cwd)
+            return main(argv)
+
+        super().__init__(program_main, [program, *argv], cwd, environ, separate_stderr, leave=_exit)
 
 
 class ForkedAlembic(ForkedCommand):
@@ -126,25 +92,6 @@ class ForkedAlembic(ForkedCommand):
 
 def _alembic_main(argv: list[str]) -> None:
     alembic.config.main(argv=argv, prog="alembic")
-
-
-def _run_in_child(
-    main,
-    program: str,
-    argv: list[str],
-    environ: dict[str, str],
-    cwd: str,
-    out: int,
-    err: int,
-    own_modules: bool,
-) -> None:
-    def program_main():
-        if own_modules:
-            _import_project_from(cwd)
-        return main(argv)
-
-    # As the product's forked children run (tools/alembic_child.py), leaving by _exit below.
-    run_as_program(program_main, [program, *argv], cwd, environ, out, err, leave=_exit)
 
 
 def _exit(code: int) -> None:
