@@ -216,6 +216,19 @@ def _backend_pid(connection) -> int:
     return connection.connection.driver_connection.info.backend_pid
 
 
+def monitor_of(connection) -> "Monitor | None":
+    """The run's monitor (None outside progress_reports), started on first use: the first
+    asks for the run's backend (a query through a pooler), then starts the thread."""
+    if MONITOR not in connection.info:
+        return None
+    monitor = connection.info[MONITOR]
+    if monitor is None:
+        pid = _backend_pid(connection)
+        monitor = connection.info[MONITOR] = Monitor(connection.engine.url, pid)
+        monitor.start()
+    return monitor
+
+
 @contextmanager
 def reported(connection, what: str, interval: float) -> Iterator[None]:
     """Run the block; if it lasts longer than interval, log progress every interval.
@@ -223,14 +236,10 @@ def reported(connection, what: str, interval: float) -> Iterator[None]:
     Only inside progress_reports (env.py wraps Alembic's run in it); elsewhere the block just
     runs.
     """
-    if interval <= 0 or MONITOR not in connection.info:
+    monitor = monitor_of(connection) if interval > 0 else None
+    if monitor is None:
         yield
         return
-    monitor = connection.info[MONITOR]
-    if monitor is None:  # the run's first statement: its backend (once), then the thread
-        pid = _backend_pid(connection)
-        monitor = connection.info[MONITOR] = Monitor(connection.engine.url, pid)
-        monitor.start()
     watched = monitor.watch(what, interval)
     try:
         yield

@@ -15,6 +15,7 @@ MigrationContext.opts["run"] (emit.run_of); every other step receives it as an a
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alembic.runtime.migration import MigrationContext, MigrationInfo
 
@@ -23,6 +24,9 @@ from migration_runner.steps.history import HistoryRecorder
 from migration_runner.steps.lock_report import write_lock_report
 from migration_runner.steps.settings import RunSettings
 from migration_runner.steps.transaction import commit_revision
+
+if TYPE_CHECKING:
+    from migration_runner.steps.revision_sender import RevisionSender
 
 
 @dataclass(eq=False)
@@ -38,6 +42,9 @@ class Run:
     # The lock hand-over: a revision's file and version change, sent with its commit (None:
     # each statement goes on its own round trip; steps/transaction.py).
     held: Held | None = None
+    # Sends each revision's string while Alembic prepares the next (steps/revision_sender.py);
+    # set with held.
+    sender: "RevisionSender | None" = None
     # After a failed try the rerun sends each statement of a file alone, to name its line.
     one_statement_at_a_time: bool = False
     backed_up: set[str] = field(default_factory=set)  # revisions this run has backed up

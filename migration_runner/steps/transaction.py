@@ -26,7 +26,9 @@ PostgreSQL parses whole (a syntax error anywhere runs nothing) and then runs
 statement by statement, skipping the rest after an error. It ends inside a
 transaction, which is what psycopg2 and SQLAlchemy believe, so the run's last
 COMMIT (or a ROLLBACK after a failure) is theirs as before. Through a pooler the
-revision's string ends before the bridge: the run stays one transaction.
+revision's string ends before the bridge: the run stays one transaction. The string
+goes from the run's sender thread (steps/revision_sender.py), so Alembic prepares the
+next revision while the server runs it; the server still sees one string at a time.
 """
 
 import logging
@@ -39,7 +41,7 @@ from alembic.runtime import migration
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.exc import DBAPIError
 
-from migration_runner.errors import FileFailed, LockTimeout, database_error
+from migration_runner.errors import FileFailed, LockTimeout, MigrationError, database_error
 from migration_runner.steps.emit import Held, emit, fetch, literal, run_of
 from migration_runner.steps.settings import RunSettings
 from migration_runner.steps.sql_files import SqlFile
@@ -143,19 +145,23 @@ def commit_revision(ctx: MigrationContext, run: "Run") -> None:
         if bookkeeping:
             emit(ctx, bookkeeping)
         return
-    from migration_runner.steps.progress import reported  # a run at head never loads it
 
-    # A newline ends a last comment line, a semicolon a last statement written without one.
-    try:
-        with reported(ctx.connection, sql_file.shown, run.attempt.progress_interval):
-            emit(ctx, f"{sql_file.text}\n;\n{bookkeeping}")
-    except DBAPIError as error:
-        failure = database_error(error, sql_file.shown)
-        if isinstance(failure, LockTimeout) or getattr(error.orig, "pgcode", None) in NOT_RETRIED:
-            raise failure from None
+    def failure(error: DBAPIError) -> MigrationError:
+        found = database_error(error, sql_file.shown)
+        if isinstance(found, LockTimeout) or getattr(error.orig, "pgcode", None) in NOT_RETRIED:
+            return found
         # An error does not say which statement of the string failed: the rerun, one
         # statement at a time and each round trip on its own, names the line.
-        raise FileFailed(str(failure)) from None
+        return FileFailed(str(found))
+
+    # A newline ends a last comment line, a semicolon a last statement written without one.
+    # The sender runs it while Alembic goes on to the next revision (steps/revision_sender.py).
+    run.sender.send(
+        f"{sql_file.text}\n;\n{bookkeeping}",
+        sql_file.shown,
+        run.attempt.progress_interval,
+        failure,
+    )
 
 
 def hold_file(run: "Run", sql_file: SqlFile) -> bool:
@@ -240,10 +246,15 @@ def one_round_trip_per_revision(ctx: MigrationContext, run: "Run") -> Iterator[N
     if ctx.as_sql or run.settings.lock_report or run.one_statement_at_a_time:
         yield
         return
+    from migration_runner.steps.revision_sender import RevisionSender  # not at head
+
     run.held = Held()
+    run.sender = RevisionSender(ctx.connection, run.attempt.progress_interval)
     original, migration.HeadMaintainer = migration.HeadMaintainer, _HeldHeads
     try:
         yield
+        run.sender.finish()  # the last revision's failure is the run's
     finally:
         migration.HeadMaintainer = original
-        run.held = None
+        run.sender.close()
+        run.held = run.sender = None
