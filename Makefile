@@ -50,6 +50,13 @@ lint: $(INSTALLED) ## Lint the SQL (sqlfluff style, squawk safety), the Python (
 	$(BIN)/migrations sql-headers
 	$(BIN)/migrations phase-order
 
+# The suite's temporary folders and throwaway servers go to memory when the machine has 4 GiB
+# of it free in /dev/shm: every test creates and drops databases and most copy the project,
+# and that file churn on this machine's disk cost 8% of make test's time (the two runs of
+# 2026-12-01: 388 s on disk, 359 s in memory). TEST_TMPDIR=<folder> chooses another place.
+TEST_TMPDIR ?= $(shell [ -d /dev/shm ] && [ -w /dev/shm ] && \
+  [ "$$(df -Pk /dev/shm 2>/dev/null | awk 'NR == 2 {print $$4}')" -gt 4194304 ] 2>/dev/null && echo /dev/shm)
+
 test: system-packages lint lint-workflows check-schema ## Install missing Debian packages (as root), lint, check the workflows and sql/schema.sql, then the suite on PostgreSQL 15 and 18
 	@# The two versions run side by side, one pytest each (README: the measured time);
 	@# each log is printed when both are done, PostgreSQL 18's last. Each test runs on one
@@ -61,6 +68,7 @@ test: system-packages lint lint-workflows check-schema ## Install missing Debian
 	@# combine cannot read and leaves behind: removed once the rest is combined.
 	@echo "pytest on PostgreSQL 15 and 18 side by side; their output follows when both end"
 	@logs=$$(mktemp -d); $(BIN)/coverage erase; \
+	  $(if $(TEST_TMPDIR),export TMPDIR=$(TEST_TMPDIR);) \
 	  TEST_POSTGRES_VERSION=15 TEST_REVISION_SENSITIVE_AT=past-head TEST_ONE_VERSION_EACH=1 \
 	    $(BIN)/coverage run -m pytest -p no:cacheprovider > $$logs/15.log 2>&1 & first=$$!; \
 	  TEST_POSTGRES_VERSION=18 TEST_REVISION_SENSITIVE_AT=past-head TEST_ONE_VERSION_EACH=1 \
