@@ -71,7 +71,8 @@ for module, name in (
     ("history", "verify_checksums"),
     ("preflight", "refuse_before_any_change"),
     ("backup", "back_up_before_data_loss"),
-    ("transaction", "emit"),  # the round trips of transaction.py: each revision's string
+    ("transaction", "emit"),  # the round trips of transaction.py besides the strings below
+    ("revision_sender", "emit"),  # each revision's string, from the run's sender thread
 ):
     timed(import_module("migration_runner.steps." + module), name)
 try:

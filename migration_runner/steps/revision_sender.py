@@ -23,18 +23,20 @@ upgrade" line of the next revision, of which nothing has been sent.
 import threading
 from collections.abc import Callable
 
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import event
-from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
+from migration_runner.steps.emit import emit
 from migration_runner.steps.progress import monitor_of, reported
 
 
 class RevisionSender:
-    def __init__(self, connection: Connection, progress_interval: float) -> None:
+    def __init__(self, ctx: MigrationContext, progress_interval: float) -> None:
+        connection = ctx.connection
         if progress_interval > 0:
             monitor_of(connection)  # its first use may query: here, not in the sender's thread
-        self._connection = connection
+        self._ctx, self._connection = ctx, connection
         self._job: tuple[str, str, float, Callable[[DBAPIError], Exception]] | None = None
         self._failure: BaseException | None = None
         self._stopping = False
@@ -96,7 +98,7 @@ class RevisionSender:
                 with reported(self._connection, shown, interval):
                     # Through SQLAlchemy, as every statement of the run: its events and echo
                     # see it (this class's own listeners let this thread pass).
-                    self._connection.execution_options(no_parameters=True).exec_driver_sql(sql)
+                    emit(self._ctx, sql)
             except DBAPIError as error:
                 raised = failure(error)
             except BaseException as error:  # noqa: BLE001 - raised in the run's thread instead

@@ -249,7 +249,7 @@ def one_round_trip_per_revision(ctx: MigrationContext, run: "Run") -> Iterator[N
     from migration_runner.steps.revision_sender import RevisionSender  # not at head
 
     run.held = Held()
-    run.sender = RevisionSender(ctx.connection, run.attempt.progress_interval)
+    run.sender = RevisionSender(ctx, run.attempt.progress_interval)
     original, migration.HeadMaintainer = migration.HeadMaintainer, _HeldHeads
     try:
         yield
