@@ -18,6 +18,7 @@ from support.project import HEAD, add_revision
 
 SLOW = "-- test-only: a revision the server takes two seconds over.\nSELECT pg_sleep(2);\n"
 NEXT_TABLE = "CREATE TABLE test_only_after (id integer);\n"
+THIRD_TABLE = "CREATE TABLE test_only_third (id integer);\n"
 NEXT_KINDS = {
     "transactional": NEXT_TABLE,
     "non-transactional": "-- Transaction: none\n" + NEXT_TABLE,
@@ -34,10 +35,13 @@ def _sleeping(url: str) -> bool:
     return rows[0][0] > 0
 
 
-def test_alembic_reaches_the_next_revision_while_the_server_runs_this_one(database_url, tree_copy):
+def test_alembic_reaches_the_next_revisions_while_the_server_runs_this_one(database_url, tree_copy):
+    """Two strings wait or run at once (revision_sender.DEPTH): while the slow revision runs,
+    the next one's string is handed over and Alembic goes on to the one after it."""
     assert run_alembic("upgrade", "head", url=database_url, tree=tree_copy).returncode == 0
-    slow = add_revision(tree_copy, "slow", SLOW, "SELECT 1;\n")
+    add_revision(tree_copy, "slow", SLOW, "SELECT 1;\n")
     after = add_revision(tree_copy, "after", NEXT_TABLE, "DROP TABLE test_only_after;\n")
+    third = add_revision(tree_copy, "third", THIRD_TABLE, "DROP TABLE test_only_third;\n")
     # A new interpreter: its output can be read line by line as it comes.
     migration = start_alembic(
         "upgrade", "head", url=database_url, tree=tree_copy, fresh_interpreter=True
@@ -49,22 +53,23 @@ def test_alembic_reaches_the_next_revision_while_the_server_runs_this_one(databa
         if not line:
             break
         output.append(line)
-        if f"Running upgrade {slow} -> {after}" in line:
+        if f"Running upgrade {after} -> {third}" in line:
             seen = _sleeping(database_url)  # the slow string, still on the server
     rest, _ = migration.communicate(timeout=60)
     assert migration.returncode == 0, "".join(output) + rest
-    assert seen is True, "Alembic reached the next revision only after the slow one ended"
-    assert current_version(database_url) == after
-    assert "test_only_after" in public_tables(database_url)
+    assert seen is True, "Alembic reached the revisions after the slow one only once it ended"
+    assert current_version(database_url) == third
+    assert {"test_only_after", "test_only_third"} <= public_tables(database_url)
 
 
 @pytest.mark.parametrize("kind", sorted(NEXT_KINDS))
 def test_a_failed_revision_stops_the_run_before_the_next_is_sent(database_url, tree_copy, kind):
     """The slow revision fails on the server (statement_timeout, not retried) while Alembic
-    already prepares the next: the run fails with its message, and the next never ran."""
+    already prepares the next two: the run fails with its message, and neither ran."""
     assert run_alembic("upgrade", "head", url=database_url, tree=tree_copy).returncode == 0
     slow = add_revision(tree_copy, "slow", SLOW, "SELECT 1;\n")
     add_revision(tree_copy, "after", NEXT_KINDS[kind], "DROP TABLE test_only_after;\n")
+    add_revision(tree_copy, "third", THIRD_TABLE, "DROP TABLE test_only_third;\n")
     result = run_alembic(
         "-x", "statement-timeout=500ms", "upgrade", "head", url=database_url, tree=tree_copy
     )
@@ -75,7 +80,7 @@ def test_a_failed_revision_stops_the_run_before_the_next_is_sent(database_url, t
     assert "canceling statement due to statement timeout" in failed[0]
     assert "Traceback" not in result.stdout
     assert current_version(database_url) == HEAD
-    assert "test_only_after" not in public_tables(database_url)
+    assert not {"test_only_after", "test_only_third"} & public_tables(database_url)
     assert query(
         database_url, "SELECT count(*) FROM migration_history WHERE revision > :head", head=HEAD
     ) == [(0,)]

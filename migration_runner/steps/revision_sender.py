@@ -7,20 +7,22 @@ fraction of one, which the run used to add on top. A RevisionSender sends each s
 a thread of its own, on the run's connection, and returns at once: Alembic's loop goes on
 with the next revision while the server runs this one. What the server sees is unchanged:
 
-- one string at a time, in order: the next is handed over only once the one in flight has
-  succeeded, so no revision runs after one that failed;
+- one string at a time, in order: a string handed over waits for those before it, and
+  runs only if they succeeded, so no revision runs after one that failed; with the next
+  string already waiting (DEPTH), the sender starts it as soon as the server answers;
 - anything else sent on the connection (a non-transactional revision, a shim's op.execute,
-  the run's last COMMIT) waits for the string in flight first, through SQLAlchemy's
-  before_cursor_execute and commit events, and that string's failure is raised there, as
+  the run's last COMMIT) first waits for the strings handed over, through SQLAlchemy's
+  before_cursor_execute and commit events, and a failure among them is raised there, as
   its own commit would have raised it: naming its file;
-- a rollback (a run failing or interrupted for another reason) waits for it too, and the
+- a rollback (a run failing or interrupted for another reason) waits for them too, and the
   other reason stays the run's error.
 
-So a failed revision is reported one step of Alembic's loop late, after Alembic's "Running
-upgrade" line of the next revision, of which nothing has been sent.
+So a failed revision is reported up to two steps of Alembic's loop late, after Alembic's
+"Running upgrade" lines of the revisions after it, of which nothing has been sent.
 """
 
 import threading
+from collections import deque
 from collections.abc import Callable
 
 from alembic.runtime.migration import MigrationContext
@@ -30,6 +32,11 @@ from sqlalchemy.exc import DBAPIError
 from migration_runner.steps.emit import emit
 from migration_runner.steps.progress import monitor_of, reported
 
+# Strings handed over and not yet done, the one in flight included: with the next one
+# already waiting, the sender starts it the moment the server answers the first, so the
+# server never waits for this run's Python.
+DEPTH = 2
+
 
 class RevisionSender:
     def __init__(self, ctx: MigrationContext, progress_interval: float) -> None:
@@ -37,7 +44,8 @@ class RevisionSender:
         if progress_interval > 0:
             monitor_of(connection)  # its first use may query: here, not in the sender's thread
         self._ctx, self._connection = ctx, connection
-        self._job: tuple[str, str, float, Callable[[DBAPIError], Exception]] | None = None
+        # (sql, shown, interval, failure) of each string not done yet, the first in flight.
+        self._jobs: deque[tuple[str, str, float, Callable[[DBAPIError], Exception]]] = deque()
         self._failure: BaseException | None = None
         self._stopping = False
         self._changed = threading.Condition()
@@ -50,49 +58,55 @@ class RevisionSender:
     def send(
         self, sql: str, shown: str, interval: float, failure: Callable[[DBAPIError], Exception]
     ) -> None:
-        """Send sql once the string in flight has succeeded; failure(error) is what a
-        failure of sql raises. shown names the file for the progress reports."""
-        self.finish()
+        """Hand sql over, to run once the strings before it have succeeded; failure(error) is
+        what a failure of sql raises. shown names the file for the progress reports. Waits
+        while DEPTH strings are not done; raises the failure of one that failed."""
         with self._changed:
-            self._job = (sql, shown, interval, failure)
+            while len(self._jobs) >= DEPTH and self._failure is None:
+                self._changed.wait()
+            self._raise_failure()
+            self._jobs.append((sql, shown, interval, failure))
             self._changed.notify_all()
 
     def finish(self) -> None:
-        """Wait for the string in flight; raise what its failure raises."""
-        failure = self._wait()
-        if failure is not None:
-            raise failure
+        """Wait until every string handed over is done; raise the failure of one that failed."""
+        with self._changed:
+            self._drain()
+            self._raise_failure()
 
     def close(self) -> None:
-        """Wait for the string in flight (its failure, if any, is dropped: the run raises its
-        own), stop listening and end the thread."""
-        self._wait()
+        """Wait for the string in flight (a failure is dropped: the run raises its own, and
+        the strings after it never run), stop listening and end the thread."""
+        with self._changed:
+            self._drain()
+            self._failure = None
+            self._stopping = True
+            self._changed.notify_all()
         for name, listener in (
             ("before_cursor_execute", self._before_statement),
             ("commit", self._before_commit),
             ("rollback", self._before_rollback),
         ):
             event.remove(self._connection, name, listener)
-        with self._changed:
-            self._stopping = True
-            self._changed.notify_all()
         self._thread.join()
 
-    def _wait(self) -> BaseException | None:
-        with self._changed:
-            while self._job is not None:
-                self._changed.wait()
-            failure, self._failure = self._failure, None
-        return failure
+    def _drain(self) -> None:
+        while self._jobs:
+            self._changed.wait()
+
+    def _raise_failure(self) -> None:
+        failure, self._failure = self._failure, None
+        if failure is not None:
+            raise failure
 
     def _serve(self) -> None:
         while True:
             with self._changed:
-                while self._job is None and not self._stopping:
+                while not self._jobs and not self._stopping:
                     self._changed.wait()
-                if self._job is None:
+                if not self._jobs:
                     return
-                sql, shown, interval, failure = self._job
+                sql, shown, interval, failure = self._jobs[0]
             raised = None
             try:
                 with reported(self._connection, shown, interval):
@@ -104,7 +118,11 @@ class RevisionSender:
             except BaseException as error:  # noqa: BLE001 - raised in the run's thread instead
                 raised = error
             with self._changed:
-                self._job, self._failure = None, raised
+                if raised is None:
+                    self._jobs.popleft()
+                else:  # the strings after it are never sent
+                    self._jobs.clear()
+                    self._failure = raised
                 self._changed.notify_all()
 
     def _before_statement(self, *_statement) -> None:
@@ -117,4 +135,5 @@ class RevisionSender:
 
     def _before_rollback(self, _connection) -> None:
         if threading.current_thread() is not self._thread:
-            self._wait()
+            with self._changed:
+                self._drain()  # its failure stays, for the run's own error handling
