@@ -7,6 +7,8 @@ collection listing what it collected, what it kept and which tests are every_ver
 """
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -132,3 +134,30 @@ def test_the_makefile_runs_each_version_on_its_share_with_the_past_head_copy():
             f"TEST_POSTGRES_VERSION={version} {SPLIT_VARIABLE}=past-head {SHARE_VARIABLE}=1"
             in makefile
         )
+
+
+def _make_says(variable: str, **environ: str) -> str:
+    """The value make gives variable in the Makefile, with environ added to this one's."""
+    return subprocess.run(
+        ["make", "-s", "--no-print-directory", "--eval", f"said: ; @echo '$({variable})'", "said"],
+        cwd=ROOT,
+        env=os.environ | environ,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+def test_make_test_puts_its_temporary_files_in_memory_when_dev_shm_has_4_gib_free():
+    room = os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK)
+    room = room and shutil.disk_usage("/dev/shm").free > 4 * 2**30
+    assert _make_says("TEST_TMPDIR") == ("/dev/shm" if room else "")
+    assert _make_says("TEST_TMPDIR", TEST_TMPDIR="/var/tmp") == "/var/tmp"
+    recipe = subprocess.run(
+        ["make", "-n", "test"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    # Exported before both pytest runs, which the recipe starts after it.
+    if room:
+        assert recipe.index("export TMPDIR=/dev/shm;") < recipe.index("TEST_POSTGRES_VERSION=15")
+    else:
+        assert "export TMPDIR=" not in recipe
