@@ -43,21 +43,18 @@ class RevisionSender:
         connection = ctx.connection
         if progress_interval > 0:
             monitor_of(connection)  # its first use may query: here, not in the sender's thread
-        self._ctx, self._connection = ctx, connection
-        # (sql, shown, interval, failure) of each string not done yet, the first in flight.
-        self._jobs: deque[tuple[str, str, float, Callable[[DBAPIError], Exception]]] = deque()
+        self._ctx, self._connection, self._interval = ctx, connection, progress_interval
+        # (sql, shown, failure) of each string not done yet, the first in flight.
+        self._jobs: deque[tuple[str, str, Callable[[DBAPIError], Exception]]] = deque()
         self._failure: BaseException | None = None
         self._stopping = False
         self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._serve, name="revision sender", daemon=True)
         self._thread.start()
-        event.listen(connection, "before_cursor_execute", self._before_statement)
-        event.listen(connection, "commit", self._before_commit)
-        event.listen(connection, "rollback", self._before_rollback)
+        for name, listener in self._listeners():
+            event.listen(connection, name, listener)
 
-    def send(
-        self, sql: str, shown: str, interval: float, failure: Callable[[DBAPIError], Exception]
-    ) -> None:
+    def send(self, sql: str, shown: str, failure: Callable[[DBAPIError], Exception]) -> None:
         """Hand sql over, to run once the strings before it have succeeded; failure(error) is
         what a failure of sql raises. shown names the file for the progress reports. Waits
         while DEPTH strings are not done; raises the failure of one that failed."""
@@ -65,7 +62,7 @@ class RevisionSender:
             while len(self._jobs) >= DEPTH and self._failure is None:
                 self._changed.wait()
             self._raise_failure()
-            self._jobs.append((sql, shown, interval, failure))
+            self._jobs.append((sql, shown, failure))
             self._changed.notify_all()
 
     def finish(self) -> None:
@@ -82,13 +79,18 @@ class RevisionSender:
             self._failure = None
             self._stopping = True
             self._changed.notify_all()
-        for name, listener in (
-            ("before_cursor_execute", self._before_statement),
-            ("commit", self._before_commit),
-            ("rollback", self._before_rollback),
-        ):
+        for name, listener in self._listeners():
             event.remove(self._connection, name, listener)
         self._thread.join()
+
+    def _listeners(self) -> tuple[tuple[str, Callable], ...]:
+        """What the run's thread does before it uses the connection: a statement or a commit
+        waits for the strings handed over and raises their failure; a rollback only waits."""
+        return (
+            ("before_cursor_execute", self._finish_first),
+            ("commit", self._finish_first),
+            ("rollback", self._drain_first),
+        )
 
     def _drain(self) -> None:
         while self._jobs:
@@ -106,10 +108,10 @@ class RevisionSender:
                     self._changed.wait()
                 if not self._jobs:
                     return
-                sql, shown, interval, failure = self._jobs[0]
+                sql, shown, failure = self._jobs[0]
             raised = None
             try:
-                with reported(self._connection, shown, interval):
+                with reported(self._connection, shown, self._interval):
                     # Through SQLAlchemy, as every statement of the run: its events and echo
                     # see it (this class's own listeners let this thread pass).
                     emit(self._ctx, sql)
@@ -125,15 +127,11 @@ class RevisionSender:
                     self._failure = raised
                 self._changed.notify_all()
 
-    def _before_statement(self, *_statement) -> None:
-        if threading.current_thread() is not self._thread:
+    def _finish_first(self, *_event) -> None:
+        if threading.current_thread() is not self._thread:  # the sender's own pass
             self.finish()
 
-    def _before_commit(self, _connection) -> None:
-        if threading.current_thread() is not self._thread:
-            self.finish()
-
-    def _before_rollback(self, _connection) -> None:
+    def _drain_first(self, *_event) -> None:
         if threading.current_thread() is not self._thread:
             with self._changed:
                 self._drain()  # its failure stays, for the run's own error handling

@@ -156,12 +156,7 @@ def commit_revision(ctx: MigrationContext, run: "Run") -> None:
 
     # A newline ends a last comment line, a semicolon a last statement written without one.
     # The sender runs it while Alembic goes on to the next revision (steps/revision_sender.py).
-    run.sender.send(
-        f"{sql_file.text}\n;\n{bookkeeping}",
-        sql_file.shown,
-        run.attempt.progress_interval,
-        failure,
-    )
+    run.sender.send(f"{sql_file.text}\n;\n{bookkeeping}", sql_file.shown, failure)
 
 
 def hold_file(run: "Run", sql_file: SqlFile) -> bool:
