@@ -91,7 +91,7 @@ def test_the_run_ends_its_sender_thread(database_url, tree_copy):
     add_revision(tree_copy, "after", NEXT_TABLE, "DROP TABLE test_only_after;\n")
     script = (
         "import threading\nfrom alembic import command\nfrom alembic.config import Config\n"
-        f"before = threading.active_count()\n"
+        "before = threading.active_count()\n"
         f"command.upgrade(Config({str(tree_copy / 'alembic.ini')!r}), 'head')\n"
         "print('threads', before, threading.active_count())\n"
     )
