@@ -22,6 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from migration_runner.servers import local_postgres
+from support import untraced_linter
 from support.database import (
     TEST_HBA,
     TEST_SETTINGS,
@@ -40,6 +41,8 @@ from support.shares import SHARE_VARIABLE, recorder, share_of
 
 # The Vercel group's fixtures (tests/test_vercel_*.py), imported here to exist once a session.
 from support.vercel_stack import vercel_database, vercel_stack  # noqa: F401
+
+untraced_linter.install()  # before the first fork
 
 
 @pytest.fixture(scope="session")
