@@ -12,8 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import sqlfluff
 from sqlalchemy import Column, Integer, MetaData, Table
 from sqlalchemy.engine import make_url
+from sqlfluff.core import Linter
 from test_autogenerate import edit, in_tree, lint, new_files, shims
 
 import assessment_models
@@ -400,3 +402,45 @@ def test_squawk_on_path_serves_when_none_is_beside_python(at_head, tmp_path):
     assert result.returncode == 0, result.stdout
     (up,) = (f for f in new_files(tree) if f.parent.name == "up")
     assert "-- squawk-ignore prefer-bigint-over-int\n" in up.read_text()
+
+
+def test_a_draft_its_fix_left_unchanged_is_parsed_once_and_found_as_lint_finds_it(monkeypatch):
+    """sql_text's fix pass keeps what it found in a text it left as it was; lint_findings
+    reports exactly that (what sqlfluff.lint finds) without a second pass. A text the fix
+    changed is linted again, as written."""
+    passes = []
+    lint_string_wrapped = Linter.lint_string_wrapped
+
+    def counted(self, text, *args, **kwargs):
+        passes.append(text)
+        return lint_string_wrapped(self, text, *args, **kwargs)
+
+    monkeypatch.setattr(Linter, "lint_string_wrapped", counted)
+    config = draft._sqlfluff_config(ROOT)
+    statements = {
+        "clean": Statement("ALTER TABLE users ADD COLUMN nickname text", "A nullable column."),
+        "unfixable": Statement("INSERT INTO users SELECT * FROM users", "Columns unnamed."),
+        "unparsable": Statement("CREATE TABLE t (select text)", "Not a statement sqlfluff parses."),
+        "fixed": Statement("alter table users add column nickname text", "Lower case."),
+    }
+    for name, statement in statements.items():
+        passes.clear()
+        text = draft.sql_text(ROOT, ["test-only (up)."], [statement])
+        item = draft.DraftRevision("003", name, text, "-- test-only\n", True)
+        found = draft.lint_findings(ROOT, [item])
+        monkeypatch.setattr(Linter, "lint_string_wrapped", lint_string_wrapped)
+        expected = sqlfluff.lint(text, config=config)  # uncounted
+        monkeypatch.setattr(Linter, "lint_string_wrapped", counted)
+        sqlfluff_found = [finding for finding in found if ": sqlfluff " in finding]
+        assert len(sqlfluff_found) == len(expected), (name, found, expected)
+        assert [int(f.split(" line ")[1].split(":")[0]) for f in sqlfluff_found] == [
+            violation["start_line_no"] for violation in expected
+        ]
+        ups = [passed for passed in passes if passed != item.down]
+        assert len(ups) == (2 if name == "fixed" else 1), name
+        if name in {"unfixable", "unparsable"}:
+            assert {v["code"] for v in expected} == {"AM04" if name == "unfixable" else "PRS"}
+        else:
+            assert not expected, expected
+        if name == "fixed":
+            assert "ALTER TABLE users ADD COLUMN nickname text;" in text

@@ -153,8 +153,12 @@ def _sqlfluff_config(tree: Path):
     it, built once per text of the file: loading the dialect costs more than linting a
     draft, and a run lints and fixes each draft file twice or more."""
     _sqlfluff()  # refused in one line without it
+    return _config_of(*_config_file(tree))
+
+
+def _config_file(tree: Path) -> tuple[str, str]:
     path = tree / ".sqlfluff"
-    return _config_of(str(path), path.read_text())
+    return str(path), path.read_text()
 
 
 @functools.lru_cache(maxsize=4)
@@ -166,8 +170,7 @@ def _config_of(path: str, _text: str):
 
 def sql_text(tree: Path, header: list[str], statements: list[Statement]) -> str:
     """A file in our style: header comments, then each statement under its comment (and its
-    squawk-ignore line, all its rules in one), linted."""
-    sqlfluff = _sqlfluff()
+    squawk-ignore line, all its rules in one), fixed by sqlfluff."""
     lines = [f"-- {part}" for line in header for part in textwrap.wrap(line, 96)]
     body = []
     for statement in statements:
@@ -176,7 +179,40 @@ def sql_text(tree: Path, header: list[str], statements: list[Statement]) -> str:
             comment.append(f"-- squawk-ignore {statement.squawk_ignore}")
         body.append("\n".join(comment) + f"\n{_short_lines(statement.sql)};")
     text = "\n".join(lines) + "\n\n" + "\n\n".join(body) + "\n"
-    return sqlfluff.fix(text, config=_sqlfluff_config(tree))
+    return _fixed(tree, text)
+
+
+# sqlfluff's findings on each text _fixed returned unchanged, by (.sqlfluff's path and text,
+# the SQL): its fix pass linted that very text, so lint_findings need not parse it again.
+_FINDINGS_OF_UNCHANGED: dict[tuple[str, str, str], list[dict]] = {}
+
+
+def _fixed(tree: Path, text: str) -> str:
+    """text as sqlfluff.fix gives it back (left as it is when it does not parse), in one
+    pass of sqlfluff that also keeps what it found in a text it left unchanged."""
+    config = _sqlfluff_config(tree)  # refused in one line without sqlfluff
+    from sqlfluff.core import Linter
+
+    result = Linter(config=config).lint_string_wrapped(text, fix=True)
+    fixed = text
+    if not result.count_tmp_prs_errors()[1] or config.get("fix_even_unparsable"):
+        fixed = result.paths[0].files[0].fix_string()[0]
+    if fixed == text:
+        if len(_FINDINGS_OF_UNCHANGED) >= 256:  # a long session (the tests') keeps the last few
+            _FINDINGS_OF_UNCHANGED.clear()
+        records = result.as_records()
+        _FINDINGS_OF_UNCHANGED[(*_config_file(tree), text)] = (
+            records[0]["violations"] if records else []
+        )
+    return fixed
+
+
+def _sqlfluff_findings(tree: Path, text: str) -> list[dict]:
+    """What sqlfluff.lint finds in text: as _fixed found it, when it left text unchanged."""
+    known = _FINDINGS_OF_UNCHANGED.get((*_config_file(tree), text))
+    if known is not None:
+        return known
+    return _sqlfluff().lint(text, config=_sqlfluff_config(tree))
 
 
 def write_drafts(tree: Path, drafts: list[DraftRevision]) -> str:
@@ -293,11 +329,10 @@ def lint_findings(tree: Path, drafts: list[DraftRevision]) -> list[str]:
     """What `make lint` would say of the drafts: sqlfluff on up and down files, squawk on up
     files, each finding named by its drafts/ file and line."""
     found = []
-    config = _sqlfluff_config(tree)
     for item in drafts:
         for direction, text in (("up", item.up), ("down", item.down)):
             name = f"{DRAFTS}/{item.stem}.{direction}.sql"
-            for violation in _sqlfluff().lint(text, config=config):
+            for violation in _sqlfluff_findings(tree, text):
                 found.append(
                     f"{name} line {violation['start_line_no']}: sqlfluff "
                     f"{violation['code']} {violation['description']}"
