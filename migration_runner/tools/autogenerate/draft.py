@@ -152,11 +152,12 @@ def _sqlfluff_config(tree: Path):
     """sqlfluff's configuration from tree's .sqlfluff, as sqlfluff.lint(config_path=) reads
     it, built once per text of the file: loading the dialect costs more than linting a
     draft, and a run lints and fixes each draft file twice or more."""
-    _sqlfluff()  # refused in one line without it
-    return _config_of(*_config_file(tree))
+    return _config_of(*_config_source(tree))
 
 
-def _config_file(tree: Path) -> tuple[str, str]:
+def _config_source(tree: Path) -> tuple[str, str]:
+    """The path and text of tree's .sqlfluff; refused in one line without sqlfluff."""
+    _sqlfluff()
     path = tree / ".sqlfluff"
     return str(path), path.read_text()
 
@@ -190,7 +191,8 @@ _FINDINGS_OF_UNCHANGED: dict[tuple[str, str, str], list[dict]] = {}
 def _fixed(tree: Path, text: str) -> str:
     """text as sqlfluff.fix gives it back (left as it is when it does not parse), in one
     pass of sqlfluff that also keeps what it found in a text it left unchanged."""
-    config = _sqlfluff_config(tree)  # refused in one line without sqlfluff
+    source = _config_source(tree)
+    config = _config_of(*source)
     from sqlfluff.core import Linter
 
     result = Linter(config=config).lint_string_wrapped(text, fix=True)
@@ -201,18 +203,17 @@ def _fixed(tree: Path, text: str) -> str:
         if len(_FINDINGS_OF_UNCHANGED) >= 256:  # a long session (the tests') keeps the last few
             _FINDINGS_OF_UNCHANGED.clear()
         records = result.as_records()
-        _FINDINGS_OF_UNCHANGED[(*_config_file(tree), text)] = (
-            records[0]["violations"] if records else []
-        )
+        _FINDINGS_OF_UNCHANGED[(*source, text)] = records[0]["violations"] if records else []
     return fixed
 
 
-def _sqlfluff_findings(tree: Path, text: str) -> list[dict]:
-    """What sqlfluff.lint finds in text: as _fixed found it, when it left text unchanged."""
-    known = _FINDINGS_OF_UNCHANGED.get((*_config_file(tree), text))
+def _sqlfluff_findings(source: tuple[str, str], text: str) -> list[dict]:
+    """What sqlfluff.lint finds in text with the configuration source (_config_source): as
+    _fixed found it, when it left text unchanged."""
+    known = _FINDINGS_OF_UNCHANGED.get((*source, text))
     if known is not None:
         return known
-    return _sqlfluff().lint(text, config=_sqlfluff_config(tree))
+    return _sqlfluff().lint(text, config=_config_of(*source))
 
 
 def write_drafts(tree: Path, drafts: list[DraftRevision]) -> str:
@@ -329,10 +330,11 @@ def lint_findings(tree: Path, drafts: list[DraftRevision]) -> list[str]:
     """What `make lint` would say of the drafts: sqlfluff on up and down files, squawk on up
     files, each finding named by its drafts/ file and line."""
     found = []
+    source = _config_source(tree)
     for item in drafts:
         for direction, text in (("up", item.up), ("down", item.down)):
             name = f"{DRAFTS}/{item.stem}.{direction}.sql"
-            for violation in _sqlfluff_findings(tree, text):
+            for violation in _sqlfluff_findings(source, text):
                 found.append(
                     f"{name} line {violation['start_line_no']}: sqlfluff "
                     f"{violation['code']} {violation['description']}"
