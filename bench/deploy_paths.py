@@ -151,7 +151,7 @@ def measure(server, sizes, rounds: int, log) -> Paths:
                     env = clean_env(DATABASE_URL=server.fresh("bench_paths"))
                     guarded = _steps(tree, env, *upgrade)
                     paths.add("preflight", n, guarded["refuse_before_any_change"])
-                    strings = guarded["emit"] + guarded.get("execute", 0.0)
+                    strings = guarded.get("emit", 0.0) + guarded.get("execute", 0.0)
                     paths.add("revision strings", n, strings)
                     paths.add("psql -1", n, _psql_one_transaction(server, Path(temp), n))
                 else:
