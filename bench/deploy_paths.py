@@ -72,7 +72,7 @@ for module, name in (
     ("preflight", "refuse_before_any_change"),
     ("backup", "back_up_before_data_loss"),
     ("transaction", "emit"),  # the round trips of transaction.py besides the strings below
-    ("revision_sender", "execute"),  # each revision's string, from the run's sender thread
+    ("revision_sender", "emit"),  # each revision's string, from the run's sender thread
 ):
     timed(import_module("migration_runner.steps." + module), name)
 try:
@@ -151,8 +151,7 @@ def measure(server, sizes, rounds: int, log) -> Paths:
                     env = clean_env(DATABASE_URL=server.fresh("bench_paths"))
                     guarded = _steps(tree, env, *upgrade)
                     paths.add("preflight", n, guarded["refuse_before_any_change"])
-                    strings = guarded.get("emit", 0.0) + guarded.get("execute", 0.0)
-                    paths.add("revision strings", n, strings)
+                    paths.add("revision strings", n, guarded["emit"])
                     paths.add("psql -1", n, _psql_one_transaction(server, Path(temp), n))
                 else:
                     _output([PYTHON, "-m", "alembic", *upgrade], env, tree)

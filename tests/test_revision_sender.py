@@ -11,11 +11,8 @@ import sys
 import time
 
 import pytest
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import event
 
-from support.database import current_version, engine_for, public_tables, query
+from support.database import current_version, public_tables, query
 from support.processes import clean_environ, run_alembic, start_alembic
 from support.project import HEAD, add_revision
 
@@ -110,32 +107,3 @@ def test_the_run_ends_its_sender_thread(database_url, tree_copy):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "threads 1 1" in result.stdout, result.stdout + result.stderr
     assert "test_only_after" in public_tables(database_url)
-
-
-def test_revision_strings_go_to_psycopg2_past_sqlalchemys_events(database_url, tree_copy):
-    """The sender hands each revision's string to psycopg2's cursor (revision_sender.execute):
-    SQLAlchemy's events see the run's other statements, never a revision's file."""
-    after = add_revision(tree_copy, "after", NEXT_TABLE, "DROP TABLE test_only_after;\n")
-    third = add_revision(tree_copy, "third", THIRD_TABLE, "DROP TABLE test_only_third;\n")
-    config = Config(str(tree_copy / "alembic.ini"))
-    seen: list[str] = []
-    engine = engine_for(database_url)
-    try:
-        with engine.connect() as connection:
-            event.listen(
-                connection, "before_cursor_execute", lambda _c, _r, sql, *_: seen.append(sql)
-            )
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
-    finally:
-        engine.dispose()
-    assert current_version(database_url) == third
-    assert {"test_only_after", "test_only_third"} <= public_tables(database_url)
-    assert query(
-        database_url,
-        "SELECT count(*) FROM migration_history WHERE revision IN (:a, :b)",
-        a=after,
-        b=third,
-    ) == [(2,)]
-    assert any("pg_try_advisory_xact_lock" in sql for sql in seen), seen  # the events work
-    assert not [sql for sql in seen if "test_only_after" in sql or "test_only_third" in sql]

@@ -18,7 +18,6 @@ from alembic.config import Config
 from sqlalchemy import event
 
 from migration_runner.errors import MigrationError
-from migration_runner.steps import revision_sender
 from support.database import current_version, engine_for, fresh_database, query
 from support.processes import run_alembic
 from support.project import add_revision
@@ -35,19 +34,11 @@ FAILS = "-- test-only\nCREATE TABLE test_only_failing (id integer);\nSELECT 1 / 
 
 def upgrade_in_process(tree: Path, url: str, target: str, *x: str) -> list[str]:
     """`alembic -x X... upgrade target` in this interpreter over a connection passed in;
-    the statement strings the run sent, one per round trip: through SQLAlchemy, and each
-    revision's string, which its sender hands to psycopg2 itself (revision_sender.execute)."""
+    the statement strings the run sent, one per round trip."""
     config = Config(str(tree / "alembic.ini"))
     config.cmd_opts = argparse.Namespace(x=list(x))
     sent: list[str] = []
-    execute = revision_sender.execute
-
-    def recorded(cursor, sql: str) -> None:
-        sent.append(sql)
-        execute(cursor, sql)
-
     engine = engine_for(url)
-    revision_sender.execute = recorded
     try:
         with engine.connect() as connection:
             event.listen(
@@ -56,7 +47,6 @@ def upgrade_in_process(tree: Path, url: str, target: str, *x: str) -> list[str]:
             config.attributes["connection"] = connection
             command.upgrade(config, target)
     finally:
-        revision_sender.execute = execute
         engine.dispose()
     return sent
 

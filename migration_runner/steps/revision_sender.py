@@ -19,25 +19,17 @@ with the next revision while the server runs this one. What the server sees is u
 
 So a failed revision is reported up to two steps of Alembic's loop late, after Alembic's
 "Running upgrade" lines of the revisions after it, of which nothing has been sent.
-
-The sender hands each string to psycopg2's cursor itself, not through SQLAlchemy: between
-two strings the server waits for the sender's Python, and Alembic's loop, woken by the string
-just done, runs its own in the same interpreter meanwhile. SQLAlchemy's
-execution path (its execution context, result and events) was about 0.1 ms of the sender's
-per string, and at 300 revisions the run's marginal cost was 1.19x psql's with it and 1.15x
-without (2026-12-01: the mean of four runs' medians of 15 to 21 paired rounds). So
-SQLAlchemy's events and echo do not see these strings (tests/test_revision_sender.py).
 """
 
 import threading
 from collections import deque
 from collections.abc import Callable
 
-import psycopg2
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError
 
+from migration_runner.steps.emit import emit
 from migration_runner.steps.progress import monitor_of, reported
 
 # Strings handed over and not yet done, the one in flight included: with the next one
@@ -46,18 +38,12 @@ from migration_runner.steps.progress import monitor_of, reported
 DEPTH = 2
 
 
-def execute(cursor, sql: str) -> None:
-    """Send sql as it is (no parameters, so psycopg2 reads no placeholder in it)."""
-    cursor.execute(sql)
-
-
 class RevisionSender:
     def __init__(self, ctx: MigrationContext, progress_interval: float) -> None:
         connection = ctx.connection
         if progress_interval > 0:
             monitor_of(connection)  # its first use may query: here, not in the sender's thread
-        self._connection, self._interval = connection, progress_interval
-        self._cursor = connection.connection.driver_connection.cursor()  # psycopg2's own
+        self._ctx, self._connection, self._interval = ctx, connection, progress_interval
         # (sql, shown, failure) of each string not done yet, the first in flight.
         self._jobs: deque[tuple[str, str, Callable[[DBAPIError], Exception]]] = deque()
         self._failure: BaseException | None = None
@@ -96,7 +82,6 @@ class RevisionSender:
         for name, listener in self._listeners():
             event.remove(self._connection, name, listener)
         self._thread.join()
-        self._cursor.close()
 
     def _listeners(self) -> tuple[tuple[str, Callable], ...]:
         """What the run's thread does before it uses the connection: a statement or a commit
@@ -127,9 +112,11 @@ class RevisionSender:
             raised = None
             try:
                 with reported(self._connection, shown, self._interval):
-                    execute(self._cursor, sql)
-            except psycopg2.Error as error:  # as SQLAlchemy would have raised it
-                raised = failure(DBAPIError.instance(sql, None, error, psycopg2.Error))
+                    # Through SQLAlchemy, as every statement of the run: its events and echo
+                    # see it (this class's own listeners let this thread pass).
+                    emit(self._ctx, sql)
+            except DBAPIError as error:
+                raised = failure(error)
             except BaseException as error:  # noqa: BLE001 - raised in the run's thread instead
                 raised = error
             with self._changed:
