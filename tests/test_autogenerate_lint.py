@@ -416,7 +416,7 @@ def test_a_draft_its_fix_left_unchanged_is_parsed_once_and_found_as_lint_finds_i
         return lint_string_wrapped(self, text, *args, **kwargs)
 
     monkeypatch.setattr(Linter, "lint_string_wrapped", counted)
-    config = draft._sqlfluff_config(ROOT)
+    config = draft._config_of(*draft._config_source(ROOT))
     statements = {
         "clean": Statement("ALTER TABLE users ADD COLUMN nickname text", "A nullable column."),
         "unfixable": Statement("INSERT INTO users SELECT * FROM users", "Columns unnamed."),

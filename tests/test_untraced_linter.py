@@ -44,7 +44,7 @@ def test_sqlfluff_calls_none_of_our_code_and_runs_with_the_tracer_set_aside(tmp_
     statement = Statement("ALTER TABLE users ADD COLUMN nickname text", "A nullable column.")
     text = draft.sql_text(ROOT, ["test-only (up)."], [statement])
     (tmp_path / "draft.sql").write_text(text)
-    config = draft._sqlfluff_config(ROOT)
+    config = draft._config_of(*draft._config_source(ROOT))
 
     for name in untraced_linter.ENTRY_POINTS:
         assert hasattr(getattr(Linter, name), "__wrapped__"), name

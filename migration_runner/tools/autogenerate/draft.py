@@ -148,13 +148,6 @@ def _sqlfluff():
     return sqlfluff
 
 
-def _sqlfluff_config(tree: Path):
-    """sqlfluff's configuration from tree's .sqlfluff, as sqlfluff.lint(config_path=) reads
-    it, built once per text of the file: loading the dialect costs more than linting a
-    draft, and a run lints and fixes each draft file twice or more."""
-    return _config_of(*_config_source(tree))
-
-
 def _config_source(tree: Path) -> tuple[str, str]:
     """The path and text of tree's .sqlfluff; refused in one line without sqlfluff."""
     _sqlfluff()
@@ -164,6 +157,9 @@ def _config_source(tree: Path) -> tuple[str, str]:
 
 @functools.lru_cache(maxsize=4)
 def _config_of(path: str, _text: str):
+    """sqlfluff's configuration from the .sqlfluff at path, as sqlfluff.lint(config_path=)
+    reads it, built once per text of the file (_config_source): loading the dialect costs
+    more than linting a draft, and a run fixes and lints each draft file."""
     from sqlfluff.api.simple import get_simple_config
 
     return get_simple_config(config_path=path)
