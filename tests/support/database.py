@@ -1,6 +1,5 @@
 """The test server and what the tests do on it: databases, engines, queries."""
 
-import functools
 import os
 import shutil
 import subprocess
@@ -79,20 +78,14 @@ def fresh_database(server: Server, template: str = "template0") -> Iterator[str]
         engine.dispose()
 
 
-@functools.lru_cache(maxsize=64)
-def _query_engine(url: str):
-    """The engine query() uses for url, made once: a new engine asks the server for its
-    version, settings and type OIDs on its first connection, which took query() from about
-    1.0 to 2.6 ms of this process's CPU a call (2026-12-01, 200 calls each way). Its pool
-    is NullPool: each call still opens a connection of its own and closes it, so no session
-    of the tests' outlives the call that opened it."""
-    return engine_for(url)
-
-
 def query(url: str, sql: str, **params) -> list[tuple]:
-    with _query_engine(url).begin() as connection:
-        result = connection.execute(text(sql), params)
-        return [tuple(row) for row in result] if result.returns_rows else []
+    engine = engine_for(url)
+    try:
+        with engine.begin() as connection:
+            result = connection.execute(text(sql), params)
+            return [tuple(row) for row in result] if result.returns_rows else []
+    finally:
+        engine.dispose()
 
 
 def seed_organizations(url: str, count: int) -> None:

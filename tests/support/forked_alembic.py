@@ -96,8 +96,7 @@ def _alembic_main(argv: list[str]) -> None:
 
 def _exit(code: int) -> None:
     """Leave without pytest's atexit and finalizers inherited from the parent; first save
-    this child's own line coverage when make test measures it (.coveragerc), only the lines
-    it ran.
+    this child's own line coverage when make test measures it (.coveragerc).
 
     coverage's patch=_exit makes os._exit save the Coverage the parent had before the fork
     too, though the parent saves its own data: every child would write a copy of all the
@@ -105,11 +104,6 @@ def _exit(code: int) -> None:
     """
     measuring = _measuring()
     if measuring is not None:
-        # Saving also lists every file of the measured packages that never ran (so a report
-        # shows them at 0%): a walk of both packages, with a realpath per file, and a row per
-        # file, about 30 ms a child (2026-12-01, a profile of make test). The test process
-        # lists them in its own data: the child saves only the lines it ran.
-        measuring._inorout.find_possibly_unexecuted_files = tuple
         measuring.save()
     posix._exit(code)  # os._exit as the interpreter has it, whatever patched os
 
