@@ -248,12 +248,27 @@ def _number(text: str) -> str:
     return found.group(0) if found else text
 
 
+def file_system(path: Path) -> str:
+    """The type of the file system path is on, from the longest mount point holding it
+    ("tmpfs": memory)."""
+    resolved, found, longest = os.path.realpath(path), "unknown", -1
+    with open("/proc/mounts", encoding="utf-8") as mounts:
+        for line in mounts:
+            _, mount_point, kind = line.split()[:3]
+            mount_point = mount_point.replace("\\040", " ")
+            inside = resolved == mount_point or resolved.startswith(mount_point.rstrip("/") + "/")
+            if inside and len(mount_point) > longest:
+                found, longest = kind, len(mount_point)
+    return found
+
+
 def versions(server: Server) -> list[str]:
     dbmate = scenarios.dbmate_binary()
     yoyo = scenarios.yoyo_binary()
     return [
         (
-            f"PostgreSQL {server.version()} (throwaway local server, fsync off), "
+            f"PostgreSQL {server.version()} (throwaway local server, fsync off, "
+            f"data on {file_system(server.local.datadir)}), "
             f"psql {_number(tool_version([str(server.local.bindir / 'psql'), '--version']))}"
         ),
         (

@@ -4,8 +4,12 @@ Every percentile in bench/ (the lock queue's p99, the load benchmark's p50/p99 a
 per-second figures) comes from measure.percentile; every median from measure.median.
 """
 
+import os
 import re
+import shutil
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -13,7 +17,7 @@ from support.project import ROOT
 
 sys.path.insert(0, str(ROOT))  # bench/ is a folder of the repository, not an installed package
 from bench import scenarios
-from bench.measure import Figures, _skipped, clean_env, median, percentile
+from bench.measure import Figures, _skipped, clean_env, file_system, median, percentile
 from bench.under_load import Run
 
 
@@ -89,3 +93,33 @@ def test_rounds_and_clean_environment(monkeypatch):
     assert env["DATABASE_URL"] == "postgresql://here/db"
     assert "PGHOST" not in env and "MIGRATION_LOCK_TIMEOUT" not in env
     assert env["PYTHONDONTWRITEBYTECODE"] == "1"
+
+
+def _bench_command(**environ: str) -> str:
+    """The line of `make -n bench` that runs the benchmarks, with environ added."""
+    recipe = subprocess.run(
+        ["make", "-n", "bench"],
+        cwd=ROOT,
+        env=os.environ | environ,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return next(line for line in recipe.splitlines() if "-m bench.run" in line)
+
+
+def test_make_bench_puts_its_server_and_trees_in_memory_when_dev_shm_has_4_gib_free():
+    room = os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK)
+    room = room and shutil.disk_usage("/dev/shm").free > 4 * 2**30
+    # TMPDIR is where bench.run's throwaway server (local_postgres.throwaway_datadir) and
+    # its trees (tempfile) go.
+    assert _bench_command().startswith("TMPDIR=/dev/shm ") == room
+    assert _bench_command(TEST_TMPDIR="/var/tmp").startswith("TMPDIR=/var/tmp ")
+
+
+def test_the_report_names_the_file_system_the_servers_data_is_on():
+    assert file_system(Path("/proc/self/status")) == "proc"
+    assert file_system(Path("/proc")) == "proc"
+    with open("/proc/mounts", encoding="utf-8") as mounts:
+        root = next(line.split()[2] for line in mounts if line.split()[1] == "/")
+    assert file_system(Path("/")) == root
