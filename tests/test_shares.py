@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from support.past_head import REVISION_SENSITIVE, SPLIT_VARIABLE
-from support.processes import unmeasured
+from support.processes import make_variable, unmeasured
 from support.project import ROOT
 from support.shares import MARKER, SHARE_VARIABLE, VERSIONS, expected, recorded, split
 
@@ -136,23 +136,11 @@ def test_the_makefile_runs_each_version_on_its_share_with_the_past_head_copy():
         )
 
 
-def _make_says(variable: str, **environ: str) -> str:
-    """The value make gives variable in the Makefile, with environ added to this one's."""
-    return subprocess.run(
-        ["make", "-s", "--no-print-directory", "--eval", f"said: ; @echo '$({variable})'", "said"],
-        cwd=ROOT,
-        env=os.environ | environ,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-
-
 def test_make_test_puts_its_temporary_files_in_memory_when_dev_shm_has_4_gib_free():
     room = os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK)
     room = room and shutil.disk_usage("/dev/shm").free > 4 * 2**30
-    assert _make_says("TEST_TMPDIR") == ("/dev/shm" if room else "")
-    assert _make_says("TEST_TMPDIR", TEST_TMPDIR="/var/tmp") == "/var/tmp"
+    assert make_variable(ROOT, "TEST_TMPDIR") == ("/dev/shm" if room else "")
+    assert make_variable(ROOT, "TEST_TMPDIR", TEST_TMPDIR="/var/tmp") == "/var/tmp"
     recipe = subprocess.run(
         ["make", "-n", "test"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout

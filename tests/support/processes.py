@@ -134,14 +134,32 @@ def run_migrations_command(
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
-def run_make(project: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    """`make ARGS` in a project copy, with no database URL or runner setting from this process."""
+def run_make(
+    project: Path, *args: str, timeout: float = 600, **extra: str
+) -> subprocess.CompletedProcess:
+    """`make ARGS` in a project copy, with no database URL or runner setting from this process
+    (extra: variables to add)."""
     return subprocess.run(
         ["make", *args],
         cwd=project,
-        env=clean_environ(),
+        env=clean_environ(**extra),
         capture_output=True,
         text=True,
         check=False,
         timeout=timeout,
     )
+
+
+def make_variable(project: Path, variable: str, **extra: str) -> str:
+    """The value make gives variable in project's Makefile (extra: variables to add)."""
+    said = run_make(
+        project,
+        "-s",
+        "--no-print-directory",
+        "--eval",
+        f"said: ; @echo '$({variable})'",
+        "said",
+        **extra,
+    )
+    assert said.returncode == 0, said.stdout + said.stderr
+    return said.stdout.strip()
