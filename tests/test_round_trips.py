@@ -26,11 +26,16 @@ from support.project import HEAD, add_revision
 # hand-over and the next transaction's timeouts are one string. It was 11 before ISSUE 20,
 # then 2 (the version UPDATE, and the rest as one string after the file).
 PER_REVISION = 0
+# The statements of a revision's string besides its file's: the prepared history row, version
+# UPDATE, its check and the bridge; COMMIT; BEGIN; the prepared lock and timeouts. It was 11
+# as text (steps/prepared_handover.py).
+PER_REVISION_STATEMENTS = 4
 # A run that applies revisions, besides them: connecting (6: SQLAlchemy's first-connect
 # queries in their own transaction), BEGIN, the lock with the timeouts, the at-head check (2),
 # the checksums (2), the preflight's and Alembic's reads of alembic_version (2 each), the
-# last COMMIT. It was 21 with psycopg2's hstore probe (3) and a query for the backend's pid.
-PER_RUN = 17
+# prepared statements' DEALLOCATE, the last COMMIT. It was 21 with psycopg2's hstore probe (3)
+# and a query for the backend's pid.
+PER_RUN = 18
 # A run with nothing to apply: connecting (6), BEGIN, the lock with the timeouts, the at-head
 # check (2), the checksums (2), COMMIT. It was 16 with the hstore probe.
 NO_OP = 13
@@ -188,6 +193,13 @@ def test_a_revision_costs_one_round_trip(database_url, tree_copy):
     assert per_revision <= PER_REVISION, (
         f"{per_revision:g} round trips per revision besides its file (at most {PER_REVISION});"
         f" a run of 4 revisions sent:\n{shown(four)}"
+    )
+    last = four[-3]  # before the DEALLOCATE and the run's COMMIT
+    assert last.startswith("-- test-only"), shown(four)
+    statements = last.split("\n;\n", 1)[1].count(";\n")  # after the file's end
+    assert statements <= PER_REVISION_STATEMENTS, (
+        f"{statements} statements after a revision's file (at most {PER_REVISION_STATEMENTS}):"
+        f"\n{last}"
     )
     assert fixed <= PER_RUN, (
         f"{fixed:g} round trips for a run besides its revisions' (at most {PER_RUN}); a run of 2"

@@ -39,7 +39,11 @@ class Held:
     Alembic's alembic_version statements. The run's lock hand-over keeps it (steps/run.py)."""
 
     file: SqlFile | None = None
-    versions: list[str] = field(default_factory=list)
+    versions: list = field(default_factory=list)  # transaction.VersionChange
+    # A direct run sends the bookkeeping between revisions as prepared statements
+    # (steps/prepared_handover.py): whether it does, and whether it has prepared them.
+    prepares: bool = False
+    prepared: bool = False
 
 
 def run_of(ctx: MigrationContext):

@@ -135,7 +135,8 @@ class HistoryRecorder:
 
     def __init__(self) -> None:
         self.step_started = time.monotonic()
-        self.pending: list[str] = []
+        # Each row's SQL values: revision, direction, stamped, checksum, duration_ms.
+        self.pending: list[tuple[str, ...]] = []
 
     def start(self) -> None:
         """A new attempt: rows of a rolled-back attempt are forgotten."""
@@ -147,6 +148,14 @@ class HistoryRecorder:
         commit; they stop waiting."""
         rows, self.pending = self.pending, []
         return _insert(rows) + "\n" if rows else ""
+
+    def pending_row(self) -> tuple[str, ...] | None:
+        """The one row waiting, which stops waiting; None (and it waits on) when there are
+        none or several."""
+        if len(self.pending) != 1:
+            return None
+        (row,), self.pending = self.pending, []
+        return row
 
     def flush(self, ctx: MigrationContext) -> None:
         """Write the rows waiting for the transaction, in one INSERT."""
@@ -166,9 +175,9 @@ class HistoryRecorder:
         for revision in step.up_revision_ids:
             script = ctx.script.get_revision(revision) if ctx.script else None
             checksum = sql_files.for_revision(script.path, direction).checksum
+            stamped = str(step.is_stamp).lower()
             rows.append(
-                f"({literal(revision)}, {literal(direction)}, {str(step.is_stamp).lower()}, "
-                f"{literal(checksum)}, {duration})"
+                (literal(revision), literal(direction), stamped, literal(checksum), duration)
             )
         if ctx.as_sql:
             emit(ctx, _insert(rows))  # the script records each step where it runs
@@ -177,8 +186,9 @@ class HistoryRecorder:
         self.step_started = time.monotonic()
 
 
-def _insert(rows: list[str]) -> str:
+def _insert(rows: list[tuple[str, ...]]) -> str:
+    values = ", ".join(f"({', '.join(row)})" for row in rows)
     return (
         "INSERT INTO migration_history (revision, direction, stamped, checksum, duration_ms)\n"
-        f"VALUES {', '.join(rows)};"
+        f"VALUES {values};"
     )

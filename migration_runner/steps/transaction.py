@@ -25,8 +25,11 @@ the next transaction's lock and timeouts go as one simple-query string, which
 PostgreSQL parses whole (a syntax error anywhere runs nothing) and then runs
 statement by statement, skipping the rest after an error. It ends inside a
 transaction, which is what psycopg2 and SQLAlchemy believe, so the run's last
-COMMIT (or a ROLLBACK after a failure) is theirs as before. Through a pooler the
-revision's string ends before the bridge: the run stays one transaction. The string
+COMMIT (or a ROLLBACK after a failure) is theirs as before. On a direct connection
+the bookkeeping after the file is two prepared statements around COMMIT and BEGIN, which
+the server does not parse and plan again for every revision (steps/prepared_handover.py).
+Through a pooler the revision's string ends before the bridge, as text: the run stays one
+transaction. The string
 goes from the run's sender thread (steps/revision_sender.py), so Alembic prepares the
 next revision while the server runs it; the server still sees one string at a time.
 """
@@ -35,6 +38,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from alembic.runtime import migration
@@ -42,6 +46,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.exc import DBAPIError
 
 from migration_runner.errors import FileFailed, LockTimeout, MigrationError, database_error
+from migration_runner.steps import prepared_handover
 from migration_runner.steps.emit import Held, emit, fetch, literal, run_of
 from migration_runner.steps.settings import RunSettings
 from migration_runner.steps.sql_files import SqlFile
@@ -64,12 +69,20 @@ TAKE_BACK = (
 log = logging.getLogger(__name__)
 
 
+# What each transaction sets locally: its timeouts, and the setting revisions read.
+TRANSACTION_SETTINGS = ("lock_timeout", "statement_timeout", "migration.app_role")
+
+
+def _setting_values(settings: RunSettings) -> tuple[str, str, str]:
+    """The values of TRANSACTION_SETTINGS for settings' attempt."""
+    return settings.lock_timeout, settings.statement_timeout, settings.app_role
+
+
 def _timeouts(settings: RunSettings) -> str:
     """This transaction's timeouts, and the settings revisions read (migration.app_role)."""
-    return (
-        f"SET LOCAL lock_timeout = {literal(settings.lock_timeout)};\n"
-        f"SET LOCAL statement_timeout = {literal(settings.statement_timeout)};\n"
-        f"SET LOCAL migration.app_role = {literal(settings.app_role)};\n"
+    return "".join(
+        f"SET LOCAL {name} = {literal(value)};\n"
+        for name, value in zip(TRANSACTION_SETTINGS, _setting_values(settings), strict=True)
     )
 
 
@@ -134,13 +147,11 @@ def commit_revision(ctx: MigrationContext, run: "Run") -> None:
     waiting = run.held
     if run.pooled and waiting is None:
         return  # the recorder's rows go in one INSERT at the end of the run
-    handover = "" if run.pooled else f"{BRIDGE}COMMIT;\nBEGIN;\n{TAKE_BACK}{_timeouts(run.attempt)}"
-    sql_file = None
-    versions = ""
+    sql_file, changes = None, []
     if waiting is not None:
-        sql_file, versions = waiting.file, "".join(waiting.versions)
+        sql_file, changes = waiting.file, waiting.versions
         waiting.file, waiting.versions = None, []
-    bookkeeping = run.recorder.pending_insert() + versions + handover
+    bookkeeping = _bookkeeping(ctx, run, changes)
     if sql_file is None:
         if bookkeeping:
             emit(ctx, bookkeeping)
@@ -157,6 +168,33 @@ def commit_revision(ctx: MigrationContext, run: "Run") -> None:
     # A newline ends a last comment line, a semicolon a last statement written without one.
     # The sender runs it while Alembic goes on to the next revision (steps/revision_sender.py).
     run.sender.send(f"{sql_file.text}\n;\n{bookkeeping}", sql_file.shown, failure)
+
+
+def _bookkeeping(ctx: MigrationContext, run: "Run", changes: list["VersionChange"]) -> str:
+    """What follows a revision's file in its string: its history row, its version change,
+    and (not through a pooler) the commit with the lock's hand-over and the next timeouts.
+    Two EXECUTEs when the run prepared them (steps/prepared_handover.py) and the revision
+    has the usual one row and one UPDATE."""
+    held = run.held
+    if held and held.prepares and len(changes) == 1 and None not in changes[0].versions:
+        row = run.recorder.pending_row()
+        if row is not None:
+            removed, added = changes[0].versions
+            moved = (added, removed, _unheld_message(ctx, added, f"after updating {removed} to it"))
+            # Prepared after the first file that needs it: Alembic creates alembic_version
+            # when the run starts, and a PREPARE needs the tables it names.
+            preparation = (
+                ""
+                if held.prepared
+                else prepared_handover.preparation(_table(ctx), MIGRATION_LOCK_KEY)
+            )
+            held.prepared = True
+            return preparation + prepared_handover.commit_and_resume(
+                row, moved, _setting_values(run.attempt)
+            )
+    handover = "" if run.pooled else f"{BRIDGE}COMMIT;\nBEGIN;\n{TAKE_BACK}{_timeouts(run.attempt)}"
+    versions = "".join(change.sql(ctx) for change in changes)
+    return run.recorder.pending_insert() + versions + handover
 
 
 def hold_file(run: "Run", sql_file: SqlFile) -> bool:
@@ -178,6 +216,13 @@ def _table(ctx: MigrationContext) -> str:
     return table
 
 
+def _unheld_message(ctx: MigrationContext, version: str, change: str) -> str:
+    return (
+        f"{ctx.version_table} does not hold {version} {change}: something else changed it "
+        "during the run"
+    )
+
+
 def _holds(ctx: MigrationContext, version: str, change: str) -> str:
     """A statement that fails unless alembic_version holds version, with what changed it.
 
@@ -185,49 +230,60 @@ def _holds(ctx: MigrationContext, version: str, change: str) -> str:
     after its UPDATE, or the revision to remove before its DELETE, is Alembic's own check
     that the statement matched one row, without a round trip to read the count.
     """
-    message = literal(
-        f"{ctx.version_table} does not hold {version} {change}: something else changed it "
-        "during the run"
-    )
+    message = literal(_unheld_message(ctx, version, change))
     return (
         f"SELECT coalesce((SELECT 0 FROM {_table(ctx)} WHERE version_num = {literal(version)}),"
         f" (SELECT {message}::text)::integer);\n"
     )
 
 
+@dataclass(frozen=True)
+class VersionChange:
+    """One of Alembic's alembic_version changes, held for its revision's commit string:
+    versions is (the version removed, the version added), None for neither."""
+
+    versions: tuple[str | None, str | None]
+
+    def sql(self, ctx: MigrationContext) -> str:
+        """The change as text, with Alembic's check that it matched one row (_holds)."""
+        removed, added = self.versions
+        table = _table(ctx)
+        if removed is None:
+            return f"INSERT INTO {table} (version_num) VALUES ({literal(added)});\n"
+        if added is None:
+            return (
+                _holds(ctx, removed, "to delete")
+                + f"DELETE FROM {table} WHERE version_num = {literal(removed)};\n"
+            )
+        return (
+            f"UPDATE {table} SET version_num = {literal(added)}"
+            f" WHERE version_num = {literal(removed)};\n"
+            + _holds(ctx, added, f"after updating {removed} to it")
+        )
+
+
 class _HeldHeads(migration.HeadMaintainer):
-    """Alembic's HeadMaintainer, holding its alembic_version statements for the commit string.
+    """Alembic's HeadMaintainer, holding its alembic_version changes for the commit string.
 
     Alembic builds and compiles a SQLAlchemy statement per revision and sends it on its own;
-    these write the same change as text. Alembic's assertions stay, and its check that the
-    statement matched one row (_holds).
+    these hold the same change, sent as text or as a prepared statement's arguments. Alembic's
+    assertions stay, and its check that the statement matched one row (VersionChange.sql).
     """
 
     def _insert_version(self, version: str) -> None:
         assert version not in self.heads
         self.heads.add(version)
-        run_of(self.context).held.versions.append(
-            f"INSERT INTO {_table(self.context)} (version_num) VALUES ({literal(version)});\n"
-        )
+        run_of(self.context).held.versions.append(VersionChange((None, version)))
 
     def _delete_version(self, version: str) -> None:
         self.heads.remove(version)
-        ctx = self.context
-        run_of(ctx).held.versions.append(
-            _holds(ctx, version, "to delete")
-            + f"DELETE FROM {_table(ctx)} WHERE version_num = {literal(version)};\n"
-        )
+        run_of(self.context).held.versions.append(VersionChange((version, None)))
 
     def _update_version(self, from_: str, to_: str) -> None:
         assert to_ not in self.heads
         self.heads.remove(from_)
         self.heads.add(to_)
-        ctx = self.context
-        run_of(ctx).held.versions.append(
-            f"UPDATE {_table(ctx)} SET version_num = {literal(to_)}"
-            f" WHERE version_num = {literal(from_)};\n"
-            + _holds(ctx, to_, f"after updating {from_} to it")
-        )
+        run_of(self.context).held.versions.append(VersionChange((from_, to_)))
 
 
 @contextmanager
@@ -243,12 +299,15 @@ def one_round_trip_per_revision(ctx: MigrationContext, run: "Run") -> Iterator[N
         return
     from migration_runner.steps.revision_sender import RevisionSender  # not at head
 
-    run.held = Held()
+    # Not through a pooler: its next transaction may be on another server connection.
+    run.held = Held(prepares=not run.pooled)
     run.sender = RevisionSender(ctx, run.attempt.progress_interval)
     original, migration.HeadMaintainer = migration.HeadMaintainer, _HeldHeads
     try:
         yield
         run.sender.finish()  # the last revision's failure is the run's
+        if run.held.prepared:  # a failed run's go with the session, or with the next run
+            emit(ctx, prepared_handover.DEALLOCATION)
     finally:
         migration.HeadMaintainer = original
         run.sender.close()
