@@ -137,3 +137,22 @@ def test_the_lock_is_taken_back_before_the_bridge_is_let_go(database_url):
             assert run.exec_driver_sql("SHOW lock_timeout").scalar() == "0"  # SET LOCAL
     finally:
         engine.dispose()
+
+
+def test_a_revision_that_deallocates_every_prepared_statement_still_applies(
+    tree_copy, database_url
+):
+    """Its string fails at the EXECUTE after its file; the rerun of that revision, one
+    statement at a time, sends the bookkeeping as text."""
+    first = table_revision(tree_copy, "first")
+    deallocating = table_revision(tree_copy, "deallocating", "DEALLOCATE ALL;\n")
+    last = table_revision(tree_copy, "last")
+    result = run_alembic("upgrade", "head", url=database_url, tree=tree_copy)
+
+    assert result.returncode == 0, result.stdout
+    assert "running again one statement at a time" in result.stdout, result.stdout
+    assert current_version(database_url) == last
+    assert [row[0] for row in query(database_url, HISTORY)][-3:] == [first, deallocating, last]
+    assert query(
+        database_url, "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'test_only_%'"
+    ) == [(3,)]

@@ -29,9 +29,9 @@ COMMIT (or a ROLLBACK after a failure) is theirs as before. On a direct connecti
 the bookkeeping after the file is two prepared statements around COMMIT and BEGIN, which
 the server does not parse and plan again for every revision (steps/prepared_handover.py).
 Through a pooler the revision's string ends before the bridge, as text: the run stays one
-transaction. The string
-goes from the run's sender thread (steps/revision_sender.py), so Alembic prepares the
-next revision while the server runs it; the server still sees one string at a time.
+transaction. The string goes from the run's sender thread (steps/revision_sender.py), so
+Alembic prepares the next revision while the server runs it; the server still sees one
+string at a time.
 """
 
 import logging
@@ -240,7 +240,8 @@ def _holds(ctx: MigrationContext, version: str, change: str) -> str:
 @dataclass(frozen=True)
 class VersionChange:
     """One of Alembic's alembic_version changes, held for its revision's commit string:
-    versions is (the version removed, the version added), None for neither."""
+    versions is (the version removed, the version added), the first None for an INSERT,
+    the second for a DELETE."""
 
     versions: tuple[str | None, str | None]
 
