@@ -15,7 +15,7 @@ from sqlalchemy import Connection
 
 from migration_runner.errors import MigrationError
 from migration_runner.steps import prepared_handover
-from migration_runner.steps.transaction import MIGRATION_LOCK_KEY
+from migration_runner.steps.transaction import MIGRATION_LOCK_KEY, TRANSACTION_SETTINGS
 from support.database import current_version, engine_for, fresh_database, query
 from support.processes import run_alembic
 from support.project import HEAD, add_revision
@@ -118,7 +118,9 @@ def test_the_lock_is_taken_back_before_the_bridge_is_let_go(database_url):
                 " checksum text, duration_ms integer)"
             )
             run.exec_driver_sql(
-                prepared_handover.preparation('"alembic_version"', MIGRATION_LOCK_KEY)
+                prepared_handover.preparation(
+                    '"alembic_version"', MIGRATION_LOCK_KEY, TRANSACTION_SETTINGS
+                )
             )
             plan = run.exec_driver_sql(
                 f"EXPLAIN (VERBOSE, COSTS OFF) EXECUTE {prepared_handover.RESUME}('1s', '0', '')"

@@ -40,9 +40,8 @@ class Held:
 
     file: SqlFile | None = None
     versions: list = field(default_factory=list)  # transaction.VersionChange
-    # A direct run sends the bookkeeping between revisions as prepared statements
-    # (steps/prepared_handover.py): whether it does, and whether it has prepared them.
-    prepares: bool = False
+    # Whether a direct run has prepared its bookkeeping statements on its connection yet
+    # (steps/prepared_handover.py).
     prepared: bool = False
 
 

@@ -31,9 +31,15 @@ RESUME = "migration_runner_resume"
 NAMES = (COMMIT, RESUME)
 
 
-def preparation(version_table: str, lock_key: int) -> str:
-    """The round trip that prepares both statements; version_table is quoted (and qualified)."""
+def preparation(version_table: str, lock_key: int, settings: tuple[str, ...]) -> str:
+    """What prepares both statements; version_table is quoted (and qualified), settings are
+    the names each transaction sets locally (transaction.TRANSACTION_SETTINGS)."""
     leftovers = ", ".join(literal(name) for name in NAMES)
+    parameters = ", ".join("text" for _ in settings)
+    set_locally = "".join(
+        f",\n    set_config({literal(name)}, ${number}, true)"
+        for number, name in enumerate(settings, start=1)
+    )
     return f"""DO $drop_leftovers$
 DECLARE
     leftover text;
@@ -55,20 +61,17 @@ moved AS (
 SELECT
     coalesce((SELECT 0 FROM moved WHERE version_num = $6), (SELECT $8)::integer),
     pg_advisory_lock({lock_key});
-PREPARE {RESUME} (text, text, text) AS
+PREPARE {RESUME} ({parameters}) AS
 SELECT
-    pg_advisory_unlock({lock_key}),
-    set_config('lock_timeout', $1, true),
-    set_config('statement_timeout', $2, true),
-    set_config('migration.app_role', $3, true)
+    pg_advisory_unlock({lock_key}){set_locally}
 FROM (SELECT pg_advisory_xact_lock({lock_key}) OFFSET 0) AS taken_back;
 """
 
 
 def commit_and_resume(row: tuple[str, ...], update: tuple[str, str, str], timeouts: tuple) -> str:
     """The EXECUTEs around COMMIT and BEGIN. row: the history row's SQL values; update: the
-    version to set, the one it replaces and the message if it does not; timeouts: the three
-    settings' values."""
+    version to set, the one it replaces and the message if it does not; timeouts: the values
+    of the settings preparation() was given, in order."""
     moved = ", ".join(literal(value) for value in update)
     settings = ", ".join(literal(value) for value in timeouts)
     return (

@@ -173,20 +173,23 @@ def commit_revision(ctx: MigrationContext, run: "Run") -> None:
 def _bookkeeping(ctx: MigrationContext, run: "Run", changes: list["VersionChange"]) -> str:
     """What follows a revision's file in its string: its history row, its version change,
     and (not through a pooler) the commit with the lock's hand-over and the next timeouts.
-    Two EXECUTEs when the run prepared them (steps/prepared_handover.py) and the revision
-    has the usual one row and one UPDATE."""
+    Two EXECUTEs on a direct connection (steps/prepared_handover.py; through a pooler the
+    next transaction may be on another server connection) when the revision has the usual
+    one row and one UPDATE."""
     held = run.held
-    if held and held.prepares and len(changes) == 1 and None not in changes[0].versions:
+    if held and not run.pooled and len(changes) == 1 and None not in changes[0].versions:
         row = run.recorder.pending_row()
         if row is not None:
             removed, added = changes[0].versions
-            moved = (added, removed, _unheld_message(ctx, added, f"after updating {removed} to it"))
+            moved = (added, removed, changes[0].unheld_message(ctx))
             # Prepared after the first file that needs it: Alembic creates alembic_version
             # when the run starts, and a PREPARE needs the tables it names.
             preparation = (
                 ""
                 if held.prepared
-                else prepared_handover.preparation(_table(ctx), MIGRATION_LOCK_KEY)
+                else prepared_handover.preparation(
+                    _table(ctx), MIGRATION_LOCK_KEY, TRANSACTION_SETTINGS
+                )
             )
             held.prepared = True
             return preparation + prepared_handover.commit_and_resume(
@@ -223,17 +226,17 @@ def _unheld_message(ctx: MigrationContext, version: str, change: str) -> str:
     )
 
 
-def _holds(ctx: MigrationContext, version: str, change: str) -> str:
-    """A statement that fails unless alembic_version holds version, with what changed it.
+def _holds(ctx: MigrationContext, version: str, message: str) -> str:
+    """A statement that fails with message (_unheld_message) unless alembic_version holds
+    version.
 
     With Alembic's primary key on version_num, alembic_version holding the new revision
     after its UPDATE, or the revision to remove before its DELETE, is Alembic's own check
     that the statement matched one row, without a round trip to read the count.
     """
-    message = literal(_unheld_message(ctx, version, change))
     return (
         f"SELECT coalesce((SELECT 0 FROM {_table(ctx)} WHERE version_num = {literal(version)}),"
-        f" (SELECT {message}::text)::integer);\n"
+        f" (SELECT {literal(message)}::text)::integer);\n"
     )
 
 
@@ -253,14 +256,19 @@ class VersionChange:
             return f"INSERT INTO {table} (version_num) VALUES ({literal(added)});\n"
         if added is None:
             return (
-                _holds(ctx, removed, "to delete")
+                _holds(ctx, removed, _unheld_message(ctx, removed, "to delete"))
                 + f"DELETE FROM {table} WHERE version_num = {literal(removed)};\n"
             )
         return (
             f"UPDATE {table} SET version_num = {literal(added)}"
             f" WHERE version_num = {literal(removed)};\n"
-            + _holds(ctx, added, f"after updating {removed} to it")
+            + _holds(ctx, added, self.unheld_message(ctx))
         )
+
+    def unheld_message(self, ctx: MigrationContext) -> str:
+        """What an UPDATE's check says when alembic_version does not hold the version added."""
+        removed, added = self.versions
+        return _unheld_message(ctx, added, f"after updating {removed} to it")
 
 
 class _HeldHeads(migration.HeadMaintainer):
@@ -300,8 +308,7 @@ def one_round_trip_per_revision(ctx: MigrationContext, run: "Run") -> Iterator[N
         return
     from migration_runner.steps.revision_sender import RevisionSender  # not at head
 
-    # Not through a pooler: its next transaction may be on another server connection.
-    run.held = Held(prepares=not run.pooled)
+    run.held = Held()
     run.sender = RevisionSender(ctx, run.attempt.progress_interval)
     original, migration.HeadMaintainer = migration.HeadMaintainer, _HeldHeads
     try:
