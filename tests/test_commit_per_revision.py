@@ -5,21 +5,24 @@ on a table would be held until the last revision ended, queueing the
 application for as long as the slowest revision takes.
 """
 
+import re
 import time
 
 from support.database import current_version, public_tables, query
 from support.processes import run_alembic, start_alembic
 from support.project import HEAD, REVISIONS, add_revision
+from support.query_proxy import proxied_alembic
 
 SLOW_UP = "-- test-only: a long second revision on another table.\nSELECT pg_sleep(3);\n"
 
 
 def _runner_sleeping(url) -> int | None:
-    """The pid of the migration's backend once it runs the slow revision."""
+    """The pid of the migration's backend once it runs the slow revision (found by what it
+    waits on: pg_stat_activity keeps only the start of a long string)."""
     rows = query(
         url,
-        "SELECT pid FROM pg_stat_activity WHERE query LIKE '%pg_sleep(3)%'"
-        " AND pid <> pg_backend_pid() AND state = 'active'",
+        "SELECT pid FROM pg_stat_activity WHERE wait_event = 'PgSleep'"
+        " AND datname = current_database() AND pid <> pg_backend_pid()",
     )
     return rows[0][0] if rows else None
 
@@ -60,25 +63,38 @@ def test_first_revisions_lock_is_released_before_the_next_revision_works(databas
     ]
 
 
+SLEEP = "-- test-only\nSELECT pg_sleep(0.5);\n"
+
+
 def test_a_revisions_duration_is_its_files_time_on_the_server(database_url, tree_copy):
     """The file and its history row go in one string: duration_ms is the time from the string's
-    arrival to the row, so the revision after a slow one does not inherit its time."""
+    arrival, or from the commit of the revision before it in the same round trip
+    (steps/revision_sender.py), to the row. So a revision does not inherit the time of a slow
+    one before it. Slow and quick revisions alternate: wherever the sender's first round trip
+    ends, some round trip carries a slow revision and then a quick one."""
     assert run_alembic("upgrade", "head", url=database_url, tree=tree_copy).returncode == 0
-    slow = add_revision(tree_copy, "slow", "-- test-only\nSELECT pg_sleep(0.5);\n", "SELECT 1;\n")
-    quick = add_revision(tree_copy, "quick", "-- test-only\nSELECT 1;\n", "SELECT 1;\n")
-    result = run_alembic("upgrade", "head", url=database_url, tree=tree_copy)
-    assert result.returncode == 0, result.stdout
-
-    durations = dict(
-        query(
-            database_url,
-            "SELECT revision, duration_ms FROM migration_history WHERE revision IN (:a, :b)",
-            a=slow,
-            b=quick,
+    kinds = ("slow", "slow", "quick", "slow", "quick")
+    added = [
+        add_revision(
+            tree_copy, f"{kind}_{i}", SLEEP if kind == "slow" else "SELECT 1;\n", "SELECT 1;"
         )
-    )
-    assert durations[slow] >= 500, durations
-    assert durations[quick] < 500, durations
+        for i, kind in enumerate(kinds)
+    ]
+    result, sent = proxied_alembic(database_url, tree_copy, "upgrade", "head")
+    assert result.returncode == 0, result.stdout
+    trips = [re.findall(r"EXECUTE migration_runner_commit\('(\w+)'", sql) for sql in sent]
+    after_slow = {
+        trip[i]
+        for trip in trips
+        for i in range(1, len(trip))
+        if kinds[added.index(trip[i - 1])] == "slow" and kinds[added.index(trip[i])] == "quick"
+    }
+    assert after_slow, trips
+
+    durations = dict(query(database_url, "SELECT revision, duration_ms FROM migration_history"))
+    for revision, kind in zip(added, kinds, strict=True):
+        wanted = range(500, 1000) if kind == "slow" else range(500)
+        assert durations[revision] in wanted, (revision, kind, durations, trips)
 
 
 def test_a_file_may_end_without_a_semicolon_or_a_newline(database_url, tree_copy):

@@ -267,7 +267,7 @@ def test_sigint_during_a_revision_stops_it_and_drops_the_copy(target):
         rehearsal,
         url,
         "SELECT count(*) FROM pg_stat_activity WHERE state = 'active'"
-        " AND pid <> pg_backend_pid() AND query LIKE '%pg_sleep(30)%'",
+        " AND pid <> pg_backend_pid() AND wait_event = 'PgSleep'",
         "the slow revision",
     )
     children = descendants(rehearsal.pid)
@@ -294,7 +294,7 @@ def test_sigterm_during_the_drift_check_drops_both_scratch_databases(target):
         rehearsal,
         url,
         "SELECT count(*) FROM pg_stat_activity WHERE state = 'active'"
-        " AND starts_with(datname, 'migrated_building_') AND query LIKE '%pg_sleep(CASE%'",
+        " AND starts_with(datname, 'migrated_building_') AND wait_event = 'PgSleep'",
         "the drift check",
     )
     children = descendants(rehearsal.pid)
@@ -335,7 +335,7 @@ def hold_a_session_in_the_copy(rehearsal, server):
         rehearsal,
         server.admin_url,
         "SELECT count(*) FROM pg_stat_activity WHERE state = 'active'"
-        " AND starts_with(datname, 'rehearsal_') AND query LIKE '%pg_sleep(CASE%'",
+        " AND starts_with(datname, 'rehearsal_') AND wait_event = 'PgSleep'",
         "the slow revision",
     )
     copy = query(

@@ -27,9 +27,17 @@ LATEST_STEPS = (
     "SELECT DISTINCT ON (revision) revision, direction, checksum"
     " FROM migration_history ORDER BY revision, id DESC"
 )
-# A held file's time, from the server: the string holding the file and then the history row
-# arrived at statement_timestamp().
-SERVER_DURATION = "(1000 * date_part('epoch', clock_timestamp() - statement_timestamp()))::integer"
+# A held file's time, from the server: its string arrived at statement_timestamp(), and when
+# the revision before it ran in the same string (steps/revision_sender.py), the commit string
+# marked where this one's began (REVISION_STARTS; epochs, whatever the session's DateStyle).
+REVISION_START = "migration_runner.revision_started"
+_NOW = "extract(epoch FROM clock_timestamp())"
+REVISION_STARTS = f"set_config('{REVISION_START}', {_NOW}::text, false)"
+_STARTED = (
+    "greatest(extract(epoch FROM statement_timestamp()),"
+    f" nullif(current_setting('{REVISION_START}', true), '')::numeric)"
+)
+SERVER_DURATION = f"(1000 * ({_NOW} - {_STARTED}))::integer"
 BOTH_EXIST = (
     "SELECT to_regclass('migration_history') IS NOT NULL,"
     " to_regclass('migration_statements') IS NOT NULL"

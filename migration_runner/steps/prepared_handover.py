@@ -13,8 +13,9 @@ as two statements, and sends `EXECUTE migration_runner_commit(...)`, COMMIT, BEG
   queries (PostgreSQL runs both whatever the SELECT reads), the check that the UPDATE matched
   the run's version, and the bridge;
 - migration_runner_resume: the transaction lock, taken in a FROM subquery that OFFSET 0 keeps
-  from being merged into the SELECT, so it is held before the bridge is let go, and the three
-  timeouts (set_config(..., true) is SET LOCAL).
+  from being merged into the SELECT, so it is held before the bridge is let go, the three
+  timeouts (set_config(..., true) is SET LOCAL), and where the next revision's duration
+  starts (history.REVISION_STARTS).
 
 What the database holds afterwards is the same as with the text (tests/test_prepared_handover.py).
 The string now ends with a statement that returns a row, for which SQLAlchemy builds a result
@@ -25,6 +26,7 @@ Not through a pooler: there the run is one transaction and sends text, as offlin
 """
 
 from migration_runner.steps.emit import literal
+from migration_runner.steps.history import REVISION_STARTS
 
 COMMIT = "migration_runner_commit"
 RESUME = "migration_runner_resume"
@@ -63,7 +65,8 @@ SELECT
     pg_advisory_lock({lock_key});
 PREPARE {RESUME} ({parameters}) AS
 SELECT
-    pg_advisory_unlock({lock_key}){set_locally}
+    pg_advisory_unlock({lock_key}){set_locally},
+    {REVISION_STARTS}
 FROM (SELECT pg_advisory_xact_lock({lock_key}) OFFSET 0) AS taken_back;
 """
 

@@ -30,8 +30,8 @@ the bookkeeping after the file is two prepared statements around COMMIT and BEGI
 the server does not parse and plan again for every revision (steps/prepared_handover.py).
 Through a pooler the revision's string ends before the bridge, as text: the run stays one
 transaction. The string goes from the run's sender thread (steps/revision_sender.py), so
-Alembic prepares the next revision while the server runs it; the server still sees one
-string at a time.
+Alembic prepares the next revision while the server runs it; the strings waiting for the
+server share a round trip, each revision still committing on its own.
 """
 
 import logging
@@ -46,7 +46,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.exc import DBAPIError
 
 from migration_runner.errors import FileFailed, LockTimeout, MigrationError, database_error
-from migration_runner.steps import prepared_handover
+from migration_runner.steps import history, prepared_handover
 from migration_runner.steps.emit import Held, emit, fetch, literal, run_of
 from migration_runner.steps.settings import RunSettings
 from migration_runner.steps.sql_files import SqlFile
@@ -62,9 +62,10 @@ FIRST_POLL = 0.05
 LONGEST_POLL = 1.0
 # Held by the session across a commit, then handed back to the new transaction.
 BRIDGE = f"SELECT pg_advisory_lock({MIGRATION_LOCK_KEY});\n"
+# Then the next revision starts: where its duration starts when it runs in the same string.
 TAKE_BACK = (
     f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY});\n"
-    f"SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY});\n"
+    f"SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY}), {history.REVISION_STARTS};\n"
 )
 log = logging.getLogger(__name__)
 
@@ -157,8 +158,8 @@ def commit_revision(ctx: MigrationContext, run: "Run") -> None:
             emit(ctx, bookkeeping)
         return
 
-    def failure(error: DBAPIError) -> MigrationError:
-        found = database_error(error, sql_file.shown)
+    def failure(error: DBAPIError, where: str) -> MigrationError:
+        found = database_error(error, where)
         if isinstance(found, LockTimeout) or getattr(error.orig, "pgcode", None) in NOT_RETRIED:
             return found
         # An error does not say which statement of the string failed: the rerun, one
@@ -167,7 +168,19 @@ def commit_revision(ctx: MigrationContext, run: "Run") -> None:
 
     # A newline ends a last comment line, a semicolon a last statement written without one.
     # The sender runs it while Alembic goes on to the next revision (steps/revision_sender.py).
-    run.sender.send(f"{sql_file.text}\n;\n{bookkeeping}", sql_file.shown, failure)
+    sql = f"{sql_file.text}\n;\n{bookkeeping}"
+    committed = None if run.pooled else _commit_proof(ctx, changes)
+    run.sender.send(sql, sql_file.shown, failure, committed)
+
+
+def _commit_proof(ctx: MigrationContext, changes: list["VersionChange"]) -> str | None:
+    """A query counting 1 while alembic_version holds a version the revision's string adds
+    (Alembic asserts that none holds it before): from its commit until a later string's
+    replaces it. None when it adds none."""
+    added = [change.versions[1] for change in changes if change.versions[1] is not None]
+    if not added:
+        return None
+    return f"SELECT count(*) FROM {_table(ctx)} WHERE version_num = {literal(added[-1])}"
 
 
 def _bookkeeping(ctx: MigrationContext, run: "Run", changes: list["VersionChange"]) -> str:
