@@ -10,7 +10,9 @@ before a `-- Transaction: none` file runs:
 2. otherwise something does (PgBouncer, a proxy, a Docker port mapping): a login
    to PgBouncer's console database, `pgbouncer`, tells. PgBouncer answers
    `SHOW VERSION` to its admins and "not allowed" to anyone else; PostgreSQL
-   says the database does not exist.
+   names the database in quotes (`database "pgbouncer" does not exist`, or a
+   pg_hba.conf refusal), so a plain proxy or a Docker port mapping in front of
+   PostgreSQL is a direct connection.
 Only PgBouncer's admins may read its pool_mode, so a PgBouncer found this way
 is taken to pool transactions, as Neon's and Vercel's do.
 """
@@ -37,7 +39,10 @@ def behind_pgbouncer(ctx: MigrationContext) -> bool:
     try:
         console = psycopg2.connect(**arguments, **options, connect_timeout=CONSOLE_TIMEOUT)
     except psycopg2.Error as error:
-        return "not allowed" in str(error) or "pgbouncer" in str(error).lower()
+        said = str(error)
+        if 'database "pgbouncer"' in said:  # PostgreSQL's words: it has no such database
+            return False
+        return "not allowed" in said or "pgbouncer" in said.lower()
     try:
         console.autocommit = True
         with console.cursor() as cursor:
