@@ -253,12 +253,41 @@ def paths_section(paths) -> list[str]:
     return lines
 
 
+def network_section(network) -> list[str]:
+    """Section 6: runs from base through a proxy that delays every packet (network.Network)."""
+    floor = network.median("psql")
+    lines = [
+        (
+            f"### 6. Base to head over a network (N={network.size}, "
+            f"{network.delay * 1000:g} ms added each way; median seconds, ratio to psql)"
+        ),
+        "",
+        (
+            "Each tool connects through a loopback proxy that holds every chunk "
+            f"{network.delay * 1000:g} ms before passing it on, each way (bench/network.py): a "
+            "round trip costs what it costs between a deploy and a server in the same region. "
+            "`psql -f` sends each statement on a round trip of its own; our runner sends the "
+            "revisions waiting for the server in one."
+        ),
+        "",
+        "| tool | base to head | ratio |",
+        "| --- | ---: | ---: |",
+    ]
+    for name, label in network.labels.items():
+        lines.append(
+            f"| {label} | {network.median(name):.2f} | {ratio(network.median(name), floor)} |"
+        )
+    lines += ["", f"Rounds: {len(network.times.get('psql', []))}."]
+    return lines
+
+
 def overhead_report(
     data: dict,
     missing: list[str],
     outcomes: list,
     suite: dict,
     paths,
+    network=None,
     *,
     date: str,
     seconds: float,
@@ -297,6 +326,8 @@ def overhead_report(
         ]
     if paths:
         lines += [*paths_section(paths), ""]
+    if network:
+        lines += [*network_section(network), ""]
     lines += [*goals(data, outcomes, suite), ""]
     lines += ["![time against number of revisions](time_vs_revisions.png)", ""]
     return lines

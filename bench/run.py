@@ -13,7 +13,7 @@ import datetime
 import sys
 import time
 
-from bench import deploy_paths, lock_queue, measure, plots, report, scenarios
+from bench import deploy_paths, lock_queue, measure, network, plots, report, scenarios
 from bench.output import kept_load_sections, output_folder, require_matplotlib
 from migration_runner.servers import local_postgres
 
@@ -26,6 +26,9 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-lock", action="store_true", help="skip the lock-queue scenario")
     parser.add_argument(
         "--no-paths", action="store_true", help="skip the other deploy paths (section 5)"
+    )
+    parser.add_argument(
+        "--no-network", action="store_true", help="skip the run over a network (section 6)"
     )
     parser.add_argument("--pg", default=local_postgres.default_version())
     parser.add_argument("--tools", help="only these, e.g. ours,plain (psql always runs)")
@@ -54,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         data, missing = measure.measure_overhead(server, sizes, args.repeats, log, only)
         outcomes = [] if args.no_lock else lock_queue.measure_runners(server, log)
         paths = None if args.no_paths else deploy_paths.measure(server, sizes, args.repeats, log)
+        over_network = (
+            None if args.no_network else network.measure(server, sizes, args.repeats, log)
+        )
         versions = measure.versions(server)
     finally:
         server.stop()
@@ -65,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         outcomes,
         suite,
         paths,
+        over_network,
         date=datetime.date.today().isoformat(),
         seconds=time.perf_counter() - started,
         machine=measure.machine(),

@@ -12,6 +12,7 @@ from bench import report
 from bench.deploy_paths import Paths
 from bench.lock_queue import Outcome
 from bench.measure import Figures
+from bench.network import Network
 from bench.output import kept_load_sections
 from bench.under_load import Run
 
@@ -123,6 +124,27 @@ def test_paths_section_ratios_and_missing_figures():
     assert lines[-1] == "Rounds: 0."
 
 
+def _network() -> Network:
+    return Network(
+        300,
+        0.001,
+        {"psql": [2.0, 1.8, 1.9], "ours": [1.2, 1.1, 1.4], "dbmate": [6.5]},
+        {"psql": "psql -1 -f (floor)", "ours": "our runner", "dbmate": "dbmate"},
+    )
+
+
+def test_network_section_gives_each_tool_beside_psql():
+    lines = report.network_section(_network())
+    assert lines[0] == (
+        "### 6. Base to head over a network (N=300, 1 ms added each way; median seconds, "
+        "ratio to psql)"
+    )
+    assert "| psql -1 -f (floor) | 1.90 | 1.00x |" in lines
+    assert "| our runner | 1.20 | 0.63x |" in lines
+    assert "| dbmate | 6.50 | 3.42x |" in lines
+    assert lines[-1] == "Rounds: 3."
+
+
 def test_the_whole_report_has_the_committed_results_sections_in_order():
     """tests/test_bench_quotes.py reads results.md by these headings and table rows (a full
     make bench times make test too: section 4)."""
@@ -134,6 +156,7 @@ def test_the_whole_report_has_the_committed_results_sections_in_order():
         [outcome],
         suite,
         _paths(),
+        _network(),
         date="2026-11-30",
         seconds=412.4,
         machine="2 cores",
