@@ -38,6 +38,7 @@ def test_readme_quotes_the_committed_run():
         "plain": _at_300(marginal, "plain Alembic shims"),
         "dbmate": _at_300(marginal, "dbmate"),
         "no-op": _at_300(noop, "our runner"),
+        "over a network": _table_after("### 6. Base to head over a network")["our runner"][-1],
     }
     paragraph = README[README.index("**How fast**") :].split("\n\n", 1)[0]
     for name, figure in quoted.items():
