@@ -26,12 +26,11 @@ SIZE = 300
 TOOLS = ("psql", "ours", "plain", "dbmate")
 
 
-class DelayingProxy:
-    """A loopback TCP proxy to a port on 127.0.0.1 that delays every chunk by delay, each way;
-    bytes keep their order and nothing waits for anything else (a chunk due later queues)."""
+class LoopbackProxy:
+    """A listener on a free loopback port that hands each client it accepts to serve(), in a
+    thread of its own, until close()."""
 
-    def __init__(self, upstream_port: int, delay: float) -> None:
-        self.upstream, self.delay = upstream_port, delay
+    def __init__(self) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         threading.Thread(target=self._accept, daemon=True).start()
@@ -45,11 +44,26 @@ class DelayingProxy:
                 client, _ = self.listener.accept()
             except OSError:
                 return  # closed
-            server = socket.create_connection(("127.0.0.1", self.upstream))
-            for end in (client, server):
-                end.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._relay(client, server)
-            self._relay(server, client)
+            threading.Thread(target=self.serve, args=(client,), daemon=True).start()
+
+    def serve(self, client: socket.socket) -> None:
+        raise NotImplementedError
+
+
+class DelayingProxy(LoopbackProxy):
+    """A loopback TCP proxy to a port on 127.0.0.1 that delays every chunk by delay, each way;
+    bytes keep their order and nothing waits for anything else (a chunk due later queues)."""
+
+    def __init__(self, upstream_port: int, delay: float) -> None:
+        self.upstream, self.delay = upstream_port, delay
+        super().__init__()
+
+    def serve(self, client: socket.socket) -> None:
+        server = socket.create_connection(("127.0.0.1", self.upstream))
+        for end in (client, server):
+            end.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._relay(client, server)
+        self._relay(server, client)
 
     def _relay(self, source: socket.socket, target: socket.socket) -> None:
         due: queue.Queue = queue.Queue()

@@ -6,12 +6,17 @@ it: psycopg2 sends simple-query messages only, so its own BEGIN and COMMIT count
 
 import socket
 import struct
+import sys
 import threading
 from dataclasses import dataclass, field
 
 from sqlalchemy.engine import make_url
 
 from support.processes import run_alembic
+from support.project import ROOT
+
+sys.path.insert(0, str(ROOT))  # bench/ is a folder of the repository, not an installed package
+from bench.network import LoopbackProxy
 
 SSL_REQUEST, GSSENC_REQUEST = 80877103, 80877104
 
@@ -33,28 +38,15 @@ class Queries:
         return sent
 
 
-class Proxy:
+class Proxy(LoopbackProxy):
     """A loopback TCP proxy to PostgreSQL that records each query message a client sends."""
 
     def __init__(self, upstream: tuple[str, int]) -> None:
         self.upstream = upstream
         self.queries = Queries()
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def close(self) -> None:
-        self.listener.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return  # closed
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
-
-    def _serve(self, client: socket.socket) -> None:
+    def serve(self, client: socket.socket) -> None:
         with client, socket.create_connection(self.upstream) as server:
             startup = self._startup(client)
             if startup is None:
