@@ -238,15 +238,18 @@ def test_a_connection_lost_inside_a_shared_round_trip_names_what_it_can(
 ):
     """The run's backend is ended while the middle revision sleeps. A connection of its own
     reads which revisions committed, so the message names the middle file; when the database
-    takes no connections either, it names the span of files the round trip carried."""
+    takes no connections either, it names the span of files the round trip carried. While it
+    sleeps, pg_stat_activity shows the start of the string: the span's first file."""
     assert run_alembic("upgrade", "head", url=database_url, tree=tree_copy).returncode == 0
-    revisions = _waiting_revisions(tree_copy, "-- test-only\nSELECT pg_sleep(30);\n")
+    middle = "-- test-only\nSELECT pg_sleep(30);\n"
+    revisions = _waiting_revisions(tree_copy, middle)
     name = make_url(database_url).database
     # Found by what it waits on: pg_stat_activity keeps only the start of a long string.
     sleeping = (
-        "SELECT pid FROM pg_stat_activity WHERE wait_event = 'PgSleep'"
+        "SELECT pid, query FROM pg_stat_activity WHERE wait_event = 'PgSleep'"
         " AND datname = current_database() AND pid <> pg_backend_pid()"
     )
+    seen = []
 
     def end_the_run() -> None:
         deadline = time.monotonic() + 60
@@ -257,7 +260,8 @@ def test_a_connection_lost_inside_a_shared_round_trip_names_what_it_can(
             time.sleep(0.05)
         if not reachable:
             query(postgres_server.admin_url, f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
-        for (pid,) in pids:
+        for pid, text in pids:
+            seen.append(text)
             query(postgres_server.admin_url, "SELECT pg_terminate_backend(:pid)", pid=pid)
 
     ender = threading.Thread(target=end_the_run)
@@ -276,3 +280,6 @@ def test_a_connection_lost_inside_a_shared_round_trip_names_what_it_can(
         where = f"one of {_up_file(revisions, carried[0])} to {_up_file(revisions, carried[-1])}"
     assert failed.startswith(f"FAILED: {where} failed: "), failed
     _applied_through(database_url, revisions[1])
+    # What a DBA sees meanwhile: the start of the string, the first file the round trip carried.
+    files = [FIRST_SLOW, QUICK.format(name="before"), middle, QUICK.format(name="behind")]
+    assert len(seen) == 1 and seen[0].startswith(files[revisions.index(carried[0])]), seen
