@@ -57,10 +57,10 @@ class Job:
     sql: str
     shown: str  # its file, for messages and progress reports
     failure: Failure
-    # A query that counts 1, on any connection, while alembic_version holds a version the
-    # string put there (transaction._commit_proof); None when it does not commit (through a
-    # pooler, or a downgrade's last DELETE): it goes alone.
-    committed: str | None
+    # A version the string puts in alembic_version when it commits (Alembic asserts that none
+    # holds it before); None when it does not commit (through a pooler) or adds none (a
+    # downgrade's last DELETE): it goes alone.
+    adds: str | None
 
 
 def _span(batch: list[Job]) -> str:
@@ -75,11 +75,13 @@ def _position(error: DBAPIError) -> int | None:
 
 
 class RevisionSender:
-    def __init__(self, ctx: MigrationContext, progress_interval: float) -> None:
+    def __init__(self, ctx: MigrationContext, progress_interval: float, versions: str) -> None:
+        """versions: the query that reads alembic_version (for _failed_job)."""
         connection = ctx.connection
         if progress_interval > 0:
             monitor_of(connection)  # its first use may query: here, not in the sender's thread
         self._ctx, self._connection, self._interval = ctx, connection, progress_interval
+        self._versions = versions
         # Each string not done yet, those in flight first.
         self._jobs: deque[Job] = deque()
         self._failure: BaseException | None = None
@@ -90,14 +92,14 @@ class RevisionSender:
         for name, listener in self._listeners():
             event.listen(connection, name, listener)
 
-    def send(self, sql: str, shown: str, failure: Failure, committed: str | None) -> None:
+    def send(self, sql: str, shown: str, failure: Failure, adds: str | None) -> None:
         """Hand sql over, to run once the strings before it have succeeded (see Job). Waits
         while DEPTH strings are not done; raises the failure of one that failed."""
         with self._changed:
             while len(self._jobs) >= DEPTH and self._failure is None:
                 self._changed.wait()
             self._raise_failure()
-            self._jobs.append(Job(sql, shown, failure, committed))
+            self._jobs.append(Job(sql, shown, failure, adds))
             self._changed.notify_all()
 
     def finish(self) -> None:
@@ -167,9 +169,9 @@ class RevisionSender:
     def _next_batch(self) -> list[Job]:
         """The first string waiting, and the strings after it while each commits."""
         batch = [self._jobs[0]]
-        if batch[0].committed is not None:
+        if batch[0].adds is not None:
             for job in islice(self._jobs, 1, None):
-                if job.committed is None:
+                if job.adds is None:
                     break
                 batch.append(job)
         return batch
@@ -199,17 +201,14 @@ class RevisionSender:
                 other = other.execution_options(no_parameters=True)
                 # The failed transaction keeps its locks until the run's rollback.
                 other.exec_driver_sql("SET lock_timeout = '1s'")
-                # The last string whose version is there committed, and those before it.
-                for done in range(len(batch) - 1, -1, -1):
-                    if other.exec_driver_sql(batch[done].committed).scalar():
-                        break
-                else:
-                    done = -1
-            # After the last string's commit only its lock is taken back: it failed there.
-            failed = batch[min(done + 1, len(batch) - 1)]
-            return failed, failed.shown
+                held = {version for (version,) in other.exec_driver_sql(self._versions)}
         except Exception:  # noqa: BLE001 - the run's own error says what happened
             return batch[0], f"one of {_span(batch)}"
+        # The last string whose version is there committed, and those before it.
+        done = max((i for i, job in enumerate(batch) if job.adds in held), default=-1)
+        # After the last string's commit only its lock is taken back: it failed there.
+        failed = batch[min(done + 1, len(batch) - 1)]
+        return failed, failed.shown
 
     def _finish_first(self, *_event) -> None:
         if threading.current_thread() is not self._thread:  # the sender's own pass

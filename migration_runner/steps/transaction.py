@@ -169,18 +169,11 @@ def commit_revision(ctx: MigrationContext, run: "Run") -> None:
     # A newline ends a last comment line, a semicolon a last statement written without one.
     # The sender runs it while Alembic goes on to the next revision (steps/revision_sender.py).
     sql = f"{sql_file.text}\n;\n{bookkeeping}"
-    committed = None if run.pooled else _commit_proof(ctx, changes)
-    run.sender.send(sql, sql_file.shown, failure, committed)
-
-
-def _commit_proof(ctx: MigrationContext, changes: list["VersionChange"]) -> str | None:
-    """A query counting 1 while alembic_version holds a version the revision's string adds
-    (Alembic asserts that none holds it before): from its commit until a later string's
-    replaces it. None when it adds none."""
+    # What alembic_version holds once the string has committed, until a later one's replaces
+    # it: how the sender tells which strings of a failed round trip committed.
     added = [change.versions[1] for change in changes if change.versions[1] is not None]
-    if not added:
-        return None
-    return f"SELECT count(*) FROM {_table(ctx)} WHERE version_num = {literal(added[-1])}"
+    adds = added[-1] if added and not run.pooled else None
+    run.sender.send(sql, sql_file.shown, failure, adds)
 
 
 def _bookkeeping(ctx: MigrationContext, run: "Run", changes: list["VersionChange"]) -> str:
@@ -322,7 +315,9 @@ def one_round_trip_per_revision(ctx: MigrationContext, run: "Run") -> Iterator[N
     from migration_runner.steps.revision_sender import RevisionSender  # not at head
 
     run.held = Held()
-    run.sender = RevisionSender(ctx, run.attempt.progress_interval)
+    run.sender = RevisionSender(
+        ctx, run.attempt.progress_interval, f"SELECT version_num FROM {_table(ctx)}"
+    )
     original, migration.HeadMaintainer = migration.HeadMaintainer, _HeldHeads
     try:
         yield
