@@ -128,14 +128,15 @@ def measure(server, sizes, repeats: int, log) -> Network:
     found = Network(size, DELAY)
     try:
         with tempfile.TemporaryDirectory(prefix="bench-network-") as temp:
-            tools = scenarios.build_tools(Proxied(server, proxy.port), Path(temp), size, [])
+            proxied = Proxied(server, proxy.port)
+            tools = scenarios.build_tools(proxied, Path(temp), size, [])
             tools = [tool for tool in tools if tool.name in TOOLS]
             found.labels = {tool.name: tool.label for tool in tools}
             for number in range(repeats):
                 for tool in tools:
                     database = f"bench_{tool.name}"
                     server.fresh(database)
-                    env = clean_env(DATABASE_URL=Proxied(server, proxy.port).url(database))
+                    env = clean_env(DATABASE_URL=proxied.url(database))
                     found.times.setdefault(tool.name, []).append(timed(tool.command, env, tool.cwd))
                     server.drop(database)
                 log(f"  network N={size} round {number + 1}/{repeats} done")

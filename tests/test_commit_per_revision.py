@@ -5,13 +5,12 @@ on a table would be held until the last revision ended, queueing the
 application for as long as the slowest revision takes.
 """
 
-import re
 import time
 
 from support.database import current_version, public_tables, query
 from support.processes import run_alembic, start_alembic
 from support.project import HEAD, REVISIONS, add_revision
-from support.query_proxy import proxied_alembic
+from support.query_proxy import carried, proxied_alembic
 
 SLOW_UP = "-- test-only: a long second revision on another table.\nSELECT pg_sleep(3);\n"
 
@@ -82,7 +81,7 @@ def test_a_revisions_duration_is_its_files_time_on_the_server(database_url, tree
     ]
     result, sent = proxied_alembic(database_url, tree_copy, "upgrade", "head")
     assert result.returncode == 0, result.stdout
-    trips = [re.findall(r"EXECUTE migration_runner_commit\('(\w+)'", sql) for sql in sent]
+    trips = [carried(sql) for sql in sent]
     after_slow = {
         trip[i]
         for trip in trips

@@ -8,7 +8,6 @@ failure stops the run before the next revision runs, whatever kind it is, and na
 file, also inside a round trip shared with the revisions around it.
 """
 
-import re
 import subprocess
 import sys
 import threading
@@ -20,7 +19,7 @@ from sqlalchemy.engine import make_url
 from support.database import current_version, public_tables, query
 from support.processes import clean_environ, run_alembic, start_alembic
 from support.project import HEAD, add_revision
-from support.query_proxy import proxied_alembic
+from support.query_proxy import carried, proxied_alembic
 
 SLOW = "-- test-only: a revision the server takes two seconds over.\nSELECT pg_sleep(2);\n"
 NEXT_TABLE = "CREATE TABLE test_only_after (id integer);\n"
@@ -143,16 +142,15 @@ def _round_trip_of(sent: list[str], revision: str) -> list[str]:
     """The revisions whose strings went in the round trip that carried revision's, in order
     (its first try's: a rerun sends each statement alone)."""
     for sql in sent:
-        carried = re.findall(r"EXECUTE migration_runner_commit\('(\w+)'", sql)
-        if revision in carried:
-            return carried
+        if revision in (revisions := carried(sql)):
+            return revisions
     return []
 
 
 def _shares_a_round_trip(sent: list[str], revision: str) -> list[str]:
-    carried = _round_trip_of(sent, revision)
-    assert len(carried) > 1, f"{revision} went alone:\n" + "\n---\n".join(sent)
-    return carried
+    trip = _round_trip_of(sent, revision)
+    assert len(trip) > 1, f"{revision} went alone:\n" + "\n---\n".join(sent)
+    return trip
 
 
 def test_revisions_waiting_for_the_server_share_a_round_trip_and_commit_one_by_one(
@@ -273,13 +271,13 @@ def test_a_connection_lost_inside_a_shared_round_trip_names_what_it_can(
         query(postgres_server.admin_url, f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
     assert result.returncode != 0
     failed = _failed_line(result.stdout)
-    carried = _shares_a_round_trip(sent, revisions[2])
+    trip = _shares_a_round_trip(sent, revisions[2])
     if reachable:
         where = _up_file(revisions, revisions[2])
     else:
-        where = f"one of {_up_file(revisions, carried[0])} to {_up_file(revisions, carried[-1])}"
+        where = f"one of {_up_file(revisions, trip[0])} to {_up_file(revisions, trip[-1])}"
     assert failed.startswith(f"FAILED: {where} failed: "), failed
     _applied_through(database_url, revisions[1])
     # What a DBA sees meanwhile: the start of the string, the first file the round trip carried.
     files = [FIRST_SLOW, QUICK.format(name="before"), middle, QUICK.format(name="behind")]
-    assert len(seen) == 1 and seen[0].startswith(files[revisions.index(carried[0])]), seen
+    assert len(seen) == 1 and seen[0].startswith(files[revisions.index(trip[0])]), seen

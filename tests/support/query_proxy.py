@@ -4,6 +4,7 @@ What a run costs in round trips, and what went in each, taken where the server w
 it: psycopg2 sends simple-query messages only, so its own BEGIN and COMMIT count too.
 """
 
+import re
 import socket
 import struct
 import sys
@@ -132,3 +133,9 @@ def shown(queries: list[str]) -> str:
         "  " + " | ".join(" ".join(part.split())[:60] for part in sql.split(";\n"))
         for sql in queries
     )
+
+
+def carried(sql: str) -> list[str]:
+    """The revisions whose commit strings a query message carried, in order (a direct run's
+    prepared hand-over names each: steps/prepared_handover.py)."""
+    return re.findall(r"EXECUTE migration_runner_commit\('(\w+)'", sql)
