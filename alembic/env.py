@@ -35,6 +35,7 @@ from migration_runner.steps.lock_retry import describe_blockers, one_attempt, ru
 from migration_runner.steps.offline_start import check_starting_revision
 from migration_runner.steps.phases import limit_to_phase
 from migration_runner.steps.quick_exit import skip_exit_collections
+from migration_runner.steps.revision_map import read_from_listing
 from migration_runner.steps.run import Run
 from migration_runner.steps.settings import RunSettings, read_settings
 from migration_runner.steps.shims import shims_read_as_data
@@ -111,6 +112,7 @@ def run_one_attempt_naming_lines(run: Run, attempt: RunSettings) -> None:
 
 def run_migrations_offline() -> None:
     """Write the run as a SQL script, for review and for `psql -v ON_ERROR_STOP=1 -f`."""
+    read_from_listing(context.script)  # the revision map without resolving every shim's path
     run = new_run()
     context.configure(
         dialect_name="postgresql",
@@ -146,6 +148,7 @@ def run_migrations_with(connection: Connection, pooled: bool | None = None) -> N
 
 def run_migrations_online() -> None:
     """Run against the database named by the environment (or a connection passed in)."""
+    read_from_listing(context.script)  # the revision map without resolving every shim's path
     given = config.attributes.get("connection")  # as pytest-alembic passes it
     if isinstance(given, Engine):
         with given.connect() as connection:

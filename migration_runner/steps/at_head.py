@@ -14,18 +14,15 @@ a shim whose ids are not plain literals, branches or merges, a database not at
 head) takes Alembic's normal path: this only skips work whose outcome is known.
 """
 
-import os
 import re
 from dataclasses import dataclass
 
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from alembic.util import CommandError
 
 from migration_runner.steps.emit import fetch, literal
+from migration_runner.steps.revision_map import shim_files
 
-# Alembic's own rule for which files in a versions folder are revisions.
-REVISION_FILE = re.compile(r"(?!\.\#|__init__)(.*\.py)$")
 # Any top-level assignment to one of the ids, annotated or not, to the end of its line.
 ASSIGNED = re.compile(
     r"^(revision|down_revision|branch_labels|depends_on)\b(\s*[:=][^\n]*)", re.MULTILINE
@@ -57,26 +54,17 @@ def _ids(text: str) -> tuple[str, str | None] | None:
 
 def read_linear_tree(script: ScriptDirectory) -> LinearTree | None:
     """The head and the shims, read as text; None whenever Alembic's own loading is needed."""
-    if script.sourceless or script.recursive_version_locations:
-        return None
-    try:
-        folder = os.path.realpath(script.versions)
-    except CommandError:  # several version locations
-        return None
-    if not os.path.isdir(folder):
+    paths = shim_files(script)
+    if paths is None:
         return None
     downs: dict[str, str | None] = {}
     shims: dict[str, str] = {}  # plain strings: 300 Path objects cost more than the reads
-    with os.scandir(folder) as entries:  # file types come with the listing: no stat per shim
-        for entry in entries:
-            if not REVISION_FILE.match(entry.name) or not entry.is_file():
-                continue
-            path = os.path.realpath(entry.path) if entry.is_symlink() else entry.path
-            with open(path, encoding="utf-8") as shim:
-                ids = _ids(shim.read())
-            if ids is None or ids[0] in downs:
-                return None
-            downs[ids[0]], shims[ids[0]] = ids[1], path
+    for path in paths:
+        with open(path, encoding="utf-8") as shim:
+            ids = _ids(shim.read())
+        if ids is None or ids[0] in downs:
+            return None
+        downs[ids[0]], shims[ids[0]] = ids[1], path
     referenced = [down for down in downs.values() if down is not None]
     heads = set(downs) - set(referenced)
     bases = [rev for rev, down in downs.items() if down is None]

@@ -20,6 +20,8 @@ from migration_runner.errors import MigrationError
 DIRECTIONS = ("up", "down")
 HEADER = re.compile(r"^--\s*([A-Za-z-]+):\s*(.*?)\s*$")
 FIRST_WORD = re.compile(r"[A-Za-z]+")
+# The lines that open a file with `--`: where its headers are (the rest is not split).
+LEADING_COMMENTS = re.compile(r"(?:--[^\n]*(?:\n|$))*")
 
 
 @dataclass(frozen=True)
@@ -50,11 +52,12 @@ class SqlFile:
     def checksum(self) -> str:
         return hashlib.sha256(self.text.encode()).hexdigest()
 
-    @property
+    @cached_property
     def headers(self) -> dict[str, str]:
+        """The `-- Key: value` lines of the leading comment block, keys lower-cased."""
         found = {}
-        for line in self.text.splitlines():
-            if not line.startswith("--"):
+        for line in LEADING_COMMENTS.match(self.text).group(0).splitlines():
+            if not line.startswith("--"):  # a line break other than \n ended the block
                 break
             match = HEADER.match(line)
             if match:
@@ -94,29 +97,32 @@ class SqlFile:
         return "/".join(self.path.parts[-3:])
 
 
-def sql_path(shim_file: str | Path, direction: str) -> Path:
-    """<tree>/sql/<direction>/<stem>.sql for <tree>/alembic/versions/<stem>.py (string ops: cheap)."""
+def sql_path(shim_file: str | Path, direction: str) -> str:
+    """<tree>/sql/<direction>/<stem>.sql for <tree>/alembic/versions/<stem>.py: string
+    operations, as a run from base asks this of every revision before its first one starts."""
     versions, name = os.path.split(os.fspath(shim_file))
     tree = os.path.dirname(os.path.dirname(versions))
-    return Path(tree, "sql", direction, os.path.splitext(name)[0] + ".sql")
+    return os.path.join(tree, "sql", direction, os.path.splitext(name)[0] + ".sql")
 
 
-def load(path: Path) -> SqlFile:
+def load(path: str | Path) -> SqlFile:
     """A SQL file, read again only when it changed since it was last read (its size,
     modification time or inode differ): the steps of a run ask for each file several times,
     and a later run in the same process sees an edit made in between."""
     try:
         found = os.stat(path)
     except OSError as error:
-        raise _unreadable(path, error) from None
-    return _read(path, found.st_size, found.st_mtime_ns, found.st_ino)
+        raise _unreadable(Path(path), error) from None
+    return _read(os.fspath(path), found.st_size, found.st_mtime_ns, found.st_ino)
 
 
 @cache
-def _read(path: Path, size: int, modified: int, inode: int) -> SqlFile:
+def _read(name: str, size: int, modified: int, inode: int) -> SqlFile:
     """The file as it was at that size, time and inode (the key of the cache)."""
+    path = Path(name)
     try:
-        return SqlFile(path=path, text=path.read_text(encoding="utf-8"))
+        with open(name, encoding="utf-8") as sql:
+            return SqlFile(path=path, text=sql.read())
     except UnicodeDecodeError as error:
         content = path.read_bytes()
         line = content.count(b"\n", 0, error.start) + 1

@@ -43,6 +43,7 @@ REVISION_SENSITIVE = (
     "test_phases.py",
     "test_refusals_before_any_change.py",
     "test_rehearse.py",
+    "test_revision_map.py",
     "test_revision_sender.py",
     "test_scaffold.py",
     "test_schema_snapshot.py",
