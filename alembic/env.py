@@ -79,13 +79,15 @@ def run_one_attempt(run: Run, attempt: RunSettings) -> None:
             log.info("database is at head %s: nothing to apply", at_head.head)
             return
         # Steps only a run with something to apply needs: a deploy at head never loads them.
-        from migration_runner.steps.backup import back_up_before_data_loss
         from migration_runner.steps.preflight import refuse_before_any_change
         from migration_runner.steps.progress import progress_reports
 
         verify_checksums(migration_context, migration_context.script)
         refuse_before_any_change(migration_context, run)  # a refusal never comes midway
-        back_up_before_data_loss(migration_context, run)  # once per run, not per attempt
+        if run.settings.allow_data_loss:  # else the guard refuses any loss: nothing to back up
+            from migration_runner.steps.backup import back_up_before_data_loss
+
+            back_up_before_data_loss(migration_context, run)  # once per run, not per attempt
         run.recorder.start()
         with (
             progress_reports(migration_context, run.pooled),  # one thread for long statements

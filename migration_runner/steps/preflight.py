@@ -16,7 +16,6 @@ from alembic.runtime.migration import MigrationContext
 from migration_runner.errors import MigrationError
 from migration_runner.steps import sql_files
 from migration_runner.steps.data_loss_guard import find_destruction, losses, refusal
-from migration_runner.steps.partial_application import committed_lines
 from migration_runner.steps.pooler import behind_pgbouncer
 from migration_runner.steps.run import Run
 
@@ -92,7 +91,8 @@ def refuse_before_any_change(ctx: MigrationContext, run: Run) -> None:
     """Raise the first refusal any pending file would meet, before anything runs.
 
     Offline scripts are checked for transaction control only: the rest needs the database,
-    and each file carries its own data-loss guard (data_loss_guard).
+    and each file carries its own data-loss guard (data_loss_guard). The partial application
+    check is imported only for a `-- Transaction: none` file, as revision.py imports its steps.
     """
     pending = pending_files(ctx)
     for _, sql_file in pending:
@@ -112,6 +112,8 @@ def refuse_before_any_change(ctx: MigrationContext, run: Run) -> None:
                 "POSTGRES_URL_NON_POOLING or DATABASE_URL_UNPOOLED."
             )
         if not sql_file.transactional:
+            from migration_runner.steps.partial_application import committed_lines
+
             committed_lines(ctx, sql_file)  # refuses a partly applied file edited since
         destructions = [] if run.settings.allow_data_loss else find_destruction(sql_file)
         lost = losses(ctx, destructions) if destructions else []

@@ -23,15 +23,7 @@ from migration_runner.errors import FileFailed, LockTimeout, database_error
 from migration_runner.steps import sql_files
 from migration_runner.steps.data_loss_guard import refuse_data_loss
 from migration_runner.steps.emit import emit, literal, run_of
-from migration_runner.steps.failed_builds import dropping_failed_builds
-from migration_runner.steps.invalid_indexes import drop_invalid, invalid_indexes
 from migration_runner.steps.lock_retry import one_attempt
-from migration_runner.steps.partial_application import (
-    committed_lines,
-    mark_completed,
-    run_recorded,
-    still_to_run,
-)
 from migration_runner.steps.progress import reported
 from migration_runner.steps.run import Run
 from migration_runner.steps.sql_files import SqlFile
@@ -71,18 +63,37 @@ def _run(sql_file: SqlFile, whole_revision: bool = False) -> None:
     elif sql_file.transactional:
         _run_statements(ctx, sql_file, settings.progress_interval)
     else:
-        committed = committed_lines(ctx, sql_file)  # by an earlier run that failed part-way
-        # Indexes left INVALID by an interrupted earlier run, among those still to build.
-        leftovers = invalid_indexes(ctx, still_to_run(sql_file, committed))
-        with outside_transaction(ctx, run):
-            drop_invalid(ctx, leftovers, sql_file)
-            set_batch_settings(ctx, settings)  # a batched backfill reads them
-            if ctx.as_sql:
-                _run_statements(ctx, sql_file, settings.progress_interval)
-            else:
-                with dropping_failed_builds(ctx, sql_file, still_to_run(sql_file, committed)):
-                    run_recorded(ctx, sql_file, committed, settings.progress_interval)
-        mark_completed(ctx, sql_file)  # commits with the revision's alembic_version update
+        _run_outside_transaction(ctx, run, sql_file)
+
+
+def _run_outside_transaction(ctx, run: Run, sql_file: SqlFile) -> None:
+    """A `-- Transaction: none` file, each statement recorded as it commits.
+
+    Its steps' modules are imported here: a run of transactional files, the usual one, never
+    compiles them (a deploy's checkout has no bytecode).
+    """
+    from migration_runner.steps.failed_builds import dropping_failed_builds
+    from migration_runner.steps.invalid_indexes import drop_invalid, invalid_indexes
+    from migration_runner.steps.partial_application import (
+        committed_lines,
+        mark_completed,
+        run_recorded,
+        still_to_run,
+    )
+
+    settings = run.attempt
+    committed = committed_lines(ctx, sql_file)  # by an earlier run that failed part-way
+    # Indexes left INVALID by an interrupted earlier run, among those still to build.
+    leftovers = invalid_indexes(ctx, still_to_run(sql_file, committed))
+    with outside_transaction(ctx, run):
+        drop_invalid(ctx, leftovers, sql_file)
+        set_batch_settings(ctx, settings)  # a batched backfill reads them
+        if ctx.as_sql:
+            _run_statements(ctx, sql_file, settings.progress_interval)
+        else:
+            with dropping_failed_builds(ctx, sql_file, still_to_run(sql_file, committed)):
+                run_recorded(ctx, sql_file, committed, settings.progress_interval)
+    mark_completed(ctx, sql_file)  # commits with the revision's alembic_version update
 
 
 def set_batch_settings(ctx, settings) -> None:

@@ -35,6 +35,7 @@ REVISION_SENSITIVE = (
     "test_history_checks.py",
     "test_interrupted_runs.py",
     "test_linear_history.py",
+    "test_loaded_steps.py",
     "test_lock_timeout.py",
     "test_model_parity.py",
     "test_non_transactional.py",
