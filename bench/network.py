@@ -121,8 +121,19 @@ class Network:
         return median(self.times[name]) if self.times.get(name) else None
 
 
-def measure(server, sizes, repeats: int, log) -> Network:
-    """Runs from base of min(SIZE, the largest size) revisions, the tools interleaved."""
+def chosen(tools: list, only: set[str] | None) -> list:
+    """The tools this section runs: TOOLS, less those `--tools` (only) leaves out; psql, the
+    floor, always."""
+    return [
+        tool
+        for tool in tools
+        if tool.name in TOOLS and (only is None or tool.name in only | {"psql"})
+    ]
+
+
+def measure(server, sizes, repeats: int, log, only: set[str] | None = None) -> Network:
+    """Runs from base of min(SIZE, the largest size) revisions, the tools interleaved; only:
+    the tools `--tools` named (psql, the floor, always runs)."""
     size = min(SIZE, max(sizes))
     proxy = DelayingProxy(server.local.port, DELAY)
     found = Network(size, DELAY)
@@ -130,7 +141,7 @@ def measure(server, sizes, repeats: int, log) -> Network:
         with tempfile.TemporaryDirectory(prefix="bench-network-") as temp:
             proxied = Proxied(server, proxy.port)
             tools = scenarios.build_tools(proxied, Path(temp), size, [])
-            tools = [tool for tool in tools if tool.name in TOOLS]
+            tools = chosen(tools, only)
             found.labels = {tool.name: tool.label for tool in tools}
             for number in range(repeats):
                 for tool in tools:

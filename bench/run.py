@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         outcomes = [] if args.no_lock else lock_queue.measure_runners(server, log)
         paths = None if args.no_paths else deploy_paths.measure(server, sizes, args.repeats, log)
         over_network = (
-            None if args.no_network else network.measure(server, sizes, args.repeats, log)
+            None if args.no_network else network.measure(server, sizes, args.repeats, log, only)
         )
         versions = measure.versions(server)
     finally:
