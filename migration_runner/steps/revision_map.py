@@ -2,8 +2,9 @@
 
 To build its map, Alembic walks the versions folder and, for each file, resolves its path
 (a stat of every folder above it), builds `Path` objects and matches names. At 300
-revisions that was 15 to 25 ms of every run from base, paid before its first revision can
-start, against about 10 ms for reading the files, building their modules and the map.
+revisions its map took 24 to 27 ms (in process, 2026-12-02), paid by every run from base
+before its first revision can start; this one 9 to 15 ms, most of it reading the files
+and building their modules.
 
 In the plain layout (one versions folder, not recursive, not sourceless) this map lists the
 folder once, takes the same files in the same order, loads each with the loader Alembic uses
@@ -46,7 +47,8 @@ def shim_files(script: ScriptDirectory) -> list[str] | None:
             if REVISION_FILE.match(entry.name) and entry.is_file()
         )
     paths = [path for _, path in found]
-    return paths if len(set(paths)) == len(paths) else None  # Alembic warns about a twice
+    # Two names for one file: Alembic loads it once and warns, so its own map is kept.
+    return paths if len(set(paths)) == len(paths) else None
 
 
 def _scripts(paths: list[str]) -> Iterator[Script]:
