@@ -7,13 +7,12 @@ only a run allowed to lose data can need (the guard refuses every other loss).
 """
 
 import ast
-import subprocess
-import sys
 
 import pytest
+from test_non_transactional import INDEX_DOWN, INDEX_UP
 
 from support.database import current_version, query
-from support.processes import clean_environ, run_alembic
+from support.processes import run_alembic, run_python
 from support.project import add_revision
 
 OUTSIDE_TRANSACTION = ("partial_application", "invalid_indexes", "failed_builds")
@@ -27,14 +26,6 @@ main(argv=[*sys.argv[1:], "upgrade", "head"], prog="alembic")
 print(sorted(name.rsplit(".", 1)[1] for name in sys.modules
              if name.startswith("migration_runner.steps.")))
 """
-INDEX_UP = """-- index_organizations_name (up): test-only.
--- Transaction: none
-CREATE INDEX CONCURRENTLY test_only_organizations_name_idx ON organizations (name);
-"""
-INDEX_DOWN = """-- index_organizations_name (down): test-only.
--- Transaction: none
-DROP INDEX CONCURRENTLY test_only_organizations_name_idx;
-"""
 NOTE_UP = (
     "-- add_note (up): test-only.\nALTER TABLE organizations ADD COLUMN test_only_note text;\n"
 )
@@ -46,15 +37,7 @@ DOWNS = {INDEX_UP: INDEX_DOWN, NOTE_UP: NOTE_DOWN}
 
 def loaded_steps(tree, url: str, *options: str) -> set[str]:
     """The step modules an upgrade to head of tree loaded; it must succeed."""
-    result = subprocess.run(
-        [sys.executable, "-c", LOADED, *options],
-        cwd=tree,
-        env=clean_environ(DATABASE_URL=url, PYTHONPATH=str(tree)),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_python(LOADED, *options, tree=tree, url=url)
     assert result.returncode == 0, result.stdout + result.stderr
     return set(ast.literal_eval(result.stdout.splitlines()[-1]))
 

@@ -1,14 +1,12 @@
 """A statement that runs longer than the progress interval reports from PostgreSQL's views."""
 
-import subprocess
-import sys
 import threading
 
 import psycopg2
 
 from support.database import libpq_dsn
-from support.processes import clean_environ, run_alembic
-from support.project import ROOT, add_revision
+from support.processes import run_alembic, run_python
+from support.project import add_revision
 
 INDEX_UP = """-- test-only
 -- Transaction: none
@@ -55,15 +53,7 @@ def test_a_run_at_head_loads_no_progress_monitor(database_url):
     """What a deploy pays at head: not the progress monitor, the preflight or the backup steps,
     and not the shim template's pattern."""
     assert run_alembic("upgrade", "head", url=database_url).returncode == 0
-    result = subprocess.run(
-        [sys.executable, "-c", LOADED_AT_HEAD],
-        cwd=ROOT,
-        env=clean_environ(DATABASE_URL=database_url),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_python(LOADED_AT_HEAD, url=database_url)
     assert result.returncode == 0, result.stderr
     assert "nothing to apply" in result.stderr
     assert result.stdout.split("\n")[-2] == "[] 0", result.stdout

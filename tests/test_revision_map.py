@@ -6,8 +6,6 @@ does not read keeps Alembic's own map.
 """
 
 import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -17,7 +15,7 @@ from alembic.script import ScriptDirectory
 from migration_runner.steps.revision_map import read_from_listing
 from migration_runner.steps.shims import shims_read_as_data
 from support.database import current_version, query
-from support.processes import clean_environ
+from support.processes import run_python
 from support.project import HEAD, REVISIONS, ROOT, add_revision, ups
 
 UP = "-- add_test_only_note (up): test-only revision.\nALTER TABLE users ADD COLUMN note text;\n"
@@ -100,11 +98,8 @@ print("alembic walks:", len(walks))
 
 def test_a_run_from_base_never_takes_alembics_walk_of_the_folder(database_url: str):
     script = textwrap.dedent(COUNTED_UPGRADE.format(ini=str(ROOT / "alembic.ini")))
-    environ = clean_environ(DATABASE_URL=database_url, PYTHONPATH=str(ROOT))
 
-    result = subprocess.run(
-        [sys.executable, "-c", script], env=environ, cwd=ROOT, capture_output=True, text=True
-    )
+    result = run_python(script, url=database_url)
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "alembic walks: 0" in result.stdout

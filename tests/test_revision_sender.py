@@ -8,8 +8,6 @@ failure stops the run before the next revision runs, whatever kind it is, and na
 file, also inside a round trip shared with the revisions around it.
 """
 
-import subprocess
-import sys
 import threading
 import time
 
@@ -17,7 +15,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from support.database import current_version, public_tables, query
-from support.processes import clean_environ, run_alembic, start_alembic
+from support.processes import run_alembic, run_python, start_alembic
 from support.project import HEAD, add_revision
 from support.query_proxy import carried, proxied_alembic
 
@@ -100,15 +98,7 @@ def test_the_run_ends_its_sender_thread(database_url, tree_copy):
         f"command.upgrade(Config({str(tree_copy / 'alembic.ini')!r}), 'head')\n"
         "print('threads', before, threading.active_count())\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=tree_copy,
-        env=clean_environ(DATABASE_URL=database_url, PYTHONPATH=str(tree_copy)),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_python(script, tree=tree_copy, url=database_url)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "threads 1 1" in result.stdout, result.stdout + result.stderr
     assert "test_only_after" in public_tables(database_url)

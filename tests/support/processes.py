@@ -29,6 +29,23 @@ def clean_environ(**extra: str) -> dict[str, str]:
     return environ
 
 
+def run_python(
+    script: str, *args: str, tree: Path = ROOT, url: str | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    """`python -c script ARGS` in a fresh interpreter in tree (its packages first on the
+    path), as a tool driving Alembic from Python runs; DATABASE_URL is url when given."""
+    extra = {"PYTHONPATH": str(tree)} | ({"DATABASE_URL": url} if url else {})
+    return subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=tree,
+        env=clean_environ(**extra),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def unmeasured(environ: dict[str, str] | None = None) -> dict[str, str]:
     """environ (this process's by default) without the variables that start make test's
     coverage in a child (.coveragerc: patch = subprocess), for a child that runs none of our
