@@ -35,9 +35,16 @@ def run_python(
     """`python -c script ARGS` in a fresh interpreter in tree (its packages first on the
     path), as a tool driving Alembic from Python runs; DATABASE_URL is url when given."""
     extra = {"PYTHONPATH": str(tree)} | ({"DATABASE_URL": url} if url else {})
+    return _run_clean([sys.executable, "-c", script, *args], tree, timeout, **extra)
+
+
+def _run_clean(
+    command: list[str], cwd: Path, timeout: float, **extra: str
+) -> subprocess.CompletedProcess:
+    """command in cwd with clean_environ(**extra), its output captured as text, any exit."""
     return subprocess.run(
-        [sys.executable, "-c", script, *args],
-        cwd=tree,
+        command,
+        cwd=cwd,
         env=clean_environ(**extra),
         capture_output=True,
         text=True,
@@ -156,15 +163,7 @@ def run_make(
 ) -> subprocess.CompletedProcess:
     """`make ARGS` in a project copy, with no database URL or runner setting from this process
     (extra: variables to add)."""
-    return subprocess.run(
-        ["make", *args],
-        cwd=project,
-        env=clean_environ(**extra),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=timeout,
-    )
+    return _run_clean(["make", *args], project, timeout, **extra)
 
 
 def make_variable(project: Path, variable: str, **extra: str) -> str:
