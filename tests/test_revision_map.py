@@ -9,6 +9,7 @@ import os
 import textwrap
 from pathlib import Path
 
+import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
@@ -79,9 +80,30 @@ def test_two_names_for_one_shim_keep_alembics_own_map(tree_copy: Path):
     assert script.revision_map is alembics  # Alembic loads it once and warns
 
 
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("sourceless", "true"),
+        ("recursive_version_locations", "true"),
+        ("version_locations", "%(here)s/alembic/versions %(here)s/more_versions"),
+    ],
+)
+def test_a_layout_other_than_one_plain_folder_keeps_alembics_own_map(tree_copy, option, value):
+    (tree_copy / "more_versions").mkdir()
+    config = Config(str(tree_copy / "alembic.ini"))
+    config.set_main_option(option, value)
+    script = ScriptDirectory.from_config(config)
+    alembics = script.revision_map
+
+    read_from_listing(script)
+
+    assert script.revision_map is alembics
+
+
 # Counts the calls of Alembic's own walk of the versions folder during an upgrade from base.
 COUNTED_UPGRADE = """
 from alembic import command
+import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
