@@ -22,6 +22,7 @@ from alembic.script import ScriptDirectory
 
 from migration_runner.steps.emit import fetch, literal
 from migration_runner.steps.revision_map import shim_files
+from migration_runner.steps.transaction import version_table
 
 # Any top-level assignment to one of the ids, annotated or not, to the end of its line.
 ASSIGNED = re.compile(
@@ -87,9 +88,7 @@ def _is_upgrade_to_head(ctx: MigrationContext) -> bool:
 
 
 def _current_versions(ctx: MigrationContext) -> list[str] | None:
-    table = '"' + ctx.version_table.replace('"', '""') + '"'
-    if ctx.version_table_schema:
-        table = '"' + ctx.version_table_schema.replace('"', '""') + '".' + table
+    table = version_table(ctx)
     if not fetch(ctx, f"SELECT to_regclass({literal(table)}) IS NOT NULL")[0][0]:
         return None
     return [row[0] for row in fetch(ctx, f"SELECT version_num FROM {table}")]

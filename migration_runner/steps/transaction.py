@@ -194,7 +194,7 @@ def _bookkeeping(ctx: MigrationContext, run: "Run", changes: list["VersionChange
                 ""
                 if held.prepared
                 else prepared_handover.preparation(
-                    _table(ctx), MIGRATION_LOCK_KEY, TRANSACTION_SETTINGS
+                    version_table(ctx), MIGRATION_LOCK_KEY, TRANSACTION_SETTINGS
                 )
             )
             held.prepared = True
@@ -218,7 +218,8 @@ def hold_file(run: "Run", sql_file: SqlFile) -> bool:
     return True
 
 
-def _table(ctx: MigrationContext) -> str:
+def version_table(ctx: MigrationContext) -> str:
+    """alembic_version's name, schema-qualified when configured, quoted for SQL."""
     table = '"' + ctx.version_table.replace('"', '""') + '"'
     if ctx.version_table_schema:
         table = '"' + ctx.version_table_schema.replace('"', '""') + '".' + table
@@ -241,7 +242,7 @@ def _holds(ctx: MigrationContext, version: str, message: str) -> str:
     that the statement matched one row, without a round trip to read the count.
     """
     return (
-        f"SELECT coalesce((SELECT 0 FROM {_table(ctx)} WHERE version_num = {literal(version)}),"
+        f"SELECT coalesce((SELECT 0 FROM {version_table(ctx)} WHERE version_num = {literal(version)}),"
         f" (SELECT {literal(message)}::text)::integer);\n"
     )
 
@@ -257,7 +258,7 @@ class VersionChange:
     def sql(self, ctx: MigrationContext) -> str:
         """The change as text, with Alembic's check that it matched one row (_holds)."""
         removed, added = self.versions
-        table = _table(ctx)
+        table = version_table(ctx)
         if removed is None:
             return f"INSERT INTO {table} (version_num) VALUES ({literal(added)});\n"
         if added is None:
@@ -316,7 +317,7 @@ def one_round_trip_per_revision(ctx: MigrationContext, run: "Run") -> Iterator[N
 
     run.held = Held()
     run.sender = RevisionSender(
-        ctx, run.attempt.progress_interval, f"SELECT version_num FROM {_table(ctx)}"
+        ctx, run.attempt.progress_interval, f"SELECT version_num FROM {version_table(ctx)}"
     )
     original, migration.HeadMaintainer = migration.HeadMaintainer, _HeldHeads
     try:
