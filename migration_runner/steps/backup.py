@@ -72,12 +72,11 @@ WHERE f.contype = 'f' AND f.conrelid = to_regclass({table}) AND f.confrelid <> f
 def back_up_before_data_loss(ctx: MigrationContext, run: Run) -> None:
     """Write the backups this run needs, or stop it; offline, say the script takes none.
 
-    A revision is backed up once per run (Run.backed_up): a retried attempt does not dump it
-    again.
+    Called only for a run allowed to lose data (env.py): any other run's guard refuses every
+    loss of rows, so it has nothing to keep. A revision is backed up once per run
+    (Run.backed_up): a retried attempt does not dump it again.
     """
     settings = run.settings
-    if not settings.allow_data_loss:
-        return  # the guard refuses any loss of rows: nothing to keep
     destructive = [
         (revision, sql_file, destructions)
         for revision, sql_file in pending_files(ctx)
