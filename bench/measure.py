@@ -148,7 +148,7 @@ def measure_overhead(
     with tempfile.TemporaryDirectory(prefix="bench-trees-") as temp:
         for n in sizes:
             tools = scenarios.build_tools(server, Path(temp) / f"n{n}", n, missing)
-            tools = [tool for tool in tools if only is None or tool.name in only | {"psql"}]
+            tools = scenarios.selected(tools, only)
             figures = {tool.name: Figures() for tool in tools}
             labels.update({tool.name: tool.label for tool in tools})
             rounds = scenarios.rounds_at(n, repeats)

@@ -122,13 +122,8 @@ class Network:
 
 
 def chosen(tools: list, only: set[str] | None) -> list:
-    """The tools this section runs: TOOLS, less those `--tools` (only) leaves out; psql, the
-    floor, always."""
-    return [
-        tool
-        for tool in tools
-        if tool.name in TOOLS and (only is None or tool.name in only | {"psql"})
-    ]
+    """The tools this section runs: those of TOOLS that `--tools` (only) selects."""
+    return scenarios.selected([tool for tool in tools if tool.name in TOOLS], only)
 
 
 def measure(server, sizes, repeats: int, log, only: set[str] | None = None) -> Network:

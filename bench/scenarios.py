@@ -45,6 +45,11 @@ class Tool:
     cwd: Path | None = None
 
 
+def selected(tools: list[Tool], only: set[str] | None) -> list[Tool]:
+    """The tools `--tools` (only) names, psql, the floor, always among them; all when None."""
+    return [tool for tool in tools if only is None or tool.name in only | {"psql"}]
+
+
 def rounds_at(n: int, repeats: int) -> int:
     """How many interleaved rounds run at N."""
     if n >= 1000:
