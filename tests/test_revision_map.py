@@ -6,7 +6,6 @@ does not read keeps Alembic's own map.
 """
 
 import os
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -103,7 +102,6 @@ def test_a_layout_other_than_one_plain_folder_keeps_alembics_own_map(tree_copy, 
 # Counts the calls of Alembic's own walk of the versions folder during an upgrade from base.
 COUNTED_UPGRADE = """
 from alembic import command
-import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
@@ -119,7 +117,7 @@ print("alembic walks:", len(walks))
 
 
 def test_a_run_from_base_never_takes_alembics_walk_of_the_folder(database_url: str):
-    script = textwrap.dedent(COUNTED_UPGRADE.format(ini=str(ROOT / "alembic.ini")))
+    script = COUNTED_UPGRADE.format(ini=str(ROOT / "alembic.ini"))
 
     result = run_python(script, url=database_url)
 
